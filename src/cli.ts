@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+import { ConfigError, loadConfig, usage } from "./config.js";
+import { createLogger } from "./logger.js";
+import { startServer } from "./server/server.js";
+
+async function main(args: string[]): Promise<void> {
+  const [command, ...rest] = args;
+  if (command === "--help" || command === "-h" || rest.includes("--help")) {
+    process.stdout.write(usage());
+    return;
+  }
+  if (command !== "serve") {
+    process.stderr.write(`unknown command ${JSON.stringify(command ?? "")}\n\n${usage()}`);
+    process.exitCode = 2;
+    return;
+  }
+  const config = loadConfig(rest, process.env);
+  const log = createLogger(config.logLevel);
+  const server = await startServer(config, log);
+  // The process that binds the port handles the signals: shut down once, exit 0 when done.
+  const onSignal = (signal: NodeJS.Signals) => {
+    log.info({ signal }, "shutting down");
+    server.shutdown().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.fatal({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`sessionstore: ${error.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`sessionstore: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

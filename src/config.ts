@@ -1,0 +1,156 @@
+import { parseArgs } from "node:util";
+
+/** Every setting of the server. Each is a flag (`--name`) and an environment variable. */
+export interface Config {
+  listen: string;
+  dataDir: string;
+  storage: "jsonl" | "memory";
+  flushMessages: number;
+  flushIntervalMs: number;
+  durability: "buffered" | "sync";
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  maxOpenFiles: number;
+  shutdownTimeoutMs: number;
+}
+
+interface Setting<K extends keyof Config> {
+  key: K;
+  flag: string;
+  description: string;
+  default: Config[K];
+  parse(text: string): Config[K];
+}
+
+type AnySetting = { [K in keyof Config]: Setting<K> }[keyof Config];
+
+/** The settings, in the order `--help` and the README show them. */
+export const SETTINGS: readonly AnySetting[] = [
+  {
+    key: "listen",
+    flag: "listen",
+    description: "address to listen on, host:port; port 0 picks a free one",
+    default: "127.0.0.1:50051",
+    parse: (text) => text,
+  },
+  {
+    key: "dataDir",
+    flag: "data-dir",
+    description: "directory of the session files (jsonl storage)",
+    default: "./data",
+    parse: (text) => text,
+  },
+  {
+    key: "storage",
+    flag: "storage",
+    description: "storage backend: jsonl (one file per session) or memory (nothing persists)",
+    default: "jsonl",
+    parse: oneOf(["jsonl", "memory"] as const),
+  },
+  {
+    key: "flushMessages",
+    flag: "flush-messages",
+    description: "write a session's buffer once it holds this many messages",
+    default: 20,
+    parse: integer(1),
+  },
+  {
+    key: "flushIntervalMs",
+    flag: "flush-interval-ms",
+    description: "write and fsync buffered messages at the latest this long after they arrive",
+    default: 5000,
+    parse: integer(1),
+  },
+  {
+    key: "durability",
+    flag: "durability",
+    description: "buffered: ack once in memory; sync: ack every append only once fsynced",
+    default: "buffered",
+    parse: oneOf(["buffered", "sync"] as const),
+  },
+  {
+    key: "logLevel",
+    flag: "log-level",
+    description: "fatal, error, warn, info, debug, trace or silent",
+    default: "info",
+    parse: oneOf(["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const),
+  },
+  {
+    key: "maxOpenFiles",
+    flag: "max-open-files",
+    description: "idle session files kept open; any number of sessions still works",
+    default: 1024,
+    parse: integer(1),
+  },
+  {
+    key: "shutdownTimeoutMs",
+    flag: "shutdown-timeout-ms",
+    description: "on SIGTERM/SIGINT, cancel calls still running after this long",
+    default: 10000,
+    parse: integer(0),
+  },
+];
+
+/** The environment variable of a flag: `--data-dir` is SESSIONSTORE_DATA_DIR. */
+export function envName(flag: string): string {
+  return `SESSIONSTORE_${flag.toUpperCase().replaceAll("-", "_")}`;
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Settings from flags, then environment variables, then defaults. Throws ConfigError. */
+export function loadConfig(args: readonly string[], env: NodeJS.ProcessEnv): Config {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      options: Object.fromEntries(SETTINGS.map((setting) => [setting.flag, { type: "string" as const }])),
+      strict: true,
+    }));
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message}\n\n${usage()}`);
+  }
+  const config: Partial<Record<keyof Config, unknown>> = {};
+  for (const setting of SETTINGS) {
+    const flagValue = values[setting.flag];
+    const text = typeof flagValue === "string" ? flagValue : env[envName(setting.flag)];
+    if (text === undefined) {
+      config[setting.key] = setting.default;
+      continue;
+    }
+    try {
+      config[setting.key] = setting.parse(text);
+    } catch (error) {
+      throw new ConfigError(`--${setting.flag} (${envName(setting.flag)}): ${(error as Error).message}`);
+    }
+  }
+  return config as Config;
+}
+
+export function usage(): string {
+  const lines = SETTINGS.map(
+    (setting) =>
+      `  --${setting.flag.padEnd(22)} ${setting.description}\n  ${" ".repeat(25)}env ${envName(setting.flag)}, default ${setting.default}`,
+  );
+  return `Usage: sessionstore serve [options]\n\nOptions:\n${lines.join("\n")}\n`;
+}
+
+function integer(min: number): (text: string) => number {
+  return (text) => {
+    const value = Number(text);
+    if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min) {
+      throw new Error(`expected a whole number of at least ${min}, got ${JSON.stringify(text)}`);
+    }
+    return value;
+  };
+}
+
+function oneOf<const T extends string>(choices: readonly T[]): (text: string) => T {
+  return (text) => {
+    if (!(choices as readonly string[]).includes(text)) {
+      throw new Error(`expected one of ${choices.join(", ")}, got ${JSON.stringify(text)}`);
+    }
+    return text as T;
+  };
+}

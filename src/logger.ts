@@ -1,0 +1,9 @@
+import { type Logger, pino } from "pino";
+import type { Config } from "./config.js";
+
+export type { Logger };
+
+/** JSON lines on stdout, one per event; fields, not prose, carry the details. */
+export function createLogger(level: Config["logLevel"]): Logger {
+  return pino({ level, base: { service: "sessionstore" } });
+}

@@ -1,0 +1,64 @@
+import type { ServerDuplexStream } from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import type { AppendRequest, AppendResponse } from "../../gen/sessionstore/v1/session_store.js";
+import type { SessionManager } from "../sessions/session-manager.js";
+import { send, STOPPED, type Stopped, shuttingDown } from "./streaming-calls.js";
+import { toServiceError } from "./status.js";
+
+/** Requests whose acknowledgement is pending before the stream stops reading more. */
+const MAX_UNACKNOWLEDGED = 1024;
+
+/**
+ * Serves one Append stream. Requests are taken one at a time: each gets its seqs before the next
+ * is read, so a failing request stops the stream before anything after it is stored. Waiting for
+ * durability is pipelined: acknowledgements go out in request order as each becomes due. When a
+ * request fails, the acknowledgements due before it are sent, then the stream ends with its status.
+ */
+export async function serveAppend(
+  call: ServerDuplexStream<AppendRequest, AppendResponse>,
+  sessions: SessionManager,
+  stopped: Promise<Stopped>,
+  log: Logger,
+): Promise<void> {
+  const requests = call[Symbol.asyncIterator]() as AsyncIterator<AppendRequest>;
+  // Sends acknowledgements in order; rejects with the first request that failed after seqs.
+  let acknowledgements: Promise<void> = Promise.resolve();
+  let acknowledgementFailed = false;
+  let unacknowledged = 0;
+  let failure: unknown;
+  try {
+    while (!acknowledgementFailed) {
+      const next = requests.next();
+      next.catch(() => undefined);
+      const result = await Promise.race([next, stopped]);
+      if (result === STOPPED) throw shuttingDown();
+      if (result.done) break;
+      const request = result.value;
+      const appended = await sessions.append(request.sessionId, request.messages, {
+        ...(request.expectedSeq === undefined ? {} : { expectedSeq: request.expectedSeq }),
+        sync: request.sync,
+      });
+      unacknowledged++;
+      acknowledgements = acknowledgements
+        .then(() => appended.acknowledged)
+        .then((ack) => {
+          unacknowledged--;
+          return send(call, ack);
+        });
+      acknowledgements.catch(() => {
+        acknowledgementFailed = true;
+      });
+      if (unacknowledged >= MAX_UNACKNOWLEDGED) await acknowledgements;
+    }
+  } catch (error) {
+    failure = error;
+  }
+  try {
+    await acknowledgements;
+  } catch (error) {
+    // An earlier request's failure is the one to report.
+    failure = error;
+  }
+  if (failure === undefined) call.end();
+  else call.emit("error", toServiceError(failure, log));
+}

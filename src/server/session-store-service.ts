@@ -1,0 +1,54 @@
+import { type handleUnaryCall, status } from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import type { SessionStoreServer } from "../../gen/sessionstore/v1/session_store.js";
+import { Code, SessionStoreError } from "../errors.js";
+import type { SessionManager } from "../sessions/session-manager.js";
+import { serveAppend } from "./append-call.js";
+import { toServiceError } from "./status.js";
+import { type StreamingCalls, streamResponses } from "./streaming-calls.js";
+
+/** The SessionStore RPCs, each a thin translation between the wire and the session manager. */
+export function sessionStoreHandlers(sessions: SessionManager, streams: StreamingCalls, log: Logger): SessionStoreServer {
+  function unary<Request, Response>(handle: (request: Request) => Promise<Response>): handleUnaryCall<Request, Response> {
+    return (call, callback) => {
+      handle(call.request).then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(toServiceError(error, log)),
+      );
+    };
+  }
+
+  return {
+    append: (call) => streams.run((stopped) => serveAppend(call, sessions, stopped, log)),
+
+    flush: unary(async (request) => ({ flushed: await sessions.flush(request.sessionId) })),
+
+    load: (call) =>
+      streams.run((stopped) =>
+        streamResponses(
+          call,
+          sessions.load(call.request.sessionId, {
+            fromSeq: call.request.fromSeq,
+            limit: call.request.limit,
+            last: call.request.last,
+          }),
+          stopped,
+          log,
+        ),
+      ),
+
+    loadMeta: unary(async (request) => {
+      const meta = await sessions.meta(request.sessionId);
+      if (!meta) throw new SessionStoreError(Code.NotFound, `session ${request.sessionId} does not exist`);
+      return { meta };
+    }),
+
+    list: unary((request) => sessions.list(request)),
+
+    delete: unary(async (request) => ({ existed: await sessions.delete(request.sessionId) })),
+
+    watch: (call) => {
+      call.emit("error", { code: status.UNIMPLEMENTED, details: "Watch is not implemented yet" });
+    },
+  };
+}

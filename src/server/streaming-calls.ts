@@ -1,0 +1,92 @@
+import type { ServerDuplexStream, ServerWritableStream } from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { Code, SessionStoreError } from "../errors.js";
+import { toServiceError } from "./status.js";
+
+/** What a streaming call's `stopped` promise resolves to when the server shuts down. */
+export const STOPPED = Symbol("stopped");
+export type Stopped = typeof STOPPED;
+
+export function shuttingDown(): SessionStoreError {
+  return new SessionStoreError(
+    Code.Unavailable,
+    "the server is shutting down; reconnect and resend what was not acknowledged",
+  );
+}
+
+/**
+ * The streaming calls in progress. Shutdown asks each to stop (it ends with UNAVAILABLE after
+ * answering what it already took) and waits for them.
+ */
+export class StreamingCalls {
+  private readonly running = new Set<{ stop(): void; done: Promise<void> }>();
+  private stopping = false;
+
+  /** Runs a call's handler; `stopped` resolves when the server asks the call to end. */
+  run(handler: (stopped: Promise<Stopped>) => Promise<void>): void {
+    let stop = () => {};
+    const stopped = new Promise<Stopped>((resolve) => {
+      stop = () => resolve(STOPPED);
+    });
+    const call = { stop, done: handler(stopped) };
+    this.running.add(call);
+    void call.done.finally(() => this.running.delete(call));
+    if (this.stopping) stop();
+  }
+
+  /** Asks every call to stop and resolves once all have ended. */
+  async stopAll(): Promise<void> {
+    this.stopping = true;
+    const calls = [...this.running];
+    for (const call of calls) call.stop();
+    await Promise.allSettled(calls.map((call) => call.done));
+  }
+}
+
+/** A call the server streams responses of type T on. */
+type ResponseStream<T> = ServerWritableStream<unknown, T> | ServerDuplexStream<unknown, T>;
+
+/** Writes one response, waiting while the client's flow-control window is full. */
+export async function send<T>(call: ResponseStream<T>, response: T): Promise<void> {
+  if (call.write(response) || call.cancelled) return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      call.off("drain", done);
+      call.off("cancelled", done);
+      call.off("close", done);
+      resolve();
+    };
+    call.on("drain", done);
+    call.on("cancelled", done);
+    call.on("close", done);
+  });
+}
+
+/**
+ * Streams `responses` to the client with backpressure, then ends the call: OK when they are all
+ * sent, with the error's status when producing them fails, UNAVAILABLE when the server stops it.
+ * A cancelled call stops producing (so files it holds are released).
+ */
+export async function streamResponses<T>(
+  call: ServerWritableStream<unknown, T>,
+  responses: AsyncIterable<T>,
+  stopped: Promise<Stopped>,
+  log: Logger,
+): Promise<void> {
+  const iterator = responses[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      const next = iterator.next();
+      next.catch(() => undefined);
+      const result = await Promise.race([next, stopped]);
+      if (result === STOPPED) throw shuttingDown();
+      if (result.done || call.cancelled) break;
+      await send(call, result.value);
+    }
+    call.end();
+  } catch (error) {
+    call.emit("error", toServiceError(error, log));
+  } finally {
+    iterator.return?.().catch(() => undefined);
+  }
+}

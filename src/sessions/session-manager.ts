@@ -1,0 +1,285 @@
+import type { Logger } from "pino";
+import { Code, invalidArgument, SessionStoreError } from "../errors.js";
+import { AGENT_LOOP_VERSION, type SessionStorage } from "../store/storage.js";
+import { type FlushPolicy, Session, type SessionMeta } from "./session.js";
+import { checkSessionId, normalizeMessage } from "./validation.js";
+
+export interface SessionManagerOptions extends FlushPolicy {
+  /** `sync`: every append is acknowledged only once durable, as if it asked for `sync`. */
+  durability: "buffered" | "sync";
+}
+
+export interface AppendOptions {
+  expectedSeq?: number;
+  sync: boolean;
+}
+
+export interface AppendAck {
+  sessionId: string;
+  firstSeq: number;
+  nextSeq: number;
+  durableCount: number;
+}
+
+/** A request that got its seqs; `acknowledged` resolves once it is as durable as asked. */
+export interface Appended {
+  firstSeq: number;
+  nextSeq: number;
+  acknowledged: Promise<AppendAck>;
+}
+
+export interface LoadOptions {
+  fromSeq: number;
+  /** 0: no limit. */
+  limit: number;
+  /** With limit: the last `limit` messages. */
+  last: boolean;
+}
+
+export interface MessagePage {
+  firstSeq: number;
+  messages: string[];
+}
+
+export interface ListOptions {
+  pageSize: number;
+  pageToken: string;
+  prefix: string;
+}
+
+export const DEFAULT_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 1000;
+
+/** Buffered messages are served in pages of about this many bytes. */
+const PAGE_BYTES = 1 << 20;
+
+/**
+ * The service's semantics over any storage: validation, per-session ordering and buffering,
+ * read-your-writes, listing and deletion. Session state is loaded from storage on first use.
+ */
+export class SessionManager {
+  private readonly sessions = new Map<string, Session>();
+  /** Storage look-ups in progress, so concurrent first uses of a session share one. */
+  private readonly opening = new Map<string, Promise<void>>();
+  /** Deletions in progress: every other use of the id waits for them. */
+  private readonly deleting = new Map<string, Promise<boolean>>();
+  /** Sessions created here whose first messages storage does not hold yet (List must show them). */
+  private readonly unstored = new Set<Session>();
+  private closing = false;
+
+  constructor(
+    private readonly storage: SessionStorage,
+    private readonly options: SessionManagerOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Validates one request's messages and buffers them; resolves once they have their seqs.
+   * Nothing of an invalid request is stored. Requests to a session are ordered as they call this.
+   */
+  async append(sessionId: string, messages: readonly string[], options: AppendOptions): Promise<Appended> {
+    checkSessionId(sessionId);
+    const normalized = messages.map(normalizeMessage);
+    this.checkOpen();
+    let session: Session | undefined;
+    do {
+      // Only a request with messages creates the session. A session deleted while this request
+      // waited is replaced by a new one.
+      session = await this.lookup(sessionId, normalized.length > 0);
+    } while (session?.isDiscarded);
+    if (!session) {
+      if (options.expectedSeq !== undefined && options.expectedSeq !== 0) {
+        throw new SessionStoreError(
+          Code.Aborted,
+          `expected_seq is ${options.expectedSeq} but session ${sessionId} has 0 messages`,
+        );
+      }
+      const ack = { sessionId, firstSeq: 0, nextSeq: 0, durableCount: 0 };
+      return { firstSeq: 0, nextSeq: 0, acknowledged: Promise.resolve(ack) };
+    }
+    const { firstSeq, nextSeq } = session.append(normalized, options.expectedSeq);
+    const appended = session;
+    const ack = () => ({ sessionId, firstSeq, nextSeq, durableCount: appended.durableCount });
+    const acknowledged =
+      options.sync || this.options.durability === "sync"
+        ? session.waitDurable(nextSeq).then(ack)
+        : Promise.resolve(ack());
+    // The caller handles a failure when it awaits; this keeps Node from reporting it earlier.
+    acknowledged.catch(() => undefined);
+    return { firstSeq, nextSeq, acknowledged };
+  }
+
+  /** Writes and fsyncs the buffer of one session, or of all when `sessionId` is empty. */
+  async flush(sessionId: string): Promise<number> {
+    if (sessionId !== "") {
+      checkSessionId(sessionId);
+      return (await this.lookup(sessionId))?.flush() ?? 0;
+    }
+    const counts = await Promise.all([...this.sessions.values()].map((session) => session.flush()));
+    return counts.reduce((sum, count) => sum + count, 0);
+  }
+
+  /** A session's messages in order, in pages, buffered ones included; nothing when unknown. */
+  async *load(sessionId: string, options: LoadOptions): AsyncGenerator<MessagePage> {
+    checkSessionId(sessionId);
+    const session = await this.lookup(sessionId);
+    if (!session) return;
+    const total = session.length;
+    const to = options.limit > 0 && !options.last ? Math.min(total, options.fromSeq + options.limit) : total;
+    const from = options.limit > 0 && options.last ? Math.max(options.fromSeq, total - options.limit) : options.fromSeq;
+    if (from >= to) return;
+    const { stored, buffered } = session.snapshot(from, to);
+    let seq = stored.from;
+    if (stored.to > stored.from) {
+      for await (const messages of this.storage.read(sessionId, stored.from, stored.to - stored.from)) {
+        yield { firstSeq: seq, messages };
+        seq += messages.length;
+      }
+    }
+    yield* pages(buffered, seq);
+  }
+
+  /** A session's metadata, or undefined when it does not exist. */
+  async meta(sessionId: string): Promise<SessionMeta | undefined> {
+    checkSessionId(sessionId);
+    return (await this.lookup(sessionId))?.meta();
+  }
+
+  /** One page of sessions sorted by id, and the token of the next page ("" after the last). */
+  async list(options: ListOptions): Promise<{ sessions: SessionMeta[]; nextPageToken: string }> {
+    const pageSize = Math.min(options.pageSize || DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
+    const after = decodePageToken(options.pageToken);
+    const inRange = (id: string) => id.startsWith(options.prefix) && id > after;
+    const stored = await this.storage.list({ prefix: options.prefix, after, limit: pageSize + 1 });
+    const byId = new Map(stored.map((meta) => [meta.sessionId, meta]));
+    for (const session of this.unstored) {
+      if (session.isStored) this.unstored.delete(session);
+      else if (inRange(session.sessionId)) byId.set(session.sessionId, session.meta());
+    }
+    const ids = [...byId.keys()].sort().slice(0, pageSize + 1);
+    const sessions = ids.slice(0, pageSize).map((id) => {
+      const live = this.sessions.get(id);
+      return live ? live.meta() : (byId.get(id) as SessionMeta);
+    });
+    const last = sessions.at(-1);
+    return { sessions, nextPageToken: ids.length > pageSize && last ? encodePageToken(last.sessionId) : "" };
+  }
+
+  /** Deletes a session's buffer and stored messages; resolves to whether it existed. */
+  async delete(sessionId: string): Promise<boolean> {
+    checkSessionId(sessionId);
+    this.checkOpen();
+    for (let pending = this.deleting.get(sessionId); pending; pending = this.deleting.get(sessionId)) {
+      await pending.catch(() => undefined);
+    }
+    const deletion = this.deleteNow(sessionId);
+    this.deleting.set(sessionId, deletion);
+    try {
+      return await deletion;
+    } finally {
+      this.deleting.delete(sessionId);
+    }
+  }
+
+  /** Refuses new work, then writes and fsyncs every buffer. */
+  async close(): Promise<void> {
+    this.closing = true;
+    const results = await Promise.allSettled([...this.sessions.values()].map((session) => session.flush()));
+    for (const result of results) {
+      if (result.status === "rejected") this.log.error({ err: result.reason }, "could not flush a session at shutdown");
+    }
+    await this.storage.close();
+  }
+
+  private async deleteNow(sessionId: string): Promise<boolean> {
+    await this.opening.get(sessionId);
+    const session = this.sessions.get(sessionId);
+    this.sessions.delete(sessionId);
+    if (session) {
+      this.unstored.delete(session);
+      await session.discard(new SessionStoreError(Code.NotFound, `session ${sessionId} was deleted`));
+    }
+    const existed = await this.storage.delete(sessionId);
+    return existed || (session !== undefined && session.length > 0);
+  }
+
+  /**
+   * The session, loading it from storage on first use. When it does not exist: a new, empty one
+   * with `create`, else undefined.
+   */
+  private async lookup(sessionId: string, create = false): Promise<Session | undefined> {
+    for (;;) {
+      const deletion = this.deleting.get(sessionId);
+      if (deletion) {
+        await deletion.catch(() => undefined);
+        continue;
+      }
+      const session = this.sessions.get(sessionId);
+      if (session) return session;
+      let opening = this.opening.get(sessionId);
+      if (!opening) {
+        opening = this.loadFromStorage(sessionId).finally(() => this.opening.delete(sessionId));
+        this.opening.set(sessionId, opening);
+      }
+      await opening;
+      if (this.deleting.has(sessionId)) continue;
+      return this.sessions.get(sessionId) ?? (create ? this.createSession(sessionId) : undefined);
+    }
+  }
+
+  private createSession(sessionId: string): Session {
+    const now = Date.now();
+    const session = this.newSession(
+      sessionId,
+      { createdAtMs: now, agentLoopVersion: AGENT_LOOP_VERSION },
+      { messageCount: 0, durableCount: 0, updatedAtMs: now },
+    );
+    this.unstored.add(session);
+    return session;
+  }
+
+  private async loadFromStorage(sessionId: string): Promise<void> {
+    const meta = await this.storage.meta(sessionId);
+    if (meta && !this.sessions.has(sessionId)) this.newSession(sessionId, meta, meta);
+  }
+
+  private newSession(
+    sessionId: string,
+    stored: ConstructorParameters<typeof Session>[4],
+    counts: ConstructorParameters<typeof Session>[5],
+  ): Session {
+    const session = new Session(sessionId, this.storage, this.options, this.log, stored, counts);
+    this.sessions.set(sessionId, session);
+    return session;
+  }
+
+  private checkOpen(): void {
+    if (this.closing) throw new SessionStoreError(Code.Unavailable, "the server is shutting down; retry on another");
+  }
+}
+
+function* pages(messages: string[], firstSeq: number): Generator<MessagePage> {
+  let start = 0;
+  let bytes = 0;
+  for (let index = 0; index < messages.length; index++) {
+    bytes += (messages[index] as string).length;
+    if (bytes >= PAGE_BYTES || index === messages.length - 1) {
+      yield { firstSeq: firstSeq + start, messages: messages.slice(start, index + 1) };
+      start = index + 1;
+      bytes = 0;
+    }
+  }
+}
+
+function encodePageToken(lastId: string): string {
+  return Buffer.from(lastId, "utf8").toString("base64url");
+}
+
+function decodePageToken(token: string): string {
+  if (token === "") return "";
+  const lastId = Buffer.from(token, "base64url").toString("utf8");
+  if (encodePageToken(lastId) !== token) {
+    throw invalidArgument("page_token is not one this server returned; pass next_page_token unchanged");
+  }
+  return lastId;
+}

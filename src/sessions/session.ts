@@ -1,0 +1,223 @@
+import type { Logger } from "pino";
+import { Code, SessionStoreError } from "../errors.js";
+import type { SessionStorage, StoredSessionMeta } from "../store/storage.js";
+
+/** When buffered messages are written to storage. */
+export interface FlushPolicy {
+  /** Write once a session buffers this many messages. */
+  flushMessages: number;
+  /** Write (and fsync) buffered messages at the latest this long after they arrived. */
+  flushIntervalMs: number;
+}
+
+/** A session's metadata as the API reports it: buffered messages included. */
+export type SessionMeta = StoredSessionMeta;
+
+interface DurableWaiter {
+  seq: number;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** How soon a failed write is retried. */
+const RETRY_DELAY_MS = 1000;
+
+/**
+ * One session's log as the service sees it: the stored messages plus a buffer of messages
+ * acknowledged but not yet written. Seqs are assigned synchronously on append, so requests to a
+ * session are totally ordered in arrival order whatever stream they came on. At most one write to
+ * storage runs at a time; requests that want durability while it runs share the next write and
+ * its fsync (group commit).
+ */
+export class Session {
+  /** Messages [storedCount, length) in order, acknowledged but not yet written. */
+  private pending: string[] = [];
+  private storedCount: number;
+  private durable: number;
+  private updatedAtMs: number;
+  private writing: Promise<void> | undefined;
+  private syncWanted = false;
+  private durableWaiters: DurableWaiter[] = [];
+  private flushTimer: NodeJS.Timeout | undefined;
+  private discarded = false;
+
+  constructor(
+    readonly sessionId: string,
+    private readonly storage: SessionStorage,
+    private readonly policy: FlushPolicy,
+    private readonly log: Logger,
+    private readonly stored: Pick<StoredSessionMeta, "createdAtMs" | "agentLoopVersion">,
+    counts: { messageCount: number; durableCount: number; updatedAtMs: number },
+  ) {
+    this.storedCount = counts.messageCount;
+    this.durable = counts.durableCount;
+    this.updatedAtMs = counts.updatedAtMs;
+  }
+
+  /** The session's length: stored and buffered messages. */
+  get length(): number {
+    return this.storedCount + this.pending.length;
+  }
+
+  get durableCount(): number {
+    return this.durable;
+  }
+
+  /** Whether the session was deleted: it takes no more messages. */
+  get isDiscarded(): boolean {
+    return this.discarded;
+  }
+
+  /** Whether storage holds any of this session yet. */
+  get isStored(): boolean {
+    return this.storedCount > 0;
+  }
+
+  meta(): SessionMeta {
+    return {
+      sessionId: this.sessionId,
+      createdAtMs: this.stored.createdAtMs,
+      agentLoopVersion: this.stored.agentLoopVersion,
+      messageCount: this.length,
+      durableCount: this.durable,
+      updatedAtMs: this.updatedAtMs,
+    };
+  }
+
+  /**
+   * Buffers `messages` (already validated) at the end of the log and returns the seqs they got.
+   * With `expectedSeq`, stores nothing and throws ABORTED unless the log's length equals it.
+   */
+  append(messages: readonly string[], expectedSeq?: number): { firstSeq: number; nextSeq: number } {
+    const firstSeq = this.length;
+    if (expectedSeq !== undefined && expectedSeq !== firstSeq) {
+      throw new SessionStoreError(
+        Code.Aborted,
+        `expected_seq is ${expectedSeq} but session ${this.sessionId} has ${firstSeq} messages; ` +
+          "reload it and retry with expected_seq set to its length",
+      );
+    }
+    if (messages.length > 0) {
+      for (const message of messages) this.pending.push(message);
+      this.updatedAtMs = Date.now();
+      this.flushTimer ??= setTimeout(() => this.onFlushTimer(), this.policy.flushIntervalMs).unref();
+      if (this.pending.length >= this.policy.flushMessages) void this.drain();
+    }
+    return { firstSeq, nextSeq: this.length };
+  }
+
+  /** Resolves once messages [0, seq) are durable, writing and fsyncing what it takes. */
+  waitDurable(seq: number): Promise<void> {
+    if (seq <= this.durable) return Promise.resolve();
+    if (this.discarded) return Promise.reject(new SessionStoreError(Code.NotFound, `session ${this.sessionId} was deleted`));
+    return new Promise<void>((resolve, reject) => {
+      this.durableWaiters.push({ seq, resolve, reject });
+      this.syncWanted = true;
+      void this.drain();
+    });
+  }
+
+  /** Writes and fsyncs everything buffered; resolves to how many messages that wrote. */
+  async flush(): Promise<number> {
+    const buffered = this.pending.length;
+    await this.waitDurable(this.length);
+    return buffered;
+  }
+
+  /**
+   * The messages of [from, to) as they stand now: `stored` is the part to read from storage,
+   * `buffered` a copy of the rest. Taken synchronously, so the two always join without a gap.
+   */
+  snapshot(from: number, to: number): { stored: { from: number; to: number }; buffered: string[] } {
+    const storedTo = Math.min(to, this.storedCount);
+    return {
+      stored: { from, to: Math.max(from, storedTo) },
+      buffered: this.pending.slice(Math.max(0, from - this.storedCount), Math.max(0, to - this.storedCount)),
+    };
+  }
+
+  /** Drops the buffer (the session is being deleted) once a write in progress is done. */
+  async discard(reason: SessionStoreError): Promise<void> {
+    this.discarded = true;
+    this.pending = [];
+    this.clearFlushTimer();
+    await this.writing;
+    this.rejectWaiters(reason);
+  }
+
+  private onFlushTimer(): void {
+    this.flushTimer = undefined;
+    this.syncWanted = true;
+    void this.drain();
+  }
+
+  /** Starts the write loop unless it runs; resolves when it stops (never rejects). */
+  private drain(): Promise<void> {
+    this.writing ??= this.writeLoop().finally(() => {
+      this.writing = undefined;
+    });
+    return this.writing;
+  }
+
+  private async writeLoop(): Promise<void> {
+    while (!this.discarded && (this.pending.length > 0 || (this.syncWanted && this.durable < this.storedCount))) {
+      const batch = this.pending.slice();
+      const sync = this.syncWanted;
+      this.syncWanted = false;
+      const firstSeq = this.storedCount;
+      try {
+        await this.storage.write(this.sessionId, firstSeq, batch, { sync, createdAtMs: this.stored.createdAtMs });
+      } catch (error) {
+        this.onWriteFailed(error, sync);
+        return;
+      }
+      if (this.discarded) return;
+      this.pending.splice(0, batch.length);
+      this.storedCount += batch.length;
+      if (sync) {
+        this.durable = this.storedCount;
+        this.resolveWaiters();
+      }
+    }
+    this.syncWanted = false;
+    // The timer stays while anything is not yet durable: the interval flush also fsyncs.
+    if (this.pending.length === 0 && this.durable === this.storedCount) this.clearFlushTimer();
+  }
+
+  private onWriteFailed(error: unknown, sync: boolean): void {
+    const failure =
+      error instanceof SessionStoreError
+        ? error
+        : new SessionStoreError(Code.Unavailable, `storage failed for session ${this.sessionId}: ${String(error)}`, {
+            cause: error,
+          });
+    this.log.warn(
+      { sessionId: this.sessionId, err: error, buffered: this.pending.length },
+      "writing the session failed; its messages stay buffered and will be retried",
+    );
+    this.syncWanted ||= sync;
+    this.rejectWaiters(failure);
+    this.clearFlushTimer();
+    this.flushTimer = setTimeout(() => this.onFlushTimer(), RETRY_DELAY_MS).unref();
+  }
+
+  private resolveWaiters(): void {
+    const still: DurableWaiter[] = [];
+    for (const waiter of this.durableWaiters) {
+      if (waiter.seq <= this.durable) waiter.resolve();
+      else still.push(waiter);
+    }
+    this.durableWaiters = still;
+  }
+
+  private rejectWaiters(error: unknown): void {
+    const waiters = this.durableWaiters;
+    this.durableWaiters = [];
+    for (const waiter of waiters) waiter.reject(error);
+  }
+
+  private clearFlushTimer(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+  }
+}

@@ -1,0 +1,42 @@
+import { type FileHandle, open } from "node:fs/promises";
+import { Code, SessionStoreError } from "../../errors.js";
+
+/** Writes all of `data` at `position` (a single write may be short, e.g. on a nearly full disk). */
+export async function writeFully(handle: FileHandle, data: Buffer, position: number): Promise<void> {
+  let written = 0;
+  while (written < data.length) {
+    const { bytesWritten } = await handle.write(data, written, data.length - written, position + written);
+    written += bytesWritten;
+  }
+}
+
+/** Makes a directory's entries durable (a new or renamed file survives a crash only after this). */
+export async function syncDirectory(path: string): Promise<void> {
+  const directory = await open(path, "r");
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
+  }
+}
+
+const OUT_OF_SPACE = new Set(["ENOSPC", "EDQUOT", "EFBIG"]);
+
+/**
+ * The caller-facing error for a failed storage operation: RESOURCE_EXHAUSTED when the disk or a
+ * quota is full, UNAVAILABLE otherwise; both mean nothing of the operation was stored and it is
+ * safe to retry.
+ */
+export function storageFailure(action: string, sessionId: string, cause: unknown): SessionStoreError {
+  const errno = (cause as NodeJS.ErrnoException).code ?? "";
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new SessionStoreError(
+    OUT_OF_SPACE.has(errno) ? Code.ResourceExhausted : Code.Unavailable,
+    `storage failed to ${action} session ${sessionId}: ${reason}; nothing of it was stored, retry later`,
+    { cause },
+  );
+}
+
+export function isNotFound(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException).code === "ENOENT";
+}

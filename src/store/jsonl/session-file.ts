@@ -1,0 +1,383 @@
+import type { FileHandle } from "node:fs/promises";
+import { rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { Code, SessionStoreError } from "../../errors.js";
+import { AGENT_LOOP_VERSION, type StoredSessionMeta } from "../storage.js";
+import { isNotFound, storageFailure, syncDirectory, writeFully } from "./file-io.js";
+import type { HandlePool } from "./handle-pool.js";
+import { headerWidthFor, parseHeader, renderHeader, type SessionHeader } from "./header.js";
+import { findLineStart, readLines } from "./lines.js";
+
+/** What a session file needs from its storage. */
+export interface FileContext {
+  directory: string;
+  pool: HandlePool;
+  log: Logger;
+}
+
+export function sessionPath(directory: string, sessionId: string): string {
+  return join(directory, `${sessionId}.jsonl`);
+}
+
+interface FileLayout {
+  createdAtMs: number;
+  agentLoopVersion: string;
+  /** Width of the padded header line, without its newline; messages start one byte after. */
+  headerWidth: number;
+  count: number;
+  /** File length covering `count` messages; bytes past it are not part of the log. */
+  end: number;
+  updatedAtMs: number;
+  /** Seq of the first record that is not a JSON object, when the file has one. */
+  corruptSeq?: number;
+}
+
+/**
+ * One session's JSONL file: motosan's header line, then one message per line. Appends write only
+ * the new lines and then rewrite the fixed-width header in place, so a flush costs the same
+ * whatever the session's length. The caller runs one `append` at a time; reads may overlap it and
+ * see only lines counted before they started.
+ */
+export class SessionFile {
+  private durableCount: number;
+  /** Whether the file's directory entry is known to be durable. */
+  private entrySynced: boolean;
+
+  private constructor(
+    private readonly context: FileContext,
+    readonly sessionId: string,
+    private readonly layout: FileLayout,
+    durable: boolean,
+  ) {
+    this.durableCount = durable ? layout.count : 0;
+    this.entrySynced = durable;
+  }
+
+  private get path(): string {
+    return sessionPath(this.context.directory, this.sessionId);
+  }
+
+  /** Creates the file with its first messages; fails with EEXIST when it exists. */
+  static async create(
+    context: FileContext,
+    sessionId: string,
+    createdAtMs: number,
+    messages: readonly string[],
+    sync: boolean,
+  ): Promise<SessionFile> {
+    const header = { sessionId, createdAtMs, agentLoopVersion: AGENT_LOOP_VERSION, messageCount: 0 };
+    const headerWidth = headerWidthFor(header);
+    const file = new SessionFile(
+      context,
+      sessionId,
+      { ...header, headerWidth, count: 0, end: headerWidth + 1, updatedAtMs: createdAtMs },
+      false,
+    );
+    try {
+      await context.pool.use(file.path, (handle) => file.appendWith(handle, messages, sync), true);
+    } catch (error) {
+      context.pool.discard(file.path);
+      await rm(file.path, { force: true });
+      throw error instanceof SessionStoreError ? error : storageFailure("create", sessionId, error);
+    }
+    return file;
+  }
+
+  /**
+   * Opens an existing file, repairing what a crash can leave: lines written after the last header
+   * update are counted, and a torn last record is cut off and logged. A file that is not in our
+   * fixed-width layout (written by motosan, header-less, empty) is rewritten into it once.
+   * Resolves to undefined when there is no file.
+   */
+  static async open(context: FileContext, sessionId: string): Promise<SessionFile | undefined> {
+    const path = sessionPath(context.directory, sessionId);
+    let lease: Awaited<ReturnType<HandlePool["acquire"]>>;
+    try {
+      lease = await context.pool.acquire(path);
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw storageFailure("open", sessionId, error);
+    }
+    try {
+      return await SessionFile.recover(context, sessionId, lease.handle);
+    } finally {
+      lease.release();
+    }
+  }
+
+  private static async recover(context: FileContext, sessionId: string, handle: FileHandle): Promise<SessionFile> {
+    const stat = await handle.stat();
+    let firstLine: { text: string; end: number } | undefined;
+    for await (const batch of readLines(handle, 0, stat.size, 1)) {
+      firstLine = { text: batch.lines[0] ?? "", end: batch.end };
+    }
+    const header = firstLine && parseHeader(firstLine.text);
+    if (firstLine && header && isOwnLayout(header, sessionId, firstLine.end - 1, stat.size)) {
+      const file = new SessionFile(
+        context,
+        sessionId,
+        {
+          createdAtMs: header.createdAtMs,
+          agentLoopVersion: header.agentLoopVersion,
+          headerWidth: firstLine.end - 1,
+          count: header.messageCount,
+          end: header.fileBytes ?? 0,
+          updatedAtMs: stat.mtimeMs,
+        },
+        true,
+      );
+      if (stat.size > file.layout.end) await file.countUnheadedLines(handle, stat.size);
+      return file;
+    }
+    const layout = await rewriteInOwnLayout(context, sessionId, handle, {
+      header,
+      dataStart: header && firstLine ? firstLine.end : 0,
+      size: stat.size,
+      createdAtMs: header?.createdAtMs ?? Math.round(stat.birthtimeMs || stat.mtimeMs),
+      updatedAtMs: stat.mtimeMs,
+    });
+    return new SessionFile(context, sessionId, layout, layout.corruptSeq === undefined);
+  }
+
+  meta(): StoredSessionMeta {
+    return {
+      sessionId: this.sessionId,
+      createdAtMs: this.layout.createdAtMs,
+      agentLoopVersion: this.layout.agentLoopVersion,
+      messageCount: this.layout.count,
+      durableCount: this.durableCount,
+      updatedAtMs: Math.round(this.layout.updatedAtMs),
+    };
+  }
+
+  /** Appends messages at `firstSeq` (the current count); with `sync`, makes the whole log durable. */
+  async append(firstSeq: number, messages: readonly string[], sync: boolean): Promise<void> {
+    this.checkIntact();
+    if (firstSeq !== this.layout.count) {
+      throw new Error(`append to ${this.sessionId} at seq ${firstSeq}, but it holds ${this.layout.count}`);
+    }
+    await this.context.pool.use(this.path, (handle) => this.appendWith(handle, messages, sync));
+  }
+
+  /** Reads `count` messages from `fromSeq` on, in pages; the range lies within the count. */
+  async *read(fromSeq: number, count: number): AsyncGenerator<string[]> {
+    this.checkIntact();
+    if (count <= 0) return;
+    const { headerWidth, end, count: total } = this.layout;
+    const lease = await this.context.pool.acquire(this.path);
+    try {
+      const start = await findLineStart(lease.handle, headerWidth + 1, end, total, fromSeq);
+      for await (const batch of readLines(lease.handle, start, end, count)) yield batch.lines;
+    } finally {
+      lease.release();
+    }
+  }
+
+  private async appendWith(handle: FileHandle, messages: readonly string[], sync: boolean): Promise<void> {
+    const before = { count: this.layout.count, end: this.layout.end };
+    if (messages.length > 0) {
+      const lines = Buffer.from(`${messages.join("\n")}\n`, "utf8");
+      const after = { count: before.count + messages.length, end: before.end + lines.length };
+      try {
+        if (before.count === 0) {
+          // A new file: header and first lines in one write.
+          await writeFully(handle, Buffer.concat([this.renderHeader(after), lines]), 0);
+        } else {
+          await writeFully(handle, lines, before.end);
+          await writeFully(handle, this.renderHeader(after), 0);
+        }
+      } catch (error) {
+        await this.rollBack(handle, before);
+        throw storageFailure("append to", this.sessionId, error);
+      }
+      Object.assign(this.layout, after, { updatedAtMs: Date.now() });
+    }
+    if (sync && (this.durableCount < this.layout.count || !this.entrySynced)) {
+      try {
+        await handle.datasync();
+        if (!this.entrySynced) await syncDirectory(this.context.directory);
+      } catch (error) {
+        // The lines may not be on disk: take back this call's lines so a retry stores them once.
+        await this.rollBack(handle, before);
+        Object.assign(this.layout, before);
+        throw storageFailure("sync", this.sessionId, error);
+      }
+      this.entrySynced = true;
+      this.durableCount = this.layout.count;
+    }
+  }
+
+  /** Cuts the file back to a previous count after a failed write, so no partial line remains. */
+  private async rollBack(handle: FileHandle, to: { count: number; end: number }): Promise<void> {
+    try {
+      await handle.truncate(to.end);
+      await writeFully(handle, this.renderHeader(to), 0);
+    } catch (error) {
+      // The next open recounts from the header; until then, writes past `to.end` overwrite.
+      this.context.log.error({ sessionId: this.sessionId, err: error }, "could not roll back a failed write");
+    }
+  }
+
+  /** Counts complete lines a crash left after the header's count; cuts a torn last record. */
+  private async countUnheadedLines(handle: FileHandle, size: number): Promise<void> {
+    let { count, end } = this.layout;
+    scan: for await (const batch of readLines(handle, end, size)) {
+      for (const line of batch.lines) {
+        if (!isJsonObject(line)) break scan;
+        count++;
+        end += Buffer.byteLength(line, "utf8") + 1;
+      }
+    }
+    if (end < size) {
+      this.context.log.warn(
+        { sessionId: this.sessionId, bytes: size - end, seq: count },
+        "cut off a torn record at the end of the session file",
+      );
+      await handle.truncate(end);
+    }
+    this.context.log.info(
+      { sessionId: this.sessionId, recovered: count - this.layout.count },
+      "recounted the session file after an unclean stop",
+    );
+    Object.assign(this.layout, { count, end });
+    await writeFully(handle, this.renderHeader(this.layout), 0);
+    await handle.datasync();
+    this.durableCount = count;
+  }
+
+  private renderHeader(at: { count: number; end: number }): Buffer {
+    const header: SessionHeader = {
+      sessionId: this.sessionId,
+      createdAtMs: this.layout.createdAtMs,
+      agentLoopVersion: this.layout.agentLoopVersion,
+      messageCount: at.count,
+      fileBytes: at.end,
+    };
+    return renderHeader(header, this.layout.headerWidth);
+  }
+
+  private checkIntact(): void {
+    const { corruptSeq } = this.layout;
+    if (corruptSeq !== undefined) {
+      throw new SessionStoreError(
+        Code.DataLoss,
+        `session ${this.sessionId} has a corrupt record at seq ${corruptSeq} (not a JSON object); ` +
+          "an operator must repair its file (see the README, 'Repairing a session file')",
+      );
+    }
+  }
+}
+
+/** Whether a header is one we wrote for this file and the file holds at least what it counts. */
+function isOwnLayout(header: SessionHeader, sessionId: string, width: number, size: number): boolean {
+  return (
+    header.sessionId === sessionId &&
+    header.fileBytes !== undefined &&
+    header.fileBytes >= width + 1 &&
+    header.fileBytes <= size &&
+    width >= headerWidthFor(header)
+  );
+}
+
+function isJsonObject(text: string): boolean {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === "object" && value !== null && !Array.isArray(value);
+  } catch {
+    return false;
+  }
+}
+
+interface RewriteSource {
+  header: SessionHeader | undefined;
+  dataStart: number;
+  size: number;
+  createdAtMs: number;
+  updatedAtMs: number;
+}
+
+/**
+ * Copies a file that is not in our layout into it, atomically (temp file, fsync, rename, fsync
+ * of the directory): blank lines dropped, CRLF endings made LF, a torn last record cut off and
+ * logged. A corrupt record before the end is never skipped: the file is left as it is and the
+ * returned layout names the corrupt seq.
+ */
+async function rewriteInOwnLayout(
+  context: FileContext,
+  sessionId: string,
+  source: FileHandle,
+  from: RewriteSource,
+): Promise<FileLayout> {
+  const path = sessionPath(context.directory, sessionId);
+  const tempPath = join(context.directory, `.${sessionId}.jsonl.tmp`);
+  const header = {
+    sessionId,
+    createdAtMs: from.createdAtMs,
+    agentLoopVersion: from.header?.agentLoopVersion ?? AGENT_LOOP_VERSION,
+    messageCount: 0,
+  };
+  const headerWidth = headerWidthFor(header);
+  const layout: FileLayout = { ...header, headerWidth, count: 0, end: headerWidth + 1, updatedAtMs: from.updatedAtMs };
+  // Records read but not yet known to be valid: an invalid one is torn if nothing valid follows.
+  let invalid: { seq: number; offset: number } | undefined;
+  let scannedTo = from.dataStart;
+  const temp = await context.pool.acquire(tempPath, true).catch(async (error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    await rm(tempPath); // left by a crash during an earlier rewrite
+    return context.pool.acquire(tempPath, true);
+  });
+  try {
+    for await (const batch of readLines(source, from.dataStart, from.size)) {
+      const valid: string[] = [];
+      let offset = batch.start;
+      for (const rawLine of batch.lines) {
+        const line = rawLine.endsWith("\r") ? rawLine.slice(0, -1) : rawLine;
+        const lineOffset = offset;
+        offset += Buffer.byteLength(rawLine, "utf8") + 1;
+        if (line.trim() === "") continue;
+        if (!isJsonObject(line)) {
+          invalid ??= { seq: layout.count + valid.length, offset: lineOffset };
+          continue;
+        }
+        if (invalid) {
+          context.log.error(
+            { sessionId, seq: invalid.seq, offset: invalid.offset },
+            "session file has a corrupt record before its end; serving it is refused until repaired",
+          );
+          return { ...layout, count: invalid.seq, corruptSeq: invalid.seq };
+        }
+        valid.push(line);
+      }
+      if (valid.length > 0) {
+        const data = Buffer.from(`${valid.join("\n")}\n`, "utf8");
+        await writeFully(temp.handle, data, layout.end);
+        layout.count += valid.length;
+        layout.end += data.length;
+      }
+      scannedTo = batch.end;
+    }
+    const tornBytes = from.size - (invalid ? invalid.offset : scannedTo);
+    if (tornBytes > 0) {
+      context.log.warn(
+        { sessionId, bytes: tornBytes, seq: layout.count },
+        "cut off a torn record at the end of the session file",
+      );
+    }
+    const ownHeader = renderHeader({ ...header, messageCount: layout.count, fileBytes: layout.end }, headerWidth);
+    await writeFully(temp.handle, ownHeader, 0);
+    await temp.handle.datasync();
+    await rename(tempPath, path);
+    context.pool.discard(path);
+    await syncDirectory(context.directory);
+    context.log.info(
+      { sessionId, messages: layout.count, hadHeader: from.header !== undefined },
+      "rewrote the session file in the fixed-width header layout",
+    );
+    return layout;
+  } finally {
+    temp.release();
+    context.pool.discard(tempPath);
+    await rm(tempPath, { force: true });
+  }
+}

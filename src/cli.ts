@@ -37,6 +37,8 @@ main(process.argv.slice(2)).catch((error: unknown) => {
     process.stderr.write(`sessionstore: ${error.message}\n`);
     process.exit(2);
   }
-  process.stderr.write(`sessionstore: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(
+    `sessionstore: failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
   process.exit(1);
 });

@@ -105,7 +105,9 @@ export function loadConfig(args: readonly string[], env: NodeJS.ProcessEnv): Con
   try {
     ({ values } = parseArgs({
       args: [...args],
-      options: Object.fromEntries(SETTINGS.map((setting) => [setting.flag, { type: "string" as const }])),
+      options: Object.fromEntries(
+        SETTINGS.map((setting) => [setting.flag, { type: "string" as const }]),
+      ),
       strict: true,
     }));
   } catch (error) {
@@ -122,7 +124,9 @@ export function loadConfig(args: readonly string[], env: NodeJS.ProcessEnv): Con
     try {
       config[setting.key] = setting.parse(text);
     } catch (error) {
-      throw new ConfigError(`--${setting.flag} (${envName(setting.flag)}): ${(error as Error).message}`);
+      throw new ConfigError(
+        `--${setting.flag} (${envName(setting.flag)}): ${(error as Error).message}`,
+      );
     }
   }
   return config as Config;

@@ -2,8 +2,9 @@ import type { ServerDuplexStream } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { AppendRequest, AppendResponse } from "../../gen/sessionstore/v1/session_store.js";
 import type { SessionManager } from "../sessions/session-manager.js";
-import { send, STOPPED, type Stopped, shuttingDown } from "./streaming-calls.js";
+import { RequestReader } from "./request-reader.js";
 import { toServiceError } from "./status.js";
+import { type Stopped, send, shuttingDown } from "./streaming-calls.js";
 
 /** Requests whose acknowledgement is pending before the stream stops reading more. */
 const MAX_UNACKNOWLEDGED = 1024;
@@ -20,20 +21,15 @@ export async function serveAppend(
   stopped: Promise<Stopped>,
   log: Logger,
 ): Promise<void> {
-  const requests = call[Symbol.asyncIterator]() as AsyncIterator<AppendRequest>;
+  const requests = new RequestReader<AppendRequest>(call);
+  void stopped.then(() => requests.stop());
   // Sends acknowledgements in order; rejects with the first request that failed after seqs.
   let acknowledgements: Promise<void> = Promise.resolve();
   let acknowledgementFailed = false;
   let unacknowledged = 0;
   let failure: unknown;
   try {
-    while (!acknowledgementFailed) {
-      const next = requests.next();
-      next.catch(() => undefined);
-      const result = await Promise.race([next, stopped]);
-      if (result === STOPPED) throw shuttingDown();
-      if (result.done) break;
-      const request = result.value;
+    for (let request = await requests.next(); request; request = await requests.next()) {
       const appended = await sessions.append(request.sessionId, request.messages, {
         ...(request.expectedSeq === undefined ? {} : { expectedSeq: request.expectedSeq }),
         sync: request.sync,
@@ -49,7 +45,9 @@ export async function serveAppend(
         acknowledgementFailed = true;
       });
       if (unacknowledged >= MAX_UNACKNOWLEDGED) await acknowledgements;
+      if (acknowledgementFailed) break;
     }
+    if (requests.wasStopped) throw shuttingDown();
   } catch (error) {
     failure = error;
   }

@@ -1,14 +1,18 @@
 import { performance } from "node:perf_hooks";
 import {
-  type ServerInterceptor,
   ServerInterceptingCall,
+  type ServerInterceptor,
   ServerListenerBuilder,
   status,
 } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 
 /** Codes that mean the server or its storage is in trouble rather than the caller's input. */
-const WARN_CODES = new Set<number>([status.RESOURCE_EXHAUSTED, status.UNAVAILABLE, status.DEADLINE_EXCEEDED]);
+const WARN_CODES = new Set<number>([
+  status.RESOURCE_EXHAUSTED,
+  status.UNAVAILABLE,
+  status.DEADLINE_EXCEEDED,
+]);
 const ERROR_CODES = new Set<number>([status.INTERNAL, status.UNKNOWN, status.DATA_LOSS]);
 
 /**

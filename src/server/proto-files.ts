@@ -12,7 +12,8 @@ export function protoDirectory(): string {
   for (let directory = dirname(fileURLToPath(import.meta.url)); ; directory = dirname(directory)) {
     const candidate = join(directory, "proto");
     if (existsSync(join(candidate, RELATIVE_PATH))) return candidate;
-    if (dirname(directory) === directory) throw new Error(`proto/${RELATIVE_PATH} not found above this module`);
+    if (dirname(directory) === directory)
+      throw new Error(`proto/${RELATIVE_PATH} not found above this module`);
   }
 }
 

@@ -60,7 +60,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     address,
     port,
     shutdown() {
-      shutdown ??= shutDown({ server, health, streams, sessions, log, timeoutMs: config.shutdownTimeoutMs });
+      shutdown ??= shutDown({
+        server,
+        health,
+        streams,
+        sessions,
+        log,
+        timeoutMs: config.shutdownTimeoutMs,
+      });
       return shutdown;
     },
   };
@@ -71,7 +78,11 @@ function createStorage(config: Config, log: Logger): SessionStorage {
     case "memory":
       return new MemoryStorage();
     case "jsonl":
-      return new JsonlFileStorage({ directory: config.dataDir, maxOpenFiles: config.maxOpenFiles, log });
+      return new JsonlFileStorage({
+        directory: config.dataDir,
+        maxOpenFiles: config.maxOpenFiles,
+        log,
+      });
   }
 }
 
@@ -87,15 +98,19 @@ async function shutDown(parts: {
   const started = Date.now();
   health.setStatus("", "NOT_SERVING");
   health.setStatus(SERVICE_NAME, "NOT_SERVING");
-  const callsEnded = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-  const deadline = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), timeoutMs).unref());
+  server.tryShutdown(() => undefined); // refuses new calls; running ones go on
+  const deadline = new Promise<"timeout">((resolve) =>
+    setTimeout(() => resolve("timeout"), timeoutMs).unref(),
+  );
   if ((await Promise.race([streams.stopAll(), deadline])) === "timeout") {
     log.warn({ timeoutMs }, "streams did not end in time; cancelling them");
   }
   await sessions.close();
-  if ((await Promise.race([callsEnded, deadline])) === "timeout") {
-    log.warn({ timeoutMs }, "calls did not end in time; cancelling them");
-    server.forceShutdown();
-  }
-  log.info({ ms: Date.now() - started }, "sessionstore stopped; every buffer is written and fsynced");
+  // What still runs cannot change stored data any more (unary reads, health watches): cancel it
+  // rather than let a watcher hold the process.
+  server.forceShutdown();
+  log.info(
+    { ms: Date.now() - started },
+    "sessionstore stopped; every buffer is written and fsynced",
+  );
 }

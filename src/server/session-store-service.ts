@@ -8,8 +8,14 @@ import { toServiceError } from "./status.js";
 import { type StreamingCalls, streamResponses } from "./streaming-calls.js";
 
 /** The SessionStore RPCs, each a thin translation between the wire and the session manager. */
-export function sessionStoreHandlers(sessions: SessionManager, streams: StreamingCalls, log: Logger): SessionStoreServer {
-  function unary<Request, Response>(handle: (request: Request) => Promise<Response>): handleUnaryCall<Request, Response> {
+export function sessionStoreHandlers(
+  sessions: SessionManager,
+  streams: StreamingCalls,
+  log: Logger,
+): SessionStoreServer {
+  function unary<Request, Response>(
+    handle: (request: Request) => Promise<Response>,
+  ): handleUnaryCall<Request, Response> {
     return (call, callback) => {
       handle(call.request).then(
         (response) => callback(null, response),
@@ -39,7 +45,8 @@ export function sessionStoreHandlers(sessions: SessionManager, streams: Streamin
 
     loadMeta: unary(async (request) => {
       const meta = await sessions.meta(request.sessionId);
-      if (!meta) throw new SessionStoreError(Code.NotFound, `session ${request.sessionId} does not exist`);
+      if (!meta)
+        throw new SessionStoreError(Code.NotFound, `session ${request.sessionId} does not exist`);
       return { meta };
     }),
 

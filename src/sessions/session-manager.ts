@@ -77,15 +77,21 @@ export class SessionManager {
    * Validates one request's messages and buffers them; resolves once they have their seqs.
    * Nothing of an invalid request is stored. Requests to a session are ordered as they call this.
    */
-  async append(sessionId: string, messages: readonly string[], options: AppendOptions): Promise<Appended> {
+  async append(
+    sessionId: string,
+    messages: readonly string[],
+    options: AppendOptions,
+  ): Promise<Appended> {
     checkSessionId(sessionId);
     const normalized = messages.map(normalizeMessage);
-    this.checkOpen();
     let session: Session | undefined;
     do {
-      // Only a request with messages creates the session. A session deleted while this request
-      // waited is replaced by a new one.
-      session = await this.lookup(sessionId, normalized.length > 0);
+      this.checkOpen();
+      // Only a request with messages that may go first creates the session (one failing its
+      // expected_seq must leave nothing behind). A session deleted while this request waited is
+      // replaced by a new one.
+      const creates = normalized.length > 0 && (options.expectedSeq ?? 0) === 0;
+      session = await this.lookup(sessionId, creates);
     } while (session?.isDiscarded);
     if (!session) {
       if (options.expectedSeq !== undefined && options.expectedSeq !== 0) {
@@ -125,13 +131,21 @@ export class SessionManager {
     const session = await this.lookup(sessionId);
     if (!session) return;
     const total = session.length;
-    const to = options.limit > 0 && !options.last ? Math.min(total, options.fromSeq + options.limit) : total;
-    const from = options.limit > 0 && options.last ? Math.max(options.fromSeq, total - options.limit) : options.fromSeq;
+    const to =
+      options.limit > 0 && !options.last ? Math.min(total, options.fromSeq + options.limit) : total;
+    const from =
+      options.limit > 0 && options.last
+        ? Math.max(options.fromSeq, total - options.limit)
+        : options.fromSeq;
     if (from >= to) return;
     const { stored, buffered } = session.snapshot(from, to);
     let seq = stored.from;
     if (stored.to > stored.from) {
-      for await (const messages of this.storage.read(sessionId, stored.from, stored.to - stored.from)) {
+      for await (const messages of this.storage.read(
+        sessionId,
+        stored.from,
+        stored.to - stored.from,
+      )) {
         yield { firstSeq: seq, messages };
         seq += messages.length;
       }
@@ -162,14 +176,21 @@ export class SessionManager {
       return live ? live.meta() : (byId.get(id) as SessionMeta);
     });
     const last = sessions.at(-1);
-    return { sessions, nextPageToken: ids.length > pageSize && last ? encodePageToken(last.sessionId) : "" };
+    return {
+      sessions,
+      nextPageToken: ids.length > pageSize && last ? encodePageToken(last.sessionId) : "",
+    };
   }
 
   /** Deletes a session's buffer and stored messages; resolves to whether it existed. */
   async delete(sessionId: string): Promise<boolean> {
     checkSessionId(sessionId);
     this.checkOpen();
-    for (let pending = this.deleting.get(sessionId); pending; pending = this.deleting.get(sessionId)) {
+    for (
+      let pending = this.deleting.get(sessionId);
+      pending;
+      pending = this.deleting.get(sessionId)
+    ) {
       await pending.catch(() => undefined);
     }
     const deletion = this.deleteNow(sessionId);
@@ -184,10 +205,16 @@ export class SessionManager {
   /** Refuses new work, then writes and fsyncs every buffer. */
   async close(): Promise<void> {
     this.closing = true;
-    const results = await Promise.allSettled([...this.sessions.values()].map((session) => session.flush()));
+    const results = await Promise.allSettled(
+      [...this.sessions.values()].map((session) => session.flush()),
+    );
     for (const result of results) {
-      if (result.status === "rejected") this.log.error({ err: result.reason }, "could not flush a session at shutdown");
+      if (result.status === "rejected")
+        this.log.error({ err: result.reason }, "could not flush a session at shutdown");
     }
+    // No more timed writes: storage closes next.
+    const closed = new SessionStoreError(Code.Unavailable, "the server is shutting down");
+    await Promise.all([...this.sessions.values()].map((session) => session.discard(closed)));
     await this.storage.close();
   }
 
@@ -195,12 +222,16 @@ export class SessionManager {
     await this.opening.get(sessionId);
     const session = this.sessions.get(sessionId);
     this.sessions.delete(sessionId);
+    // Counted before discard() empties the buffer: a session only buffered existed too.
+    const hadMessages = session !== undefined && session.length > 0;
     if (session) {
       this.unstored.delete(session);
-      await session.discard(new SessionStoreError(Code.NotFound, `session ${sessionId} was deleted`));
+      await session.discard(
+        new SessionStoreError(Code.NotFound, `session ${sessionId} was deleted`),
+      );
     }
     const existed = await this.storage.delete(sessionId);
-    return existed || (session !== undefined && session.length > 0);
+    return existed || hadMessages;
   }
 
   /**
@@ -254,7 +285,11 @@ export class SessionManager {
   }
 
   private checkOpen(): void {
-    if (this.closing) throw new SessionStoreError(Code.Unavailable, "the server is shutting down; retry on another");
+    if (this.closing)
+      throw new SessionStoreError(
+        Code.Unavailable,
+        "the server is shutting down; retry on another",
+      );
   }
 }
 
@@ -279,7 +314,9 @@ function decodePageToken(token: string): string {
   if (token === "") return "";
   const lastId = Buffer.from(token, "base64url").toString("utf8");
   if (encodePageToken(lastId) !== token) {
-    throw invalidArgument("page_token is not one this server returned; pass next_page_token unchanged");
+    throw invalidArgument(
+      "page_token is not one this server returned; pass next_page_token unchanged",
+    );
   }
   return lastId;
 }

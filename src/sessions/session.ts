@@ -100,7 +100,10 @@ export class Session {
     if (messages.length > 0) {
       for (const message of messages) this.pending.push(message);
       this.updatedAtMs = Date.now();
-      this.flushTimer ??= setTimeout(() => this.onFlushTimer(), this.policy.flushIntervalMs).unref();
+      this.flushTimer ??= setTimeout(
+        () => this.onFlushTimer(),
+        this.policy.flushIntervalMs,
+      ).unref();
       if (this.pending.length >= this.policy.flushMessages) void this.drain();
     }
     return { firstSeq, nextSeq: this.length };
@@ -109,7 +112,10 @@ export class Session {
   /** Resolves once messages [0, seq) are durable, writing and fsyncing what it takes. */
   waitDurable(seq: number): Promise<void> {
     if (seq <= this.durable) return Promise.resolve();
-    if (this.discarded) return Promise.reject(new SessionStoreError(Code.NotFound, `session ${this.sessionId} was deleted`));
+    if (this.discarded)
+      return Promise.reject(
+        new SessionStoreError(Code.NotFound, `session ${this.sessionId} was deleted`),
+      );
     return new Promise<void>((resolve, reject) => {
       this.durableWaiters.push({ seq, resolve, reject });
       this.syncWanted = true;
@@ -132,7 +138,10 @@ export class Session {
     const storedTo = Math.min(to, this.storedCount);
     return {
       stored: { from, to: Math.max(from, storedTo) },
-      buffered: this.pending.slice(Math.max(0, from - this.storedCount), Math.max(0, to - this.storedCount)),
+      buffered: this.pending.slice(
+        Math.max(0, from - this.storedCount),
+        Math.max(0, to - this.storedCount),
+      ),
     };
   }
 
@@ -160,13 +169,19 @@ export class Session {
   }
 
   private async writeLoop(): Promise<void> {
-    while (!this.discarded && (this.pending.length > 0 || (this.syncWanted && this.durable < this.storedCount))) {
+    while (
+      !this.discarded &&
+      (this.pending.length > 0 || (this.syncWanted && this.durable < this.storedCount))
+    ) {
       const batch = this.pending.slice();
       const sync = this.syncWanted;
       this.syncWanted = false;
       const firstSeq = this.storedCount;
       try {
-        await this.storage.write(this.sessionId, firstSeq, batch, { sync, createdAtMs: this.stored.createdAtMs });
+        await this.storage.write(this.sessionId, firstSeq, batch, {
+          sync,
+          createdAtMs: this.stored.createdAtMs,
+        });
       } catch (error) {
         this.onWriteFailed(error, sync);
         return;
@@ -188,9 +203,13 @@ export class Session {
     const failure =
       error instanceof SessionStoreError
         ? error
-        : new SessionStoreError(Code.Unavailable, `storage failed for session ${this.sessionId}: ${String(error)}`, {
-            cause: error,
-          });
+        : new SessionStoreError(
+            Code.Unavailable,
+            `storage failed for session ${this.sessionId}: ${String(error)}`,
+            {
+              cause: error,
+            },
+          );
     this.log.warn(
       { sessionId: this.sessionId, err: error, buffered: this.pending.length },
       "writing the session failed; its messages stay buffered and will be retried",

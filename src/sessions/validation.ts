@@ -22,7 +22,8 @@ export function isValidSessionId(sessionId: string): boolean {
 
 function describeId(sessionId: string): string {
   if (sessionId.length === 0) return "(empty)";
-  if (sessionId.length > 40) return `${JSON.stringify(sessionId.slice(0, 40))}... (${sessionId.length} characters)`;
+  if (sessionId.length > 40)
+    return `${JSON.stringify(sessionId.slice(0, 40))}... (${sessionId.length} characters)`;
   return JSON.stringify(sessionId);
 }
 

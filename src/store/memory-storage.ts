@@ -28,7 +28,13 @@ export class MemoryStorage implements SessionStorage {
   ): Promise<void> {
     let session = this.sessions.get(sessionId);
     if (!session) {
-      session = { createdAtMs: options.createdAtMs, updatedAtMs: options.createdAtMs, messages: [] };
+      // Like every backend: a session exists once it has a message.
+      if (messages.length === 0) return;
+      session = {
+        createdAtMs: options.createdAtMs,
+        updatedAtMs: options.createdAtMs,
+        messages: [],
+      };
       this.sessions.set(sessionId, session);
     }
     if (firstSeq !== session.messages.length) {

@@ -23,7 +23,12 @@ export interface SessionStorage {
    * Rejects with a SessionStoreError (UNAVAILABLE, RESOURCE_EXHAUSTED) when storage fails; then
    * nothing of this call counts as stored and the caller may retry it.
    */
-  write(sessionId: string, firstSeq: number, messages: readonly string[], options: WriteOptions): Promise<void>;
+  write(
+    sessionId: string,
+    firstSeq: number,
+    messages: readonly string[],
+    options: WriteOptions,
+  ): Promise<void>;
 
   /**
    * Reads `count` stored messages from `fromSeq` on, in order, as pages. The range must lie within

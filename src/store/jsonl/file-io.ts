@@ -2,10 +2,19 @@ import { type FileHandle, open } from "node:fs/promises";
 import { Code, SessionStoreError } from "../../errors.js";
 
 /** Writes all of `data` at `position` (a single write may be short, e.g. on a nearly full disk). */
-export async function writeFully(handle: FileHandle, data: Buffer, position: number): Promise<void> {
+export async function writeFully(
+  handle: FileHandle,
+  data: Buffer,
+  position: number,
+): Promise<void> {
   let written = 0;
   while (written < data.length) {
-    const { bytesWritten } = await handle.write(data, written, data.length - written, position + written);
+    const { bytesWritten } = await handle.write(
+      data,
+      written,
+      data.length - written,
+      position + written,
+    );
     written += bytesWritten;
   }
 }
@@ -27,7 +36,11 @@ const OUT_OF_SPACE = new Set(["ENOSPC", "EDQUOT", "EFBIG"]);
  * quota is full, UNAVAILABLE otherwise; both mean nothing of the operation was stored and it is
  * safe to retry.
  */
-export function storageFailure(action: string, sessionId: string, cause: unknown): SessionStoreError {
+export function storageFailure(
+  action: string,
+  sessionId: string,
+  cause: unknown,
+): SessionStoreError {
   const errno = (cause as NodeJS.ErrnoException).code ?? "";
   const reason = cause instanceof Error ? cause.message : String(cause);
   return new SessionStoreError(

@@ -28,7 +28,11 @@ export class JsonlFileStorage implements SessionStorage {
   private readonly files = new Map<string, Promise<SessionFile | undefined>>();
 
   constructor(private readonly options: JsonlStorageOptions) {
-    this.context = { directory: options.directory, pool: new HandlePool(options.maxOpenFiles), log: options.log };
+    this.context = {
+      directory: options.directory,
+      pool: new HandlePool(options.maxOpenFiles),
+      log: options.log,
+    };
   }
 
   async open(): Promise<void> {
@@ -38,10 +42,17 @@ export class JsonlFileStorage implements SessionStorage {
       if (!name.endsWith(FILE_SUFFIX) || name.startsWith(".")) continue;
       const id = name.slice(0, -FILE_SUFFIX.length);
       if (isValidSessionId(id)) ids.push(id);
-      else this.options.log.warn({ file: name }, "ignoring a file whose name is not a valid session id");
+      else
+        this.options.log.warn(
+          { file: name },
+          "ignoring a file whose name is not a valid session id",
+        );
     }
     this.index = new SortedIds(ids);
-    this.options.log.info({ directory: this.options.directory, sessions: ids.length }, "opened the data directory");
+    this.options.log.info(
+      { directory: this.options.directory, sessions: ids.length },
+      "opened the data directory",
+    );
   }
 
   async close(): Promise<void> {
@@ -61,7 +72,13 @@ export class JsonlFileStorage implements SessionStorage {
     const file = await this.file(sessionId);
     if (file) return file.append(firstSeq, messages, options.sync);
     if (messages.length === 0) return;
-    const created = SessionFile.create(this.context, sessionId, options.createdAtMs, messages, options.sync);
+    const created = SessionFile.create(
+      this.context,
+      sessionId,
+      options.createdAtMs,
+      messages,
+      options.sync,
+    );
     this.files.set(sessionId, created);
     try {
       await created;

@@ -30,7 +30,12 @@ export async function* readLines(
   let remaining = maxLines;
   let position = start;
   while (position < end && remaining > 0) {
-    const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, end - position), position);
+    const { bytesRead } = await handle.read(
+      chunk,
+      0,
+      Math.min(chunk.length, end - position),
+      position,
+    );
     if (bytesRead === 0) break;
     const batchStart = position - partialBytes;
     const lines: string[] = [];
@@ -54,7 +59,8 @@ export async function* readLines(
       partialBytes += bytesRead - lineStart;
     }
     position += bytesRead;
-    if (lines.length > 0) yield { lines, start: batchStart, end: position - (bytesRead - lineStart) };
+    if (lines.length > 0)
+      yield { lines, start: batchStart, end: position - (bytesRead - lineStart) };
   }
 }
 
@@ -78,13 +84,27 @@ export async function findLineStart(
 }
 
 /** The offset just after the `n`th newline from `start` on. */
-async function findNthNewlineForward(handle: FileHandle, start: number, end: number, n: number): Promise<number> {
+async function findNthNewlineForward(
+  handle: FileHandle,
+  start: number,
+  end: number,
+  n: number,
+): Promise<number> {
   const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, end - start));
   let seen = 0;
   for (let position = start; position < end; ) {
-    const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, end - position), position);
+    const { bytesRead } = await handle.read(
+      chunk,
+      0,
+      Math.min(chunk.length, end - position),
+      position,
+    );
     if (bytesRead === 0) break;
-    for (let i = chunk.indexOf(NEWLINE, 0); i !== -1 && i < bytesRead; i = chunk.indexOf(NEWLINE, i + 1)) {
+    for (
+      let i = chunk.indexOf(NEWLINE, 0);
+      i !== -1 && i < bytesRead;
+      i = chunk.indexOf(NEWLINE, i + 1)
+    ) {
       if (++seen === n) return position + i + 1;
     }
     position += bytesRead;
@@ -93,7 +113,12 @@ async function findNthNewlineForward(handle: FileHandle, start: number, end: num
 }
 
 /** The offset just after the `n`th newline counting back from `end` (the newline at end-1 is the 1st). */
-async function findNthNewlineBackward(handle: FileHandle, start: number, end: number, n: number): Promise<number> {
+async function findNthNewlineBackward(
+  handle: FileHandle,
+  start: number,
+  end: number,
+  n: number,
+): Promise<number> {
   const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, end - start));
   let seen = 0;
   for (let position = end; position > start; ) {

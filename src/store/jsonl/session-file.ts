@@ -8,6 +8,7 @@ import { isNotFound, storageFailure, syncDirectory, writeFully } from "./file-io
 import type { HandlePool } from "./handle-pool.js";
 import { headerWidthFor, parseHeader, renderHeader, type SessionHeader } from "./header.js";
 import { findLineStart, readLines } from "./lines.js";
+import { scanRecords } from "./records.js";
 
 /** What a session file needs from its storage. */
 export interface FileContext {
@@ -66,7 +67,12 @@ export class SessionFile {
     messages: readonly string[],
     sync: boolean,
   ): Promise<SessionFile> {
-    const header = { sessionId, createdAtMs, agentLoopVersion: AGENT_LOOP_VERSION, messageCount: 0 };
+    const header = {
+      sessionId,
+      createdAtMs,
+      agentLoopVersion: AGENT_LOOP_VERSION,
+      messageCount: 0,
+    };
     const headerWidth = headerWidthFor(header);
     const file = new SessionFile(
       context,
@@ -106,7 +112,11 @@ export class SessionFile {
     }
   }
 
-  private static async recover(context: FileContext, sessionId: string, handle: FileHandle): Promise<SessionFile> {
+  private static async recover(
+    context: FileContext,
+    sessionId: string,
+    handle: FileHandle,
+  ): Promise<SessionFile> {
     const stat = await handle.stat();
     let firstLine: { text: string; end: number } | undefined;
     for await (const batch of readLines(handle, 0, stat.size, 1)) {
@@ -155,7 +165,9 @@ export class SessionFile {
   async append(firstSeq: number, messages: readonly string[], sync: boolean): Promise<void> {
     this.checkIntact();
     if (firstSeq !== this.layout.count) {
-      throw new Error(`append to ${this.sessionId} at seq ${firstSeq}, but it holds ${this.layout.count}`);
+      throw new Error(
+        `append to ${this.sessionId} at seq ${firstSeq}, but it holds ${this.layout.count}`,
+      );
     }
     await this.context.pool.use(this.path, (handle) => this.appendWith(handle, messages, sync));
   }
@@ -174,7 +186,11 @@ export class SessionFile {
     }
   }
 
-  private async appendWith(handle: FileHandle, messages: readonly string[], sync: boolean): Promise<void> {
+  private async appendWith(
+    handle: FileHandle,
+    messages: readonly string[],
+    sync: boolean,
+  ): Promise<void> {
     const before = { count: this.layout.count, end: this.layout.end };
     if (messages.length > 0) {
       const lines = Buffer.from(`${messages.join("\n")}\n`, "utf8");
@@ -215,35 +231,37 @@ export class SessionFile {
       await writeFully(handle, this.renderHeader(to), 0);
     } catch (error) {
       // The next open recounts from the header; until then, writes past `to.end` overwrite.
-      this.context.log.error({ sessionId: this.sessionId, err: error }, "could not roll back a failed write");
+      this.context.log.error(
+        { sessionId: this.sessionId, err: error },
+        "could not roll back a failed write",
+      );
     }
   }
 
-  /** Counts complete lines a crash left after the header's count; cuts a torn last record. */
+  /**
+   * Counts complete records a crash left after the header's count and cuts off a torn last one.
+   * A bad record with valid ones after it is not a crash's doing: the session is marked corrupt
+   * and the file left as it is for an operator.
+   */
   private async countUnheadedLines(handle: FileHandle, size: number): Promise<void> {
-    let { count, end } = this.layout;
-    scan: for await (const batch of readLines(handle, end, size)) {
-      for (const line of batch.lines) {
-        if (!isJsonObject(line)) break scan;
-        count++;
-        end += Buffer.byteLength(line, "utf8") + 1;
-      }
+    const scan = await scanRecords(handle, this.layout.end, size, { lenient: false });
+    if (scan.corrupt) {
+      this.layout.corruptSeq = this.layout.count + scan.corrupt.seq;
+      logCorruption(this.context, this.sessionId, this.layout.corruptSeq, scan.corrupt.offset);
+      return;
     }
-    if (end < size) {
-      this.context.log.warn(
-        { sessionId: this.sessionId, bytes: size - end, seq: count },
-        "cut off a torn record at the end of the session file",
-      );
-      await handle.truncate(end);
+    if (scan.end < size) {
+      logTornTail(this.context, this.sessionId, size - scan.end, this.layout.count + scan.count);
+      await handle.truncate(scan.end);
     }
     this.context.log.info(
-      { sessionId: this.sessionId, recovered: count - this.layout.count },
+      { sessionId: this.sessionId, recovered: scan.count },
       "recounted the session file after an unclean stop",
     );
-    Object.assign(this.layout, { count, end });
+    Object.assign(this.layout, { count: this.layout.count + scan.count, end: scan.end });
     await writeFully(handle, this.renderHeader(this.layout), 0);
     await handle.datasync();
-    this.durableCount = count;
+    this.durableCount = this.layout.count;
   }
 
   private renderHeader(at: { count: number; end: number }): Buffer {
@@ -270,7 +288,12 @@ export class SessionFile {
 }
 
 /** Whether a header is one we wrote for this file and the file holds at least what it counts. */
-function isOwnLayout(header: SessionHeader, sessionId: string, width: number, size: number): boolean {
+function isOwnLayout(
+  header: SessionHeader,
+  sessionId: string,
+  width: number,
+  size: number,
+): boolean {
   return (
     header.sessionId === sessionId &&
     header.fileBytes !== undefined &&
@@ -278,15 +301,6 @@ function isOwnLayout(header: SessionHeader, sessionId: string, width: number, si
     header.fileBytes <= size &&
     width >= headerWidthFor(header)
   );
-}
-
-function isJsonObject(text: string): boolean {
-  try {
-    const value: unknown = JSON.parse(text);
-    return typeof value === "object" && value !== null && !Array.isArray(value);
-  } catch {
-    return false;
-  }
 }
 
 interface RewriteSource {
@@ -318,53 +332,37 @@ async function rewriteInOwnLayout(
     messageCount: 0,
   };
   const headerWidth = headerWidthFor(header);
-  const layout: FileLayout = { ...header, headerWidth, count: 0, end: headerWidth + 1, updatedAtMs: from.updatedAtMs };
-  // Records read but not yet known to be valid: an invalid one is torn if nothing valid follows.
-  let invalid: { seq: number; offset: number } | undefined;
-  let scannedTo = from.dataStart;
+  const layout: FileLayout = {
+    ...header,
+    headerWidth,
+    count: 0,
+    end: headerWidth + 1,
+    updatedAtMs: from.updatedAtMs,
+  };
   const temp = await context.pool.acquire(tempPath, true).catch(async (error: unknown) => {
     if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     await rm(tempPath); // left by a crash during an earlier rewrite
     return context.pool.acquire(tempPath, true);
   });
   try {
-    for await (const batch of readLines(source, from.dataStart, from.size)) {
-      const valid: string[] = [];
-      let offset = batch.start;
-      for (const rawLine of batch.lines) {
-        const line = rawLine.endsWith("\r") ? rawLine.slice(0, -1) : rawLine;
-        const lineOffset = offset;
-        offset += Buffer.byteLength(rawLine, "utf8") + 1;
-        if (line.trim() === "") continue;
-        if (!isJsonObject(line)) {
-          invalid ??= { seq: layout.count + valid.length, offset: lineOffset };
-          continue;
-        }
-        if (invalid) {
-          context.log.error(
-            { sessionId, seq: invalid.seq, offset: invalid.offset },
-            "session file has a corrupt record before its end; serving it is refused until repaired",
-          );
-          return { ...layout, count: invalid.seq, corruptSeq: invalid.seq };
-        }
-        valid.push(line);
-      }
-      if (valid.length > 0) {
-        const data = Buffer.from(`${valid.join("\n")}\n`, "utf8");
+    const scan = await scanRecords(source, from.dataStart, from.size, {
+      lenient: true,
+      onRecords: async (records) => {
+        const data = Buffer.from(`${records.join("\n")}\n`, "utf8");
         await writeFully(temp.handle, data, layout.end);
-        layout.count += valid.length;
+        layout.count += records.length;
         layout.end += data.length;
-      }
-      scannedTo = batch.end;
+      },
+    });
+    if (scan.corrupt) {
+      logCorruption(context, sessionId, scan.corrupt.seq, scan.corrupt.offset);
+      return { ...layout, count: scan.count, corruptSeq: scan.corrupt.seq };
     }
-    const tornBytes = from.size - (invalid ? invalid.offset : scannedTo);
-    if (tornBytes > 0) {
-      context.log.warn(
-        { sessionId, bytes: tornBytes, seq: layout.count },
-        "cut off a torn record at the end of the session file",
-      );
-    }
-    const ownHeader = renderHeader({ ...header, messageCount: layout.count, fileBytes: layout.end }, headerWidth);
+    if (scan.end < from.size) logTornTail(context, sessionId, from.size - scan.end, layout.count);
+    const ownHeader = renderHeader(
+      { ...header, messageCount: layout.count, fileBytes: layout.end },
+      headerWidth,
+    );
     await writeFully(temp.handle, ownHeader, 0);
     await temp.handle.datasync();
     await rename(tempPath, path);
@@ -380,4 +378,18 @@ async function rewriteInOwnLayout(
     context.pool.discard(tempPath);
     await rm(tempPath, { force: true });
   }
+}
+
+function logTornTail(context: FileContext, sessionId: string, bytes: number, seq: number): void {
+  context.log.warn(
+    { sessionId, bytes, seq },
+    "cut off a torn record at the end of the session file",
+  );
+}
+
+function logCorruption(context: FileContext, sessionId: string, seq: number, offset: number): void {
+  context.log.error(
+    { sessionId, seq, offset },
+    "session file has a corrupt record before its end; serving it is refused until repaired",
+  );
 }

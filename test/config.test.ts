@@ -1,0 +1,45 @@
+import { readFile } from "node:fs/promises";
+import { describe, expect, it } from "vitest";
+import { ConfigError, envName, loadConfig, SETTINGS } from "../src/config.js";
+
+describe("loadConfig", () => {
+  it("uses the documented defaults", () => {
+    expect(loadConfig([], {})).toMatchObject({
+      listen: "127.0.0.1:50051",
+      dataDir: "./data",
+      flushMessages: 20,
+      flushIntervalMs: 5000,
+      durability: "buffered",
+      logLevel: "info",
+    });
+  });
+
+  it("takes environment variables, and flags over them", () => {
+    const env = { SESSIONSTORE_DATA_DIR: "/env", SESSIONSTORE_FLUSH_MESSAGES: "7" };
+    expect(loadConfig([], env)).toMatchObject({ dataDir: "/env", flushMessages: 7 });
+    expect(loadConfig(["--data-dir", "/flag", "--durability=sync"], env)).toMatchObject({
+      dataDir: "/flag",
+      flushMessages: 7,
+      durability: "sync",
+    });
+  });
+
+  it.each([
+    [["--flush-messages", "0"], "--flush-messages"],
+    [["--flush-interval-ms", "soon"], "--flush-interval-ms"],
+    [["--durability", "maybe"], "expected one of buffered, sync"],
+    [["--no-such-flag", "1"], "no-such-flag"],
+  ])("rejects %j with a message naming the problem", (args, text) => {
+    expect(() => loadConfig(args, {})).toThrow(ConfigError);
+    expect(() => loadConfig(args, {})).toThrow(text);
+  });
+
+  it("is documented in the README, every flag with its variable and default", async () => {
+    const readme = await readFile(new URL("../README.md", import.meta.url), "utf8");
+    for (const setting of SETTINGS) {
+      expect(readme).toContain(
+        `| \`--${setting.flag}\` | \`${envName(setting.flag)}\` | \`${setting.default}\` |`,
+      );
+    }
+  });
+});

@@ -1,0 +1,50 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { credentials } from "@grpc/grpc-js";
+import { SessionStoreClient } from "../../gen/sessionstore/v1/session_store.js";
+
+const CLI = fileURLToPath(new URL("../../dist/src/cli.js", import.meta.url));
+
+/** The compiled server running as a child process, as `sessionstore serve` runs in production. */
+export interface ChildServer {
+  process: ChildProcess;
+  address: string;
+  client: SessionStoreClient;
+  /** Log lines (parsed JSON) the server printed so far. */
+  logs: Record<string, unknown>[];
+  /** Resolves to the exit code (or signal name) once the process has exited. */
+  exited: Promise<number | string>;
+}
+
+/** Starts `sessionstore serve` with `args` on 127.0.0.1:0 and waits until it listens. */
+export async function startChildServer(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<ChildServer> {
+  const child = spawn(process.execPath, [CLI, "serve", "--listen", "127.0.0.1:0", ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<number | string>((resolve) =>
+    child.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
+  );
+  const address = await new Promise<string>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    lines.on("line", (line) => {
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      logs.push(entry);
+      if (entry.msg === "sessionstore listening") resolve(entry.address as string);
+    });
+    void exited.then((code) =>
+      reject(new Error(`server exited (${code}) before listening: ${stderr}`)),
+    );
+  });
+  const client = new SessionStoreClient(address, credentials.createInsecure());
+  return { process: child, address, client, logs, exited };
+}

@@ -1,0 +1,197 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type ClientReadableStream, credentials, type ServiceError } from "@grpc/grpc-js";
+import { pino } from "pino";
+import {
+  type AppendRequest,
+  type AppendResponse,
+  type DeleteRequest,
+  type DeleteResponse,
+  type FlushRequest,
+  type FlushResponse,
+  type ListRequest,
+  type ListResponse,
+  type LoadMetaRequest,
+  type LoadMetaResponse,
+  SessionStoreClient,
+} from "../../gen/sessionstore/v1/session_store.js";
+import type { Config } from "../../src/config.js";
+import { type RunningServer, startServer } from "../../src/server/server.js";
+
+/** A real server on 127.0.0.1:0 over a fresh temp data directory, and a generated client for it. */
+export interface TestServer {
+  server: RunningServer;
+  client: SessionStoreClient;
+  dataDir: string;
+  config: Config;
+  /** Shuts the server down (flushing everything) and closes the client; keeps the data. */
+  stop(): Promise<void>;
+  /** stop(), then removes the data directory. */
+  close(): Promise<void>;
+}
+
+export async function makeTempDir(prefix = "sessionstore-test-"): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+export async function startTestServer(overrides: Partial<Config> = {}): Promise<TestServer> {
+  const dataDir = overrides.dataDir ?? (await makeTempDir());
+  const config: Config = {
+    listen: "127.0.0.1:0",
+    dataDir,
+    storage: "jsonl",
+    flushMessages: 20,
+    flushIntervalMs: 5000,
+    durability: "buffered",
+    logLevel: "silent",
+    maxOpenFiles: 64,
+    shutdownTimeoutMs: 5000,
+    ...overrides,
+  };
+  const server = await startServer(config, pino({ level: config.logLevel }));
+  const client = new SessionStoreClient(server.address, credentials.createInsecure());
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    client.close();
+    await server.shutdown();
+  };
+  return {
+    server,
+    client,
+    dataDir,
+    config,
+    stop,
+    close: async () => {
+      await stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Promisifies a unary call of the generated client. */
+export function unary<Request, Response>(
+  call: (
+    request: Request,
+    callback: (error: ServiceError | null, response: Response) => void,
+  ) => unknown,
+  request: Request,
+): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    call(request, (error, response) => (error ? reject(error) : resolve(response)));
+  });
+}
+
+/** Everything a server stream sends, or its error. */
+export function collect<T>(stream: ClientReadableStream<T>): Promise<T[]> {
+  return new Promise((resolve, reject) => {
+    const items: T[] = [];
+    stream.on("data", (item: T) => items.push(item));
+    stream.on("error", reject);
+    stream.on("end", () => resolve(items));
+  });
+}
+
+/** The outcome of one Append stream: the acks received and the error it ended with, if any. */
+export interface AppendOutcome {
+  acks: AppendResponse[];
+  error?: ServiceError;
+}
+
+/** Sends `requests` on one Append stream, half-closes it and waits for it to end. */
+export function appendStream(
+  client: SessionStoreClient,
+  requests: Partial<AppendRequest>[],
+): Promise<AppendOutcome> {
+  return new Promise((resolve) => {
+    const stream = client.append();
+    const acks: AppendResponse[] = [];
+    stream.on("data", (ack: AppendResponse) => acks.push(ack));
+    stream.on("error", (error: ServiceError) => resolve({ acks, error }));
+    stream.on("end", () => resolve({ acks }));
+    for (const request of requests) {
+      stream.write({ sessionId: "", messages: [], sync: false, ...request });
+    }
+    stream.end();
+  });
+}
+
+/** Appends and expects success: resolves to the acks. */
+export async function append(
+  client: SessionStoreClient,
+  requests: Partial<AppendRequest>[],
+): Promise<AppendResponse[]> {
+  const { acks, error } = await appendStream(client, requests);
+  if (error) throw error;
+  return acks;
+}
+
+/** All messages of a session via Load, in order, checking that pages join without gaps. */
+export async function loadAll(
+  client: SessionStoreClient,
+  sessionId: string,
+  options: { fromSeq?: number; limit?: number; last?: boolean } = {},
+): Promise<{ firstSeq: number; messages: string[] }> {
+  const pages = await collect(
+    client.load({
+      sessionId,
+      fromSeq: options.fromSeq ?? 0,
+      limit: options.limit ?? 0,
+      last: options.last ?? false,
+    }),
+  );
+  const messages: string[] = [];
+  const firstSeq = pages[0]?.firstSeq ?? options.fromSeq ?? 0;
+  for (const page of pages) {
+    if (page.firstSeq !== firstSeq + messages.length) {
+      throw new Error(
+        `page at seq ${page.firstSeq} does not follow seq ${firstSeq + messages.length - 1}`,
+      );
+    }
+    messages.push(...page.messages);
+  }
+  return { firstSeq, messages };
+}
+
+/** The shape motosan's reader gives a session file: skip line 1 if it parses as the header. */
+export function readLikeMotosan(text: string): unknown[] {
+  const lines = text.split("\n");
+  const first = lines[0];
+  if (first !== undefined && isMotosanHeader(first)) lines.shift();
+  return lines.filter((line) => line.trim() !== "").map((line) => JSON.parse(line));
+}
+
+function isMotosanHeader(line: string): boolean {
+  try {
+    const value = JSON.parse(line) as Record<string, unknown>;
+    return (
+      typeof value.session_id === "string" &&
+      typeof value.created_at_ms === "number" &&
+      typeof value.agent_loop_version === "string" &&
+      typeof value.message_count === "number"
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** The generated client's unary RPCs as promises. */
+export function unaryRpcs(client: SessionStoreClient) {
+  return {
+    flush: (request: FlushRequest) =>
+      unary<FlushRequest, FlushResponse>((r, cb) => client.flush(r, cb), request),
+    loadMeta: (request: LoadMetaRequest) =>
+      unary<LoadMetaRequest, LoadMetaResponse>((r, cb) => client.loadMeta(r, cb), request),
+    list: (request: Partial<ListRequest>) =>
+      unary<ListRequest, ListResponse>((r, cb) => client.list(r, cb), {
+        pageSize: 0,
+        pageToken: "",
+        prefix: "",
+        ...request,
+      }),
+    delete: (request: DeleteRequest) =>
+      unary<DeleteRequest, DeleteResponse>((r, cb) => client.delete(r, cb), request),
+  };
+}

@@ -1,0 +1,7 @@
+import { MemoryStorage } from "../../src/store/memory-storage.js";
+import { describeStorageConformance } from "./conformance.js";
+
+describeStorageConformance("MemoryStorage", async () => ({
+  storage: new MemoryStorage(),
+  cleanup: async () => {},
+}));

@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { Code, SessionStoreError } from "../../src/errors.js";
-import { checkSessionId, normalizeMessage, SESSION_ID_RULE } from "../../src/sessions/validation.js";
+import {
+  checkSessionId,
+  normalizeMessage,
+  SESSION_ID_RULE,
+} from "../../src/sessions/validation.js";
 
 function rejection(action: () => unknown): SessionStoreError {
   try {
@@ -13,9 +17,12 @@ function rejection(action: () => unknown): SessionStoreError {
 }
 
 describe("checkSessionId", () => {
-  it.each(["a", "agent-7f3a", "A.b_c:d@e~f-g", "x".repeat(200), "a..b", "a."])("accepts %j", (id) => {
-    expect(() => checkSessionId(id)).not.toThrow();
-  });
+  it.each(["a", "agent-7f3a", "A.b_c:d@e~f-g", "x".repeat(200), "a..b", "a."])(
+    "accepts %j",
+    (id) => {
+      expect(() => checkSessionId(id)).not.toThrow();
+    },
+  );
 
   it.each([
     ["empty", ""],

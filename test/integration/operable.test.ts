@@ -1,0 +1,158 @@
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fromBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import {
+  type Client,
+  type ClientDuplexStream,
+  credentials,
+  type GrpcObject,
+  loadPackageDefinition,
+  makeGenericClientConstructor,
+  type ServiceClientConstructor,
+  type ServiceError,
+  status,
+} from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { service as healthService } from "grpc-health-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { collect, startTestServer, type TestServer, unary } from "../helpers/test-server.js";
+import { expectStatus } from "./support.js";
+
+let running: TestServer;
+
+beforeAll(async () => {
+  running = await startTestServer();
+});
+
+afterAll(async () => {
+  await running.close();
+});
+
+interface HealthCheckRequest {
+  service: string;
+}
+interface HealthCheckResponse {
+  status: string;
+}
+interface HealthClient extends Client {
+  check(
+    request: HealthCheckRequest,
+    callback: (error: ServiceError | null, response: HealthCheckResponse) => void,
+  ): unknown;
+}
+
+describe("health", () => {
+  let health: HealthClient;
+
+  beforeAll(() => {
+    // The package's client for the service definition it serves (grpc.health.v1.Health).
+    const Health = makeGenericClientConstructor(healthService, "grpc.health.v1.Health");
+    health = new Health(
+      running.server.address,
+      credentials.createInsecure(),
+    ) as unknown as HealthClient;
+  });
+
+  afterAll(() => health.close());
+
+  const check = (service: string) =>
+    unary<HealthCheckRequest, HealthCheckResponse>(
+      (request, callback) => health.check(request, callback),
+      { service },
+    );
+
+  it.each(["", "sessionstore.v1.SessionStore"])("reports %j as SERVING", async (service) => {
+    expect(await check(service)).toEqual({ status: "SERVING" });
+  });
+
+  it("answers NOT_FOUND for a service it does not serve", async () => {
+    await expectStatus(check("no.such.Service"), status.NOT_FOUND);
+  });
+});
+
+/** A ServerReflectionResponse, as proto-loader decodes it with keepCase and oneofs. */
+interface ReflectionResponse {
+  message_response: string;
+  list_services_response?: { service: { name: string }[] };
+  file_descriptor_response?: { file_descriptor_proto: Buffer[] };
+  error_response?: { error_code: number; error_message: string };
+}
+
+/** The proto files @grpc/reflection ships: build/proto, next to its build/src entry point. */
+const reflectionProtoRoot = join(
+  dirname(createRequire(import.meta.url).resolve("@grpc/reflection")),
+  "..",
+  "proto",
+);
+
+/** Sends one request on a ServerReflectionInfo stream of `version` and returns the answer. */
+async function reflect(version: "v1" | "v1alpha", request: object): Promise<ReflectionResponse> {
+  const definition = loadSync(`grpc/reflection/${version}/reflection.proto`, {
+    keepCase: true,
+    oneofs: true,
+    includeDirs: [reflectionProtoRoot],
+  });
+  const root = loadPackageDefinition(definition);
+  const reflectionPackage = ((root.grpc as GrpcObject).reflection as GrpcObject)[
+    version
+  ] as GrpcObject;
+  const Reflection = reflectionPackage.ServerReflection as ServiceClientConstructor;
+  const client = new Reflection(running.server.address, credentials.createInsecure());
+  try {
+    const stream = (
+      client as unknown as {
+        ServerReflectionInfo(): ClientDuplexStream<object, ReflectionResponse>;
+      }
+    ).ServerReflectionInfo();
+    const responses = collect(stream);
+    stream.write(request);
+    stream.end();
+    const [response, ...more] = await responses;
+    expect(more).toEqual([]);
+    if (!response) throw new Error("no reflection response");
+    return response;
+  } finally {
+    client.close();
+  }
+}
+
+describe.each(["v1", "v1alpha"] as const)("server reflection %s", (version) => {
+  it("lists the SessionStore and health services", async () => {
+    const response = await reflect(version, { list_services: "" });
+    const names = response.list_services_response?.service.map((service) => service.name);
+    expect(names).toContain("sessionstore.v1.SessionStore");
+    expect(names).toContain("grpc.health.v1.Health");
+  });
+
+  it("describes sessionstore.v1.SessionStore with all its RPCs", async () => {
+    const response = await reflect(version, {
+      file_containing_symbol: "sessionstore.v1.SessionStore",
+    });
+    const files = (response.file_descriptor_response?.file_descriptor_proto ?? []).map((bytes) =>
+      fromBinary(FileDescriptorProtoSchema, bytes),
+    );
+    // @grpc/reflection regroups descriptors by package and names the files after it.
+    const file = files.find((descriptor) => descriptor.package === "sessionstore.v1");
+    const service = file?.service.find((descriptor) => descriptor.name === "SessionStore");
+    expect(service?.method.map((method) => method.name).sort()).toEqual([
+      "Append",
+      "Delete",
+      "Flush",
+      "List",
+      "Load",
+      "LoadMeta",
+      "Watch",
+    ]);
+  });
+});
+
+describe("Watch", () => {
+  it("answers UNIMPLEMENTED for now", async () => {
+    await expectStatus(
+      collect(running.client.watch({ sessionId: "s", fromSeq: 0 })),
+      status.UNIMPLEMENTED,
+      /not implemented/i,
+    );
+  });
+});

@@ -1,0 +1,189 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { type ServiceError, status } from "@grpc/grpc-js";
+import { afterEach, expect } from "vitest";
+import type {
+  DeleteRequest,
+  DeleteResponse,
+  FlushRequest,
+  FlushResponse,
+  ListRequest,
+  ListResponse,
+  LoadMetaRequest,
+  LoadMetaResponse,
+  LoadResponse,
+  SessionMeta,
+  SessionStoreClient,
+} from "../../gen/sessionstore/v1/session_store.js";
+import type { Config } from "../../src/config.js";
+import { collect, startTestServer, type TestServer, unary } from "../helpers/test-server.js";
+
+/**
+ * Registers an afterEach that closes every server the returned function started during the test
+ * (removing its data directory), and returns that function: it starts a test server with
+ * `defaults`, then `overrides`, applied.
+ */
+export function serversClosedAfterEach(
+  defaults: Partial<Config> = {},
+): (overrides?: Partial<Config>) => Promise<TestServer> {
+  const servers: TestServer[] = [];
+  afterEach(async () => {
+    // Newest first: servers of one test may share a data directory that close() removes.
+    for (const server of servers.splice(0).reverse()) await server.close();
+  });
+  return async (overrides = {}) => {
+    const server = await startTestServer({ ...defaults, ...overrides });
+    servers.push(server);
+    return server;
+  };
+}
+
+/** The unary RPCs of the generated client, promisified, with the request fields defaulted. */
+export function flush(client: SessionStoreClient, sessionId: string): Promise<FlushResponse> {
+  return unary<FlushRequest, FlushResponse>(
+    (request, callback) => client.flush(request, callback),
+    { sessionId },
+  );
+}
+
+export async function loadMeta(
+  client: SessionStoreClient,
+  sessionId: string,
+): Promise<SessionMeta> {
+  const response = await unary<LoadMetaRequest, LoadMetaResponse>(
+    (request, callback) => client.loadMeta(request, callback),
+    {
+      sessionId,
+    },
+  );
+  if (!response.meta) throw new Error(`LoadMeta of ${sessionId} answered without meta`);
+  return response.meta;
+}
+
+export function list(
+  client: SessionStoreClient,
+  request: Partial<ListRequest>,
+): Promise<ListResponse> {
+  return unary<ListRequest, ListResponse>((full, callback) => client.list(full, callback), {
+    pageSize: 0,
+    pageToken: "",
+    prefix: "",
+    ...request,
+  });
+}
+
+export function deleteSession(
+  client: SessionStoreClient,
+  sessionId: string,
+): Promise<DeleteResponse> {
+  return unary<DeleteRequest, DeleteResponse>(
+    (request, callback) => client.delete(request, callback),
+    { sessionId },
+  );
+}
+
+/** The raw pages of one Load call. */
+export function loadPages(
+  client: SessionStoreClient,
+  sessionId: string,
+  options: { fromSeq?: number; limit?: number; last?: boolean } = {},
+): Promise<LoadResponse[]> {
+  return collect(
+    client.load({
+      sessionId,
+      fromSeq: options.fromSeq ?? 0,
+      limit: options.limit ?? 0,
+      last: options.last ?? false,
+    }),
+  );
+}
+
+/** Awaits `call`, expecting it to fail with `code`; returns the error for further checks. */
+export async function expectStatus(
+  call: Promise<unknown>,
+  code: status,
+  details?: RegExp,
+): Promise<ServiceError> {
+  const error = await call.then(
+    (value) => {
+      throw new Error(
+        `expected ${status[code]}, but the call succeeded with ${JSON.stringify(value)}`,
+      );
+    },
+    (reason: unknown) => reason as ServiceError,
+  );
+  expect(status[error.code], error.details).toBe(status[code]);
+  if (details) expect(error.details).toMatch(details);
+  return error;
+}
+
+/** Checks that an Append stream's error has `code` and, optionally, matching details. */
+export function expectStreamError(
+  error: ServiceError | undefined,
+  code: status,
+  details?: RegExp,
+): void {
+  expect(error, `the stream should have ended with ${status[code]}`).toBeDefined();
+  expect(status[error?.code ?? status.OK], error?.details).toBe(status[code]);
+  if (details) expect(error?.details).toMatch(details);
+}
+
+/** What a session's file on disk holds: its header's message count and its message lines. */
+export interface SessionFileContent {
+  headerCount: number;
+  lines: string[];
+}
+
+export function sessionFilePath(dataDir: string, sessionId: string): string {
+  return join(dataDir, `${sessionId}.jsonl`);
+}
+
+/** The session's file as written so far, or undefined when there is none. */
+export async function readSessionFile(
+  dataDir: string,
+  sessionId: string,
+): Promise<SessionFileContent | undefined> {
+  let text: string;
+  try {
+    text = await readFile(sessionFilePath(dataDir, sessionId), "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+  const [header = "", ...rest] = text.split("\n");
+  const { message_count } = JSON.parse(header) as { message_count: number };
+  return { headerCount: message_count, lines: rest.filter((line) => line !== "") };
+}
+
+/**
+ * Polls `check` until it returns true or `timeoutMs` passes; resolves to whether it did. A check
+ * that throws counts as not yet true: a file polled while the server writes it may be caught
+ * between its creation and its first write.
+ */
+export async function pollUntil(
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check().catch(() => false)) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(20);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** `count` distinct JSON object messages, tagged so a test can tell them apart. */
+export function messages(tag: string, count: number, from = 0): string[] {
+  return Array.from({ length: count }, (_, index) => JSON.stringify({ tag, n: from + index }));
+}
+
+/** The rule a session id error must state, in pieces a caller would look for. */
+export const SESSION_ID_RULE_PARTS = [
+  /1-200 characters/,
+  /\[A-Za-z0-9\._:@~-\]/,
+  /start with '\.'/,
+];

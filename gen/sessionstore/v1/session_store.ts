@@ -37,8 +37,15 @@ export interface AppendRequest {
    */
   messages: string[];
   /**
-   * The seq the first message must get; when the session's length differs, the request stores
-   * nothing and fails with ABORTED, naming the actual length.
+   * The seq the first message must get (optimistic concurrency, and safe retries).
+   * - The session's length equals it: the messages are appended.
+   * - The session already holds messages at [expected_seq, ...) that equal this request's first
+   *   messages byte for byte: this is a retry of a request that was stored (all of it, or the
+   *   start of it before a crash). Nothing is stored twice: the rest, if any, is appended, and the
+   *   ack is the one the original got (first_seq = expected_seq).
+   * - Otherwise nothing is stored and the request fails with ABORTED. The session's actual length
+   *   is in the trailing metadata key `sessionstore-actual-length` (decimal), and in the message.
+   * Two writers racing with the same expected_seq: exactly one wins.
    */
   expectedSeq?:
     | number
@@ -132,9 +139,11 @@ export interface DeleteResponse {
 
 export interface WatchRequest {
   sessionId: string;
+  /** First seq streamed; messages before it are skipped. */
   fromSeq: number;
 }
 
+/** Pages, in order, without gaps: the next page's first_seq is this one's plus its length. */
 export interface WatchResponse {
   firstSeq: number;
   messages: string[];
@@ -1664,7 +1673,13 @@ export const SessionStoreService = {
     responseSerialize: (value: DeleteResponse): Buffer => Buffer.from(DeleteResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteResponse => DeleteResponse.decode(value),
   },
-  /** Streams a session's messages from from_seq, then each new one as it is appended. */
+  /**
+   * Streams a session's messages from from_seq, then each new one as it is appended: in order,
+   * each exactly once, across flushes. A session that does not exist yet can be watched: it
+   * streams once created. A watcher that falls behind reads its backlog from storage, so it never
+   * slows writers nor holds their messages in memory. Delete ends the session's watchers with
+   * NOT_FOUND; shutdown ends them with UNAVAILABLE (resume with from_seq = the next seq).
+   */
   watch: {
     path: "/sessionstore.v1.SessionStore/Watch" as const,
     requestStream: false as const,
@@ -1693,7 +1708,13 @@ export interface SessionStoreServer extends UntypedServiceImplementation {
   list: handleUnaryCall<ListRequest, ListResponse>;
   /** Deletes a session's buffer and stored messages; it can then start again at seq 0. */
   delete: handleUnaryCall<DeleteRequest, DeleteResponse>;
-  /** Streams a session's messages from from_seq, then each new one as it is appended. */
+  /**
+   * Streams a session's messages from from_seq, then each new one as it is appended: in order,
+   * each exactly once, across flushes. A session that does not exist yet can be watched: it
+   * streams once created. A watcher that falls behind reads its backlog from storage, so it never
+   * slows writers nor holds their messages in memory. Delete ends the session's watchers with
+   * NOT_FOUND; shutdown ends them with UNAVAILABLE (resume with from_seq = the next seq).
+   */
   watch: handleServerStreamingCall<WatchRequest, WatchResponse>;
 }
 
@@ -1770,7 +1791,13 @@ export interface SessionStoreClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteResponse) => void,
   ): ClientUnaryCall;
-  /** Streams a session's messages from from_seq, then each new one as it is appended. */
+  /**
+   * Streams a session's messages from from_seq, then each new one as it is appended: in order,
+   * each exactly once, across flushes. A session that does not exist yet can be watched: it
+   * streams once created. A watcher that falls behind reads its backlog from storage, so it never
+   * slows writers nor holds their messages in memory. Delete ends the session's watchers with
+   * NOT_FOUND; shutdown ends them with UNAVAILABLE (resume with from_seq = the next seq).
+   */
   watch(request: WatchRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchResponse>;
   watch(
     request: WatchRequest,

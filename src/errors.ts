@@ -16,16 +16,34 @@ export enum Code {
 export class SessionStoreError extends Error {
   override name = "SessionStoreError";
 
+  /** For ABORTED on expected_seq: the session's actual length, for clients to read as data. */
+  readonly actualLength: number | undefined;
+
   constructor(
     readonly code: Code,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; actualLength?: number },
   ) {
     super(message, options);
+    this.actualLength = options?.actualLength;
   }
 }
 
 /** Shorthand for a caller's bad input. */
 export function invalidArgument(message: string): SessionStoreError {
   return new SessionStoreError(Code.InvalidArgument, message);
+}
+
+/** ABORTED for an expected_seq that is not the session's length. */
+export function lengthMismatch(
+  sessionId: string,
+  expectedSeq: number,
+  actualLength: number,
+): SessionStoreError {
+  return new SessionStoreError(
+    Code.Aborted,
+    `expected_seq is ${expectedSeq} but session ${sessionId} has ${actualLength} messages; ` +
+      "reload it and retry with expected_seq set to its length",
+    { actualLength },
+  );
 }

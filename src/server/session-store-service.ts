@@ -1,4 +1,4 @@
-import { type handleUnaryCall, status } from "@grpc/grpc-js";
+import type { handleUnaryCall } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { SessionStoreServer } from "../../gen/sessionstore/v1/session_store.js";
 import { Code, SessionStoreError } from "../errors.js";
@@ -54,8 +54,18 @@ export function sessionStoreHandlers(
 
     delete: unary(async (request) => ({ existed: await sessions.delete(request.sessionId) })),
 
-    watch: (call) => {
-      call.emit("error", { code: status.UNIMPLEMENTED, details: "Watch is not implemented yet" });
-    },
+    watch: (call) =>
+      streams.run((stopped) => {
+        // Ends the watch when the client goes away or the server stops, even while it waits.
+        const ended = new AbortController();
+        call.on("cancelled", () => ended.abort());
+        void stopped.then(() => ended.abort());
+        return streamResponses(
+          call,
+          sessions.watch(call.request.sessionId, call.request.fromSeq, ended.signal),
+          stopped,
+          log,
+        );
+      }),
   };
 }

@@ -1,8 +1,9 @@
 import type { Logger } from "pino";
-import { Code, invalidArgument, SessionStoreError } from "../errors.js";
+import { Code, invalidArgument, lengthMismatch, SessionStoreError } from "../errors.js";
 import { AGENT_LOOP_VERSION, type SessionStorage } from "../store/storage.js";
 import { type FlushPolicy, Session, type SessionMeta } from "./session.js";
 import { checkSessionId, normalizeMessage } from "./validation.js";
+import { WatcherRegistry } from "./watchers.js";
 
 export interface SessionManagerOptions extends FlushPolicy {
   /** `sync`: every append is acknowledged only once durable, as if it asked for `sync`. */
@@ -65,6 +66,7 @@ export class SessionManager {
   private readonly deleting = new Map<string, Promise<boolean>>();
   /** Sessions created here whose first messages storage does not hold yet (List must show them). */
   private readonly unstored = new Set<Session>();
+  private readonly watchers = new WatcherRegistry();
   private closing = false;
 
   constructor(
@@ -84,35 +86,120 @@ export class SessionManager {
   ): Promise<Appended> {
     checkSessionId(sessionId);
     const normalized = messages.map(normalizeMessage);
-    let session: Session | undefined;
-    do {
+    const { expectedSeq } = options;
+    for (;;) {
       this.checkOpen();
       // Only a request with messages that may go first creates the session (one failing its
-      // expected_seq must leave nothing behind). A session deleted while this request waited is
-      // replaced by a new one.
-      const creates = normalized.length > 0 && (options.expectedSeq ?? 0) === 0;
-      session = await this.lookup(sessionId, creates);
-    } while (session?.isDiscarded);
-    if (!session) {
-      if (options.expectedSeq !== undefined && options.expectedSeq !== 0) {
-        throw new SessionStoreError(
-          Code.Aborted,
-          `expected_seq is ${options.expectedSeq} but session ${sessionId} has 0 messages`,
+      // expected_seq must leave nothing behind).
+      const creates = normalized.length > 0 && (expectedSeq ?? 0) === 0;
+      const session = await this.lookup(sessionId, creates);
+      // Deleted while this request waited: it goes to the new session.
+      if (session?.isDiscarded) continue;
+      if (!session) {
+        if (expectedSeq !== undefined && expectedSeq !== 0)
+          throw lengthMismatch(sessionId, expectedSeq, 0);
+        const ack = { sessionId, firstSeq: 0, nextSeq: 0, durableCount: 0 };
+        return { firstSeq: 0, nextSeq: 0, acknowledged: Promise.resolve(ack) };
+      }
+      const length = session.length;
+      if (expectedSeq !== undefined && expectedSeq < length && normalized.length > 0) {
+        const retried = await this.appendRetry(session, expectedSeq, normalized, length);
+        if (retried === "changed") continue;
+        return this.acknowledge(
+          session,
+          expectedSeq,
+          expectedSeq + normalized.length,
+          options.sync,
         );
       }
-      const ack = { sessionId, firstSeq: 0, nextSeq: 0, durableCount: 0 };
-      return { firstSeq: 0, nextSeq: 0, acknowledged: Promise.resolve(ack) };
+      const { firstSeq, nextSeq } = session.append(normalized, expectedSeq);
+      if (normalized.length > 0) this.watchers.notify(sessionId);
+      return this.acknowledge(session, firstSeq, nextSeq, options.sync);
     }
-    const { firstSeq, nextSeq } = session.append(normalized, options.expectedSeq);
-    const appended = session;
-    const ack = () => ({ sessionId, firstSeq, nextSeq, durableCount: appended.durableCount });
+  }
+
+  /**
+   * A request whose expected_seq lies inside the log is a retry when the messages stored from
+   * there equal its first ones: only the rest is appended. Anything else is ABORTED. Resolves to
+   * "changed" when the session grew while stored messages were read, so the caller decides again.
+   */
+  private async appendRetry(
+    session: Session,
+    expectedSeq: number,
+    messages: string[],
+    length: number,
+  ): Promise<"appended" | "changed"> {
+    const overlap = Math.min(messages.length, length - expectedSeq);
+    let index = 0;
+    for await (const page of this.load(session.sessionId, {
+      fromSeq: expectedSeq,
+      limit: overlap,
+      last: false,
+    })) {
+      for (const stored of page.messages) {
+        if (stored !== messages[index])
+          throw lengthMismatch(session.sessionId, expectedSeq, length);
+        index++;
+      }
+    }
+    if (session.isDiscarded || session.length !== length) return "changed";
+    if (index !== overlap) throw lengthMismatch(session.sessionId, expectedSeq, length);
+    if (overlap < messages.length) {
+      session.append(messages.slice(overlap), length);
+      this.watchers.notify(session.sessionId);
+    }
+    return "appended";
+  }
+
+  /** The acknowledgement of messages [firstSeq, nextSeq), once as durable as asked. */
+  private acknowledge(
+    session: Session,
+    firstSeq: number,
+    nextSeq: number,
+    sync: boolean,
+  ): Appended {
+    const { sessionId } = session;
+    const ack = () => ({ sessionId, firstSeq, nextSeq, durableCount: session.durableCount });
     const acknowledged =
-      options.sync || this.options.durability === "sync"
+      sync || this.options.durability === "sync"
         ? session.waitDurable(nextSeq).then(ack)
         : Promise.resolve(ack());
     // The caller handles a failure when it awaits; this keeps Node from reporting it earlier.
     acknowledged.catch(() => undefined);
     return { firstSeq, nextSeq, acknowledged };
+  }
+
+  /**
+   * A session's messages from `fromSeq` on, then each new one as it is appended, until the
+   * session is deleted (NOT_FOUND) or `signal` aborts. Works for sessions not created yet.
+   */
+  async *watch(
+    sessionId: string,
+    fromSeq: number,
+    signal?: AbortSignal,
+  ): AsyncGenerator<MessagePage> {
+    checkSessionId(sessionId);
+    this.checkOpen();
+    const watcher = this.watchers.add(sessionId);
+    try {
+      let next = fromSeq;
+      while (!signal?.aborted) {
+        if (watcher.deleted)
+          throw new SessionStoreError(Code.NotFound, `session ${sessionId} was deleted`);
+        const session = await this.lookup(sessionId);
+        if (session && next < session.length) {
+          for await (const page of this.load(sessionId, { fromSeq: next, limit: 0, last: false })) {
+            if (watcher.deleted) break;
+            yield page;
+            next = page.firstSeq + page.messages.length;
+          }
+          continue;
+        }
+        await watcher.wait(signal);
+      }
+    } finally {
+      this.watchers.remove(sessionId, watcher);
+    }
   }
 
   /** Writes and fsyncs the buffer of one session, or of all when `sessionId` is empty. */
@@ -193,6 +280,7 @@ export class SessionManager {
     ) {
       await pending.catch(() => undefined);
     }
+    this.watchers.endDeleted(sessionId);
     const deletion = this.deleteNow(sessionId);
     this.deleting.set(sessionId, deletion);
     try {

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { Code, SessionStoreError } from "../errors.js";
+import { Code, lengthMismatch, SessionStoreError } from "../errors.js";
 import type { SessionStorage, StoredSessionMeta } from "../store/storage.js";
 
 /** When buffered messages are written to storage. */
@@ -91,11 +91,7 @@ export class Session {
   append(messages: readonly string[], expectedSeq?: number): { firstSeq: number; nextSeq: number } {
     const firstSeq = this.length;
     if (expectedSeq !== undefined && expectedSeq !== firstSeq) {
-      throw new SessionStoreError(
-        Code.Aborted,
-        `expected_seq is ${expectedSeq} but session ${this.sessionId} has ${firstSeq} messages; ` +
-          "reload it and retry with expected_seq set to its length",
-      );
+      throw lengthMismatch(this.sessionId, expectedSeq, firstSeq);
     }
     if (messages.length > 0) {
       for (const message of messages) this.pending.push(message);

@@ -146,13 +146,3 @@ describe.each(["v1", "v1alpha"] as const)("server reflection %s", (version) => {
     ]);
   });
 });
-
-describe("Watch", () => {
-  it("answers UNIMPLEMENTED for now", async () => {
-    await expectStatus(
-      collect(running.client.watch({ sessionId: "s", fromSeq: 0 })),
-      status.UNIMPLEMENTED,
-      /not implemented/i,
-    );
-  });
-});

@@ -2,6 +2,7 @@ import { mkdir, readdir, unlink } from "node:fs/promises";
 import type { Logger } from "pino";
 import { isValidSessionId } from "../../sessions/validation.js";
 import type { ListQuery, SessionStorage, StoredSessionMeta, WriteOptions } from "../storage.js";
+import { DirectoryLock } from "./directory-lock.js";
 import { isNotFound, storageFailure, syncDirectory } from "./file-io.js";
 import { HandlePool } from "./handle-pool.js";
 import { type FileContext, SessionFile, sessionPath } from "./session-file.js";
@@ -26,6 +27,7 @@ export class JsonlFileStorage implements SessionStorage {
   private index = new SortedIds([]);
   /** Sessions opened so far (a file is recovered once, on first use), by id. */
   private readonly files = new Map<string, Promise<SessionFile | undefined>>();
+  private lock: DirectoryLock | undefined;
 
   constructor(private readonly options: JsonlStorageOptions) {
     this.context = {
@@ -37,6 +39,7 @@ export class JsonlFileStorage implements SessionStorage {
 
   async open(): Promise<void> {
     await mkdir(this.options.directory, { recursive: true });
+    this.lock = await DirectoryLock.acquire(this.options.directory);
     const ids: string[] = [];
     for (const name of await readdir(this.options.directory)) {
       if (!name.endsWith(FILE_SUFFIX) || name.startsWith(".")) continue;
@@ -57,6 +60,7 @@ export class JsonlFileStorage implements SessionStorage {
 
   async close(): Promise<void> {
     await this.context.pool.closeAll();
+    await this.lock?.release();
   }
 
   async meta(sessionId: string): Promise<StoredSessionMeta | undefined> {

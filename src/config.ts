@@ -11,6 +11,12 @@ export interface Config {
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   maxOpenFiles: number;
   shutdownTimeoutMs: number;
+  maxMessageBytes: number;
+  maxRequestMessages: number;
+  maxRequestBytes: number;
+  maxSessionBufferBytes: number;
+  maxBufferBytes: number;
+  maxStreams: number;
 }
 
 interface Setting<K extends keyof Config> {
@@ -79,6 +85,48 @@ export const SETTINGS: readonly AnySetting[] = [
     flag: "max-open-files",
     description: "idle session files kept open; any number of sessions still works",
     default: 1024,
+    parse: integer(1),
+  },
+  {
+    key: "maxMessageBytes",
+    flag: "max-message-bytes",
+    description: "largest message accepted (UTF-8 bytes); larger ones are RESOURCE_EXHAUSTED",
+    default: 1 << 20,
+    parse: integer(1),
+  },
+  {
+    key: "maxRequestMessages",
+    flag: "max-request-messages",
+    description: "most messages in one Append request",
+    default: 10_000,
+    parse: integer(1),
+  },
+  {
+    key: "maxRequestBytes",
+    flag: "max-request-bytes",
+    description: "largest request accepted on the wire (gRPC's max receive message size)",
+    default: 16 << 20,
+    parse: integer(1024),
+  },
+  {
+    key: "maxSessionBufferBytes",
+    flag: "max-session-buffer-bytes",
+    description: "buffered, not yet written messages per session; past it, Append waits",
+    default: 16 << 20,
+    parse: integer(1),
+  },
+  {
+    key: "maxBufferBytes",
+    flag: "max-buffer-bytes",
+    description: "buffered, not yet written messages of all sessions; past it, Append waits",
+    default: 256 << 20,
+    parse: integer(1),
+  },
+  {
+    key: "maxStreams",
+    flag: "max-streams",
+    description: "concurrent streaming calls (Append, Load, Watch); more are RESOURCE_EXHAUSTED",
+    default: 1000,
     parse: integer(1),
   },
   {

@@ -2,6 +2,7 @@ import type { ServerDuplexStream } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { AppendRequest, AppendResponse } from "../../gen/sessionstore/v1/session_store.js";
 import type { SessionManager } from "../sessions/session-manager.js";
+import { checkDecoded } from "./request-decoding.js";
 import { RequestReader } from "./request-reader.js";
 import { toServiceError } from "./status.js";
 import { type Stopped, send, shuttingDown } from "./streaming-calls.js";
@@ -30,6 +31,7 @@ export async function serveAppend(
   let failure: unknown;
   try {
     for (let request = await requests.next(); request; request = await requests.next()) {
+      checkDecoded(request);
       const appended = await sessions.append(request.sessionId, request.messages, {
         ...(request.expectedSeq === undefined ? {} : { expectedSeq: request.expectedSeq }),
         sync: request.sync,

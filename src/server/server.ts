@@ -3,7 +3,6 @@ import { loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import type { Logger } from "pino";
-import { SessionStoreService } from "../../gen/sessionstore/v1/session_store.js";
 import type { Config } from "../config.js";
 import { SessionManager } from "../sessions/session-manager.js";
 import { JsonlFileStorage } from "../store/jsonl/jsonl-storage.js";
@@ -11,6 +10,7 @@ import { MemoryStorage } from "../store/memory-storage.js";
 import type { SessionStorage } from "../store/storage.js";
 import { loggingInterceptor } from "./logging-interceptor.js";
 import { sessionStoreProtoPath } from "./proto-files.js";
+import { strictSessionStoreService } from "./request-decoding.js";
 import { sessionStoreHandlers } from "./session-store-service.js";
 import { StreamingCalls } from "./streaming-calls.js";
 
@@ -33,11 +33,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const storage = createStorage(config, log);
   await storage.open();
   const sessions = new SessionManager(storage, config, log);
-  const streams = new StreamingCalls();
+  const streams = new StreamingCalls(config.maxStreams, log);
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
 
-  const server = new Server({ interceptors: [loggingInterceptor(log)] });
-  server.addService(SessionStoreService, sessionStoreHandlers(sessions, streams, log));
+  const server = new Server({
+    interceptors: [loggingInterceptor(log)],
+    "grpc.max_receive_message_length": config.maxRequestBytes,
+  });
+  server.addService(strictSessionStoreService, sessionStoreHandlers(sessions, streams, log));
   health.addToServer(server);
   new ReflectionService(loadSync([sessionStoreProtoPath(), healthProtoPath])).addToServer(server);
 

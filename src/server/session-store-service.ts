@@ -4,6 +4,7 @@ import type { SessionStoreServer } from "../../gen/sessionstore/v1/session_store
 import { Code, SessionStoreError } from "../errors.js";
 import type { SessionManager } from "../sessions/session-manager.js";
 import { serveAppend } from "./append-call.js";
+import { checkDecoded, checkedStream } from "./request-decoding.js";
 import { toServiceError } from "./status.js";
 import { type StreamingCalls, streamResponses } from "./streaming-calls.js";
 
@@ -13,31 +14,39 @@ export function sessionStoreHandlers(
   streams: StreamingCalls,
   log: Logger,
 ): SessionStoreServer {
-  function unary<Request, Response>(
+  function unary<Request extends object, Response>(
     handle: (request: Request) => Promise<Response>,
   ): handleUnaryCall<Request, Response> {
     return (call, callback) => {
-      handle(call.request).then(
-        (response) => callback(null, response),
-        (error: unknown) => callback(toServiceError(error, log)),
-      );
+      const { request } = call;
+      Promise.resolve()
+        .then(() => {
+          checkDecoded(request);
+          return handle(request);
+        })
+        .then(
+          (response) => callback(null, response),
+          (error: unknown) => callback(toServiceError(error, log)),
+        );
     };
   }
 
   return {
-    append: (call) => streams.run((stopped) => serveAppend(call, sessions, stopped, log)),
+    append: (call) => streams.run(call, (stopped) => serveAppend(call, sessions, stopped, log)),
 
     flush: unary(async (request) => ({ flushed: await sessions.flush(request.sessionId) })),
 
     load: (call) =>
-      streams.run((stopped) =>
+      streams.run(call, (stopped) =>
         streamResponses(
           call,
-          sessions.load(call.request.sessionId, {
-            fromSeq: call.request.fromSeq,
-            limit: call.request.limit,
-            last: call.request.last,
-          }),
+          checkedStream(call.request, () =>
+            sessions.load(call.request.sessionId, {
+              fromSeq: call.request.fromSeq,
+              limit: call.request.limit,
+              last: call.request.last,
+            }),
+          ),
           stopped,
           log,
         ),
@@ -55,14 +64,16 @@ export function sessionStoreHandlers(
     delete: unary(async (request) => ({ existed: await sessions.delete(request.sessionId) })),
 
     watch: (call) =>
-      streams.run((stopped) => {
+      streams.run(call, (stopped) => {
         // Ends the watch when the client goes away or the server stops, even while it waits.
         const ended = new AbortController();
         call.on("cancelled", () => ended.abort());
         void stopped.then(() => ended.abort());
         return streamResponses(
           call,
-          sessions.watch(call.request.sessionId, call.request.fromSeq, ended.signal),
+          checkedStream(call.request, () =>
+            sessions.watch(call.request.sessionId, call.request.fromSeq, ended.signal),
+          ),
           stopped,
           log,
         );

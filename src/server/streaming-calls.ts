@@ -22,15 +22,32 @@ export class StreamingCalls {
   private readonly running = new Set<{ stop(): void; done: Promise<void> }>();
   private stopping = false;
 
-  /** Runs a call's handler; `stopped` resolves when the server asks the call to end. */
-  run(handler: (stopped: Promise<Stopped>) => Promise<void>): void {
+  constructor(
+    private readonly maxStreams: number,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Runs a streaming call's handler; `stopped` resolves when the server asks the call to end.
+   * Past the limit of concurrent streams the call ends at once with RESOURCE_EXHAUSTED.
+   */
+  run(call: ResponseStream<unknown>, handler: (stopped: Promise<Stopped>) => Promise<void>): void {
+    if (this.running.size >= this.maxStreams) {
+      const error = new SessionStoreError(
+        Code.ResourceExhausted,
+        `the server has ${this.maxStreams} streams open, its limit (--max-streams); ` +
+          "close idle streams or retry later",
+      );
+      call.emit("error", toServiceError(error, this.log));
+      return;
+    }
     let stop = () => {};
     const stopped = new Promise<Stopped>((resolve) => {
       stop = () => resolve(STOPPED);
     });
-    const call = { stop, done: handler(stopped) };
-    this.running.add(call);
-    void call.done.finally(() => this.running.delete(call));
+    const running = { stop, done: handler(stopped) };
+    this.running.add(running);
+    void running.done.finally(() => this.running.delete(running));
     if (this.stopping) stop();
   }
 

@@ -1,11 +1,14 @@
 import type { Logger } from "pino";
 import { Code, invalidArgument, lengthMismatch, SessionStoreError } from "../errors.js";
 import { AGENT_LOOP_VERSION, type SessionStorage } from "../store/storage.js";
-import { type FlushPolicy, Session, type SessionMeta } from "./session.js";
-import { checkSessionId, normalizeMessage } from "./validation.js";
+import { BufferBudget, bufferedSize } from "./buffer-budget.js";
+import { type FlushPolicy, Session, type SessionContext, type SessionMeta } from "./session.js";
+import { checkSessionId, type MessageLimits, normalizeMessages } from "./validation.js";
 import { WatcherRegistry } from "./watchers.js";
 
-export interface SessionManagerOptions extends FlushPolicy {
+export interface SessionManagerOptions extends FlushPolicy, MessageLimits {
+  maxSessionBufferBytes: number;
+  maxBufferBytes: number;
   /** `sync`: every append is acknowledged only once durable, as if it asked for `sync`. */
   durability: "buffered" | "sync";
 }
@@ -67,13 +70,18 @@ export class SessionManager {
   /** Sessions created here whose first messages storage does not hold yet (List must show them). */
   private readonly unstored = new Set<Session>();
   private readonly watchers = new WatcherRegistry();
+  private readonly budget: BufferBudget;
+  private readonly context: SessionContext;
   private closing = false;
 
   constructor(
     private readonly storage: SessionStorage,
     private readonly options: SessionManagerOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.budget = new BufferBudget(options.maxSessionBufferBytes, options.maxBufferBytes);
+    this.context = { storage, policy: options, budget: this.budget, log };
+  }
 
   /**
    * Validates one request's messages and buffers them; resolves once they have their seqs.
@@ -85,7 +93,16 @@ export class SessionManager {
     options: AppendOptions,
   ): Promise<Appended> {
     checkSessionId(sessionId);
-    const normalized = messages.map(normalizeMessage);
+    const normalized = normalizeMessages(messages, this.options);
+    const bytes = bufferedSize(normalized);
+    if (bytes > Math.min(this.budget.perSession, this.budget.total)) {
+      throw new SessionStoreError(
+        Code.ResourceExhausted,
+        `the request's messages take ${bytes} bytes, more than a session may buffer ` +
+          `(${Math.min(this.budget.perSession, this.budget.total)}, --max-session-buffer-bytes and --max-buffer-bytes); ` +
+          "send them in several requests",
+      );
+    }
     const { expectedSeq } = options;
     for (;;) {
       this.checkOpen();
@@ -111,6 +128,10 @@ export class SessionManager {
           expectedSeq + normalized.length,
           options.sync,
         );
+      }
+      if (!this.budget.hasRoom(session.bufferedBytes, bytes)) {
+        await this.roomFor(session, bytes);
+        continue;
       }
       const { firstSeq, nextSeq } = session.append(normalized, expectedSeq);
       if (normalized.length > 0) this.watchers.notify(sessionId);
@@ -149,6 +170,15 @@ export class SessionManager {
       this.watchers.notify(session.sessionId);
     }
     return "appended";
+  }
+
+  /** Starts the writes that free buffer room for `bytes`, and waits for some to complete. */
+  private async roomFor(session: Session, bytes: number): Promise<void> {
+    session.writeSoon();
+    if (this.budget.isTotalFull(bytes)) {
+      for (const other of this.sessions.values()) other.writeSoon();
+    }
+    await this.budget.changed();
   }
 
   /** The acknowledgement of messages [firstSeq, nextSeq), once as durable as asked. */
@@ -293,6 +323,7 @@ export class SessionManager {
   /** Refuses new work, then writes and fsyncs every buffer. */
   async close(): Promise<void> {
     this.closing = true;
+    this.budget.wakeAll(); // appends waiting for buffer room now fail with UNAVAILABLE
     const results = await Promise.allSettled(
       [...this.sessions.values()].map((session) => session.flush()),
     );
@@ -364,10 +395,10 @@ export class SessionManager {
 
   private newSession(
     sessionId: string,
-    stored: ConstructorParameters<typeof Session>[4],
-    counts: ConstructorParameters<typeof Session>[5],
+    stored: Pick<SessionMeta, "createdAtMs" | "agentLoopVersion">,
+    counts: Pick<SessionMeta, "messageCount" | "durableCount" | "updatedAtMs">,
   ): Session {
-    const session = new Session(sessionId, this.storage, this.options, this.log, stored, counts);
+    const session = new Session(sessionId, this.context, stored, counts);
     this.sessions.set(sessionId, session);
     return session;
   }

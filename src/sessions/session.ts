@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import { Code, lengthMismatch, SessionStoreError } from "../errors.js";
 import type { SessionStorage, StoredSessionMeta } from "../store/storage.js";
+import { type BufferBudget, bufferedSize } from "./buffer-budget.js";
 
 /** When buffered messages are written to storage. */
 export interface FlushPolicy {
@@ -8,6 +9,14 @@ export interface FlushPolicy {
   flushMessages: number;
   /** Write (and fsync) buffered messages at the latest this long after they arrived. */
   flushIntervalMs: number;
+}
+
+/** What every session shares. */
+export interface SessionContext {
+  storage: SessionStorage;
+  policy: FlushPolicy;
+  budget: BufferBudget;
+  log: Logger;
 }
 
 /** A session's metadata as the API reports it: buffered messages included. */
@@ -32,6 +41,8 @@ const RETRY_DELAY_MS = 1000;
 export class Session {
   /** Messages [storedCount, length) in order, acknowledged but not yet written. */
   private pending: string[] = [];
+  /** The budget size of `pending`. */
+  private pendingBytes = 0;
   private storedCount: number;
   private durable: number;
   private updatedAtMs: number;
@@ -41,14 +52,18 @@ export class Session {
   private flushTimer: NodeJS.Timeout | undefined;
   private discarded = false;
 
+  private readonly storage: SessionStorage;
+  private readonly policy: FlushPolicy;
+  private readonly budget: BufferBudget;
+  private readonly log: Logger;
+
   constructor(
     readonly sessionId: string,
-    private readonly storage: SessionStorage,
-    private readonly policy: FlushPolicy,
-    private readonly log: Logger,
+    context: SessionContext,
     private readonly stored: Pick<StoredSessionMeta, "createdAtMs" | "agentLoopVersion">,
-    counts: { messageCount: number; durableCount: number; updatedAtMs: number },
+    counts: Pick<StoredSessionMeta, "messageCount" | "durableCount" | "updatedAtMs">,
   ) {
+    ({ storage: this.storage, policy: this.policy, budget: this.budget, log: this.log } = context);
     this.storedCount = counts.messageCount;
     this.durable = counts.durableCount;
     this.updatedAtMs = counts.updatedAtMs;
@@ -61,6 +76,11 @@ export class Session {
 
   get durableCount(): number {
     return this.durable;
+  }
+
+  /** The budget size of the buffered messages. */
+  get bufferedBytes(): number {
+    return this.pendingBytes;
   }
 
   /** Whether the session was deleted: it takes no more messages. */
@@ -95,6 +115,9 @@ export class Session {
     }
     if (messages.length > 0) {
       for (const message of messages) this.pending.push(message);
+      const bytes = bufferedSize(messages);
+      this.pendingBytes += bytes;
+      this.budget.add(bytes);
       this.updatedAtMs = Date.now();
       this.flushTimer ??= setTimeout(
         () => this.onFlushTimer(),
@@ -145,9 +168,16 @@ export class Session {
   async discard(reason: SessionStoreError): Promise<void> {
     this.discarded = true;
     this.pending = [];
+    this.budget.release(this.pendingBytes);
+    this.pendingBytes = 0;
     this.clearFlushTimer();
     await this.writing;
     this.rejectWaiters(reason);
+  }
+
+  /** Starts writing the buffer now (without fsync), to make room in it. */
+  writeSoon(): void {
+    if (this.pending.length > 0) void this.drain();
   }
 
   private onFlushTimer(): void {
@@ -184,6 +214,9 @@ export class Session {
       }
       if (this.discarded) return;
       this.pending.splice(0, batch.length);
+      const written = bufferedSize(batch);
+      this.pendingBytes -= written;
+      this.budget.release(written);
       this.storedCount += batch.length;
       if (sync) {
         this.durable = this.storedCount;

@@ -1,4 +1,4 @@
-import { invalidArgument } from "../errors.js";
+import { Code, invalidArgument, SessionStoreError } from "../errors.js";
 
 /** The session id rule of the contract, said the same way in every error. */
 export const SESSION_ID_RULE =
@@ -49,4 +49,69 @@ export function normalizeMessage(text: string, index: number): string {
     );
   }
   return text.includes("\n") || text.includes("\r") ? text.replace(/[\r\n]/g, " ") : text;
+}
+
+/** How deep a message may nest: motosan's reader (serde_json) refuses deeper JSON. */
+export const MAX_NESTING_DEPTH = 128;
+
+export interface MessageLimits {
+  maxMessageBytes: number;
+  maxRequestMessages: number;
+}
+
+/**
+ * Checks one request's messages against the limits and the JSON rule (see normalizeMessage) and
+ * returns them as they will be stored.
+ */
+export function normalizeMessages(messages: readonly string[], limits: MessageLimits): string[] {
+  if (messages.length > limits.maxRequestMessages) {
+    throw new SessionStoreError(
+      Code.ResourceExhausted,
+      `the request holds ${messages.length} messages, over the limit of ${limits.maxRequestMessages} ` +
+        "(--max-request-messages); send them in several requests",
+    );
+  }
+  return messages.map((text, index) => {
+    // A UTF-16 code unit is at most 3 UTF-8 bytes: most messages need no exact count.
+    if (text.length * 3 > limits.maxMessageBytes) {
+      const bytes = Buffer.byteLength(text, "utf8");
+      if (bytes > limits.maxMessageBytes) {
+        throw new SessionStoreError(
+          Code.ResourceExhausted,
+          `message ${index} is ${bytes} bytes, over the limit of ${limits.maxMessageBytes} (--max-message-bytes)`,
+        );
+      }
+    }
+    const normalized = normalizeMessage(text, index);
+    if (nestsDeeperThan(text, MAX_NESTING_DEPTH)) {
+      throw invalidArgument(
+        `message ${index} nests objects and arrays deeper than ${MAX_NESTING_DEPTH} levels, ` +
+          "which motosan's reader cannot load; flatten it",
+      );
+    }
+    return normalized;
+  });
+}
+
+/** Whether valid JSON `text` nests deeper than `limit` (brackets inside strings do not count). */
+function nestsDeeperThan(text: string, limit: number): boolean {
+  // Deeper nesting needs more than `limit` opening and as many closing brackets.
+  if (text.length <= 2 * limit) return false;
+  let depth = 0;
+  let inString = false;
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (inString) {
+      if (code === 0x5c)
+        index++; // backslash: skip the escaped character
+      else if (code === 0x22) inString = false;
+    } else if (code === 0x22) {
+      inString = true;
+    } else if (code === 0x7b || code === 0x5b) {
+      if (++depth > limit) return true;
+    } else if (code === 0x7d || code === 0x5d) {
+      depth--;
+    }
+  }
+  return false;
 }

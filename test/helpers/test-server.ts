@@ -16,7 +16,7 @@ import {
   type LoadMetaResponse,
   SessionStoreClient,
 } from "../../gen/sessionstore/v1/session_store.js";
-import type { Config } from "../../src/config.js";
+import { type Config, loadConfig } from "../../src/config.js";
 import { type RunningServer, startServer } from "../../src/server/server.js";
 
 /** A real server on 127.0.0.1:0 over a fresh temp data directory, and a generated client for it. */
@@ -38,12 +38,9 @@ export async function makeTempDir(prefix = "sessionstore-test-"): Promise<string
 export async function startTestServer(overrides: Partial<Config> = {}): Promise<TestServer> {
   const dataDir = overrides.dataDir ?? (await makeTempDir());
   const config: Config = {
+    ...loadConfig([], {}),
     listen: "127.0.0.1:0",
     dataDir,
-    storage: "jsonl",
-    flushMessages: 20,
-    flushIntervalMs: 5000,
-    durability: "buffered",
     logLevel: "silent",
     maxOpenFiles: 64,
     shutdownTimeoutMs: 5000,

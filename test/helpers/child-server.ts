@@ -17,12 +17,21 @@ export interface ChildServer {
   exited: Promise<number | string>;
 }
 
-/** Starts `sessionstore serve` with `args` on 127.0.0.1:0 and waits until it listens. */
+/**
+ * Starts `sessionstore serve` with `args` on 127.0.0.1:0 and waits until it listens; with
+ * `maxFileDescriptors`, under that limit of open files (ulimit -n).
+ */
 export async function startChildServer(
   args: string[],
   env: NodeJS.ProcessEnv = {},
+  options: { maxFileDescriptors?: number } = {},
 ): Promise<ChildServer> {
-  const child = spawn(process.execPath, [CLI, "serve", "--listen", "127.0.0.1:0", ...args], {
+  const command = [process.execPath, CLI, "serve", "--listen", "127.0.0.1:0", ...args];
+  const [file, ...fileArgs] =
+    options.maxFileDescriptors === undefined
+      ? command
+      : ["sh", "-c", `ulimit -n ${options.maxFileDescriptors} && exec "$@"`, "sh", ...command];
+  const child = spawn(file as string, fileArgs, {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

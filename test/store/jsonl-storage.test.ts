@@ -516,6 +516,17 @@ describe("JsonlFileStorage files", () => {
       ).toStrictEqual(["new", "precise"]);
     });
 
+    it("rewrites 12 motosan files opened at once with maxOpenFiles 2, without deadlock", async () => {
+      const fixture = await readFile(join(FIXTURES, "agent-7f3a.jsonl"), "utf8");
+      const ids = Array.from({ length: 12 }, (_, i) => `motosan-${i}`);
+      await Promise.all(ids.map((id) => writeFile(fileOf(id), fixture)));
+      const storage = await openStorage(2);
+      const metas = await Promise.all(ids.map((id) => storage.meta(id)));
+      expect(metas.map((meta) => meta?.messageCount)).toEqual(ids.map(() => 5));
+      for (const id of ids)
+        expect(headerOf(await readText(id))).toMatchObject({ session_id: id, message_count: 5 });
+    });
+
     it("serves 50 sessions, interleaved, with maxOpenFiles 2", async () => {
       let storage = await openStorage(2);
       const ids = Array.from({ length: 50 }, (_, i) => `s-${String(i).padStart(2, "0")}`);

@@ -53,3 +53,30 @@ export function storageFailure(
 export function isNotFound(error: unknown): boolean {
   return (error as NodeJS.ErrnoException).code === "ENOENT";
 }
+
+/**
+ * Wraps an idempotent action (an fsync) so that concurrent callers share runs: a call made while
+ * one runs waits for the next run, which starts when the current one ends and serves every call
+ * that arrived meanwhile (group commit).
+ */
+export function coalesce(action: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+  const start = (): Promise<void> => {
+    const run = action().finally(() => {
+      if (running === run) running = undefined;
+    });
+    running = run;
+    return run;
+  };
+  return () => {
+    if (!running) return start();
+    queued ??= running
+      .catch(() => undefined)
+      .then(() => {
+        queued = undefined;
+        return start();
+      });
+    return queued;
+  };
+}

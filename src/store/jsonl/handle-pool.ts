@@ -14,13 +14,16 @@ export interface HandleLease {
 }
 
 /**
- * Keeps at most `capacity` idle file handles open, closing the least recently used beyond that,
- * so that any number of sessions can be served under the process's file-descriptor limit.
- * Handles in use are never closed; while more than `capacity` are in use the pool grows.
+ * Keeps at most `capacity` file handles open, so that any number of sessions can be served under
+ * the process's file-descriptor limit: idle handles are closed least recently used first, and when
+ * all are in use, `acquire` waits for one to be released.
  */
 export class HandlePool {
   /** In least- to most-recently-used order (a Map iterates in insertion order). */
   private readonly pooled = new Map<string, PooledHandle>();
+  /** Handles open now, pooled or discarded but still in use. */
+  private open = 0;
+  private slotWaiters: (() => void)[] = [];
 
   constructor(private readonly capacity: number) {}
 
@@ -30,10 +33,25 @@ export class HandlePool {
    */
   async acquire(path: string, create = false): Promise<HandleLease> {
     let entry = this.pooled.get(path);
+    while (!entry && this.open >= this.capacity && !this.evictOne()) {
+      await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+      entry = this.pooled.get(path);
+    }
     if (entry) {
       this.pooled.delete(path);
     } else {
-      entry = { handle: open(path, create ? "wx+" : "r+"), users: 0, discarded: false };
+      this.open++;
+      const opening: PooledHandle = {
+        handle: open(path, create ? "wx+" : "r+"),
+        users: 0,
+        discarded: false,
+      };
+      // A failed open frees its slot and must not stay pooled: the next acquire tries again.
+      opening.handle.catch(() => {
+        if (this.pooled.get(path) === opening) this.pooled.delete(path);
+        this.closed();
+      });
+      entry = opening;
     }
     this.pooled.set(path, entry);
     entry.users++;
@@ -42,9 +60,7 @@ export class HandlePool {
     try {
       handle = await borrowed.handle;
     } catch (error) {
-      // A failed open must not stay pooled: the next acquire tries again.
       borrowed.users--;
-      if (this.pooled.get(path) === borrowed) this.pooled.delete(path);
       throw error;
     }
     let released = false;
@@ -54,8 +70,9 @@ export class HandlePool {
         if (released) return;
         released = true;
         borrowed.users--;
-        if (borrowed.discarded && borrowed.users === 0) void closeQuietly(borrowed);
+        if (borrowed.discarded && borrowed.users === 0) void this.close(borrowed);
         this.evictIdle();
+        this.slotWaiters.shift()?.();
       },
     };
   }
@@ -76,32 +93,45 @@ export class HandlePool {
     if (!entry) return;
     this.pooled.delete(path);
     entry.discarded = true;
-    if (entry.users === 0) void closeQuietly(entry);
+    if (entry.users === 0) void this.close(entry);
   }
 
   /** Closes every handle; call when no lease is out. */
   async closeAll(): Promise<void> {
     const entries = [...this.pooled.values()];
     this.pooled.clear();
-    await Promise.all(entries.map(closeQuietly));
+    await Promise.all(entries.map((entry) => this.close(entry)));
   }
 
   private evictIdle(): void {
-    if (this.pooled.size <= this.capacity) return;
+    while (this.pooled.size > this.capacity && this.evictOne()) {}
+  }
+
+  /** Closes the least recently used idle handle; false when every handle is in use. */
+  private evictOne(): boolean {
     for (const [path, entry] of this.pooled) {
-      if (this.pooled.size <= this.capacity) break;
       if (entry.users === 0) {
         this.pooled.delete(path);
-        void closeQuietly(entry);
+        void this.close(entry);
+        return true;
       }
     }
+    return false;
   }
-}
 
-async function closeQuietly(entry: PooledHandle): Promise<void> {
-  try {
-    await (await entry.handle).close();
-  } catch {
-    // Opening failed (already reported to its user) or the handle is already closed.
+  private async close(entry: PooledHandle): Promise<void> {
+    let handle: FileHandle;
+    try {
+      handle = await entry.handle;
+    } catch {
+      return; // the failed open already freed its slot
+    }
+    await handle.close().catch(() => undefined);
+    this.closed();
+  }
+
+  private closed(): void {
+    this.open--;
+    this.slotWaiters.shift()?.();
   }
 }

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import { isValidSessionId } from "../../sessions/validation.js";
 import type { ListQuery, SessionStorage, StoredSessionMeta, WriteOptions } from "../storage.js";
 import { DirectoryLock } from "./directory-lock.js";
-import { isNotFound, storageFailure, syncDirectory } from "./file-io.js";
+import { coalesce, isNotFound, storageFailure, syncDirectory } from "./file-io.js";
 import { HandlePool } from "./handle-pool.js";
 import { type FileContext, SessionFile, sessionPath } from "./session-file.js";
 import { SortedIds } from "./sorted-ids.js";
@@ -34,6 +34,7 @@ export class JsonlFileStorage implements SessionStorage {
       directory: options.directory,
       pool: new HandlePool(options.maxOpenFiles),
       log: options.log,
+      syncDirectory: coalesce(() => syncDirectory(options.directory)),
     };
   }
 
@@ -116,7 +117,7 @@ export class JsonlFileStorage implements SessionStorage {
       return false;
     }
     this.index.delete(sessionId);
-    await syncDirectory(this.options.directory);
+    await this.context.syncDirectory();
     return true;
   }
 

@@ -1,10 +1,10 @@
 import type { FileHandle } from "node:fs/promises";
-import { rename, rm } from "node:fs/promises";
+import { open, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { Code, SessionStoreError } from "../../errors.js";
 import { AGENT_LOOP_VERSION, type StoredSessionMeta } from "../storage.js";
-import { isNotFound, storageFailure, syncDirectory, writeFully } from "./file-io.js";
+import { isNotFound, storageFailure, writeFully } from "./file-io.js";
 import type { HandlePool } from "./handle-pool.js";
 import { headerWidthFor, parseHeader, renderHeader, type SessionHeader } from "./header.js";
 import { findLineStart, readLines } from "./lines.js";
@@ -15,6 +15,8 @@ export interface FileContext {
   directory: string;
   pool: HandlePool;
   log: Logger;
+  /** Makes the directory's entries durable; concurrent calls share one fsync. */
+  syncDirectory(): Promise<void>;
 }
 
 export function sessionPath(directory: string, sessionId: string): string {
@@ -212,7 +214,7 @@ export class SessionFile {
     if (sync && (this.durableCount < this.layout.count || !this.entrySynced)) {
       try {
         await handle.datasync();
-        if (!this.entrySynced) await syncDirectory(this.context.directory);
+        if (!this.entrySynced) await this.context.syncDirectory();
       } catch (error) {
         // The lines may not be on disk: take back this call's lines so a retry stores them once.
         await this.rollBack(handle, before);
@@ -339,17 +341,16 @@ async function rewriteInOwnLayout(
     end: headerWidth + 1,
     updatedAtMs: from.updatedAtMs,
   };
-  const temp = await context.pool.acquire(tempPath, true).catch(async (error: unknown) => {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-    await rm(tempPath); // left by a crash during an earlier rewrite
-    return context.pool.acquire(tempPath, true);
-  });
+  // Opened outside the pool: the source already holds a pooled handle, and waiting for a second
+  // one while holding it could deadlock a full pool.
+  await rm(tempPath, { force: true }); // left by a crash during an earlier rewrite
+  const temp = await open(tempPath, "wx+");
   try {
     const scan = await scanRecords(source, from.dataStart, from.size, {
       lenient: true,
       onRecords: async (records) => {
         const data = Buffer.from(`${records.join("\n")}\n`, "utf8");
-        await writeFully(temp.handle, data, layout.end);
+        await writeFully(temp, data, layout.end);
         layout.count += records.length;
         layout.end += data.length;
       },
@@ -363,19 +364,18 @@ async function rewriteInOwnLayout(
       { ...header, messageCount: layout.count, fileBytes: layout.end },
       headerWidth,
     );
-    await writeFully(temp.handle, ownHeader, 0);
-    await temp.handle.datasync();
+    await writeFully(temp, ownHeader, 0);
+    await temp.datasync();
     await rename(tempPath, path);
     context.pool.discard(path);
-    await syncDirectory(context.directory);
+    await context.syncDirectory();
     context.log.info(
       { sessionId, messages: layout.count, hadHeader: from.header !== undefined },
       "rewrote the session file in the fixed-width header layout",
     );
     return layout;
   } finally {
-    temp.release();
-    context.pool.discard(tempPath);
+    await temp.close();
     await rm(tempPath, { force: true });
   }
 }

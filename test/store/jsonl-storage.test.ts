@@ -446,6 +446,27 @@ describe("JsonlFileStorage files", () => {
       expect(await readText("garbled")).toBe(garbledText);
     });
 
+    it("refuses with DATA_LOSS, never serving it, a record garbled inside a file it trusts", async () => {
+      const storage = await openStorage();
+      await storage.write("rotted", 0, numberedMessages(0, 4), { sync: true, createdAtMs: 14 });
+      await storage.close();
+      opened = [];
+      const text = await readText("rotted");
+      const line = numberedMessages(2, 1)[0] as string;
+      // Same length, so the header still matches the file size and no recovery scan runs.
+      await writeFile(fileOf("rotted"), text.replace(line, "\u0000".repeat(line.length)));
+
+      const reopened = await openStorage();
+      expect(await readMessages(reopened, "rotted", 0, 2)).toStrictEqual(numberedMessages(0, 2));
+      const error = await rejection(readMessages(reopened, "rotted", 0, 4));
+      expect((error as SessionStoreError).code).toBe(Code.DataLoss);
+      expect((error as SessionStoreError).message).toMatch(/\bseq 2\b/);
+      const writeError = await rejection(
+        reopened.write("rotted", 4, numberedMessages(4, 1), { sync: true, createdAtMs: 0 }),
+      );
+      expect((writeError as SessionStoreError).code).toBe(Code.DataLoss);
+    });
+
     it("refuses with DATA_LOSS naming the seq to read a file with a corrupt line in the middle", async () => {
       const original = await copyFixture("agent-7f3a", (text) => {
         const lines = text.split("\n");

@@ -179,13 +179,34 @@ export class SessionFile {
     this.checkIntact();
     if (count <= 0) return;
     const { headerWidth, end, count: total } = this.layout;
-    const lease = await this.context.pool.acquire(this.path);
-    try {
-      const start = await findLineStart(lease.handle, headerWidth + 1, end, total, fromSeq);
-      for await (const batch of readLines(lease.handle, start, end, count)) yield batch.lines;
-    } finally {
-      lease.release();
+    // The handle is borrowed per page, not across yields: a slow reader holds no file open.
+    let position = await this.context.pool.use(this.path, (handle) =>
+      findLineStart(handle, headerWidth + 1, end, total, fromSeq),
+    );
+    let seq = fromSeq;
+    while (seq < fromSeq + count) {
+      const from = position;
+      const batch = await this.context.pool.use(this.path, async (handle) => {
+        for await (const batch of readLines(handle, from, end, fromSeq + count - seq)) return batch;
+        return undefined;
+      });
+      if (!batch) throw this.corruptAt(seq, "is missing: the file is shorter than its header says");
+      const bad = batch.lines.findIndex((line) => !looksLikeObject(line));
+      if (bad !== -1) throw this.corruptAt(seq + bad, "is not a JSON object");
+      position = batch.end;
+      seq += batch.lines.length;
+      yield batch.lines;
     }
+  }
+
+  /** Marks the session corrupt from `seq` on (reads and appends refused): the DATA_LOSS error. */
+  private corruptAt(seq: number, problem: string): SessionStoreError {
+    this.context.log.error(
+      { sessionId: this.sessionId, seq },
+      `a record of the session file ${problem}`,
+    );
+    this.layout.corruptSeq = Math.min(seq, this.layout.corruptSeq ?? seq);
+    return this.corruption(this.layout.corruptSeq);
   }
 
   private async appendWith(
@@ -278,15 +299,26 @@ export class SessionFile {
   }
 
   private checkIntact(): void {
-    const { corruptSeq } = this.layout;
-    if (corruptSeq !== undefined) {
-      throw new SessionStoreError(
-        Code.DataLoss,
-        `session ${this.sessionId} has a corrupt record at seq ${corruptSeq} (not a JSON object); ` +
-          "an operator must repair its file (see the README, 'Repairing a session file')",
-      );
-    }
+    if (this.layout.corruptSeq !== undefined) throw this.corruption(this.layout.corruptSeq);
   }
+
+  private corruption(seq: number): SessionStoreError {
+    return new SessionStoreError(
+      Code.DataLoss,
+      `session ${this.sessionId} has a corrupt record at seq ${seq}; ` +
+        "an operator must repair its file (see the README, 'Repairing a session file')",
+    );
+  }
+}
+
+/**
+ * A cheap check, on every record served, that it is framed as one JSON object (the full parse
+ * happens when a file is recovered or rewritten): garbage a disk or an editor left is refused
+ * with DATA_LOSS rather than served as data.
+ */
+function looksLikeObject(line: string): boolean {
+  const trimmed = line.trim();
+  return trimmed.startsWith("{") && trimmed.endsWith("}");
 }
 
 /** Whether a header is one we wrote for this file and the file holds at least what it counts. */

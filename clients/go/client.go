@@ -1,0 +1,139 @@
+package sessionstore
+
+import (
+	"context"
+	"encoding/json"
+	"iter"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	pb "sessionstore/clients/go/gen/sessionstore/v1"
+)
+
+// DefaultAddress is where `sessionstore serve` listens by default.
+const DefaultAddress = "127.0.0.1:50051"
+
+// Client calls a sessionstore server. It is safe for concurrent use.
+type Client struct {
+	conn *grpc.ClientConn
+	rpc  pb.SessionStoreClient
+}
+
+// New connects (lazily) to the server at target, e.g. "127.0.0.1:50051". Without options it uses
+// a plaintext connection; pass grpc.WithTransportCredentials to use TLS.
+func New(target string, opts ...grpc.DialOption) (*Client, error) {
+	if len(opts) == 0 {
+		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	conn, err := grpc.NewClient(target, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{conn: conn, rpc: pb.NewSessionStoreClient(conn)}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Raw is the generated gRPC client, for what this package does not wrap.
+func (c *Client) Raw() pb.SessionStoreClient { return c.rpc }
+
+// SessionMeta describes a session.
+type SessionMeta struct {
+	SessionID        string `json:"session_id"`
+	CreatedAtMs      uint64 `json:"created_at_ms"`
+	AgentLoopVersion string `json:"agent_loop_version"`
+	// MessageCount includes messages still buffered on the server.
+	MessageCount uint64 `json:"message_count"`
+	// Messages [0, DurableCount) are fsynced.
+	DurableCount uint64 `json:"durable_count"`
+	UpdatedAtMs  uint64 `json:"updated_at_ms"`
+}
+
+func metaFromProto(m *pb.SessionMeta) SessionMeta {
+	return SessionMeta{
+		SessionID:        m.GetSessionId(),
+		CreatedAtMs:      m.GetCreatedAtMs(),
+		AgentLoopVersion: m.GetAgentLoopVersion(),
+		MessageCount:     m.GetMessageCount(),
+		DurableCount:     m.GetDurableCount(),
+		UpdatedAtMs:      m.GetUpdatedAtMs(),
+	}
+}
+
+// Meta is a session's metadata; an *Error with codes.NotFound for an unknown session.
+func (c *Client) Meta(ctx context.Context, sessionID string) (SessionMeta, error) {
+	response, err := c.rpc.LoadMeta(ctx, &pb.LoadMetaRequest{SessionId: sessionID})
+	if err != nil {
+		return SessionMeta{}, wrapError(err, nil)
+	}
+	return metaFromProto(response.GetMeta()), nil
+}
+
+// ListOption adjusts List.
+type ListOption func(*pb.ListRequest)
+
+// PageSize fetches n sessions per call (the server's default is 100, its maximum 1000).
+func PageSize(n uint32) ListOption { return func(r *pb.ListRequest) { r.PageSize = n } }
+
+// List yields the sessions whose id starts with prefix ("" for all), sorted by id, fetching pages
+// as the loop asks for more.
+func (c *Client) List(ctx context.Context, prefix string, opts ...ListOption) iter.Seq2[SessionMeta, error] {
+	return func(yield func(SessionMeta, error) bool) {
+		request := &pb.ListRequest{Prefix: prefix}
+		for _, opt := range opts {
+			opt(request)
+		}
+		for {
+			response, err := c.rpc.List(ctx, request)
+			if err != nil {
+				yield(SessionMeta{}, wrapError(err, nil))
+				return
+			}
+			for _, meta := range response.GetSessions() {
+				if !yield(metaFromProto(meta), nil) {
+					return
+				}
+			}
+			request.PageToken = response.GetNextPageToken()
+			if request.PageToken == "" {
+				return
+			}
+		}
+	}
+}
+
+// Delete deletes a session (its buffer and its stored messages); it reports whether it existed.
+// The session can then start again at seq 0.
+func (c *Client) Delete(ctx context.Context, sessionID string) (existed bool, err error) {
+	response, err := c.rpc.Delete(ctx, &pb.DeleteRequest{SessionId: sessionID})
+	if err != nil {
+		return false, wrapError(err, nil)
+	}
+	return response.GetExisted(), nil
+}
+
+// Flush writes a session's buffered messages to storage and fsyncs them ("" flushes every
+// session); it returns how many messages it wrote.
+func (c *Client) Flush(ctx context.Context, sessionID string) (flushed uint64, err error) {
+	response, err := c.rpc.Flush(ctx, &pb.FlushRequest{SessionId: sessionID})
+	if err != nil {
+		return 0, wrapError(err, nil)
+	}
+	return response.GetFlushed(), nil
+}
+
+// Marshal encodes values (structs, maps, ...) as messages with encoding/json. Each must encode
+// to a JSON object.
+func Marshal(values ...any) ([]json.RawMessage, error) {
+	messages := make([]json.RawMessage, len(values))
+	for i, value := range values {
+		data, err := json.Marshal(value)
+		if err != nil {
+			return nil, err
+		}
+		messages[i] = data
+	}
+	return messages, nil
+}

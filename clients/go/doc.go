@@ -1,0 +1,14 @@
+// Package sessionstore is a Go client for sessionstore, the gRPC service that keeps AI agents'
+// conversation history: ordered, append-only logs of JSON messages, one per session, stored byte
+// for byte.
+//
+// Messages travel as [json.RawMessage]: what an agent appends is exactly what every reader, in any
+// language, gets back. [Marshal] turns Go values into messages; [Message.Decode] turns them back.
+//
+// Every method takes a [context.Context] first; failures are [*Error] values carrying the gRPC
+// status code (use [errors.As], or [google.golang.org/grpc/status.Code], which also works on
+// them). Streams are iterators ([iter.Seq2]): Messages, List and Watch.
+//
+// The generated protobuf and gRPC code is in the gen/sessionstore/v1 package, for callers that
+// want the raw API.
+package sessionstore

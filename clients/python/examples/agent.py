@@ -1,0 +1,51 @@
+"""An example agent: it resumes its session from sessionstore, takes a turn (a stand-in for an LLM
+call) and records the turn with optimistic concurrency, so that two copies of the agent on one
+session never interleave their turns.
+
+    python examples/agent.py --address 127.0.0.1:50051 --session demo "What is the capital of France?"
+"""
+
+import argparse
+
+import grpc
+
+from sessionstore import SessionStoreClient, SessionStoreError
+
+
+def think(history: list, prompt: str) -> str:
+    """Stands in for an LLM call."""
+    return f"(turn {len(history) // 2 + 1}) You said: {prompt!r}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--address", default="127.0.0.1:50051")
+    parser.add_argument("--session", default="python-agent-demo")
+    parser.add_argument("prompt", nargs="*", default=["Hello!"])
+    args = parser.parse_args()
+    prompt = " ".join(args.prompt)
+
+    with SessionStoreClient(args.address, timeout=30) as store:
+        while True:
+            # Resume: the history so far; its length is the seq our turn must start at.
+            history = store.load(args.session)
+            turn = [
+                {"role": "user", "content": prompt},
+                {"role": "assistant", "content": think(history, prompt)},
+            ]
+            try:
+                ack = store.append(args.session, turn, expected_seq=len(history))
+            except SessionStoreError as error:
+                if error.code == grpc.StatusCode.ABORTED:
+                    continue  # another agent appended first: reload and take the turn again
+                raise
+            print(f"session {args.session}: turn stored at seqs {ack.first_seq}-{ack.next_seq - 1}")
+            break
+
+        first_seq = max(ack.next_seq - 4, 0)
+        for seq, message in enumerate(store.last(args.session, 4), start=first_seq):
+            print(f"{seq:3} {message['role']:9} {message['content']}")
+
+
+if __name__ == "__main__":
+    main()

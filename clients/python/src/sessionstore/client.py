@@ -1,0 +1,336 @@
+"""SessionStoreClient: the whole sessionstore API over one gRPC channel.
+
+Messages go in as dicts (encoded compactly with json.dumps) or as raw JSON text (str or bytes, sent
+exactly as given) and come out as dicts, or as the exact text that was appended with raw=True.
+Every failure is a SessionStoreError carrying the gRPC status code.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from dataclasses import dataclass
+from typing import (
+    Any,
+    Callable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
+
+import grpc
+
+from sessionstore.v1 import session_store_pb2 as pb
+from sessionstore.v1 import session_store_pb2_grpc as pb_grpc
+
+#: Trailing metadata of an ABORTED expected_seq mismatch: the session's actual length (decimal).
+ACTUAL_LENGTH_KEY = "sessionstore-actual-length"
+
+#: A message to append: a dict (JSON-encoded here) or raw JSON text, sent as is.
+MessageIn = Union[Mapping[str, Any], str, bytes]
+
+T = TypeVar("T")
+
+
+class SessionStoreError(Exception):
+    """A failed call. ``code`` is the gRPC status code (a ``grpc.StatusCode``): INVALID_ARGUMENT
+    (bad input, nothing stored), NOT_FOUND, ABORTED (expected_seq mismatch; ``actual_length`` is
+    then the session's length), RESOURCE_EXHAUSTED, UNAVAILABLE (safe to retry), DATA_LOSS."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, actual_length: Optional[int] = None):
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+        self.actual_length = actual_length
+
+    @classmethod
+    def from_rpc_error(cls, error: grpc.RpcError) -> SessionStoreError:
+        code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+        details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
+        actual_length = None
+        if isinstance(error, grpc.Call):
+            for key, value in error.trailing_metadata() or ():
+                if key == ACTUAL_LENGTH_KEY:
+                    actual_length = int(value)
+        return cls(code, details, actual_length)
+
+
+@dataclass(frozen=True)
+class AppendAck:
+    """The server's acknowledgement of one append."""
+
+    session_id: str
+    first_seq: int  #: seq given to the first message appended
+    next_seq: int  #: the session's length after the append
+    durable_count: int  #: messages [0, durable_count) of the session are fsynced
+
+
+@dataclass(frozen=True)
+class SessionMeta:
+    session_id: str
+    created_at_ms: int
+    agent_loop_version: str
+    message_count: int  #: buffered messages included
+    durable_count: int  #: messages [0, durable_count) are fsynced
+    updated_at_ms: int
+
+
+def _encode(message: MessageIn) -> str:
+    if isinstance(message, bytes):
+        return message.decode("utf-8")
+    if isinstance(message, str):
+        return message
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+def _request(
+    session_id: str, messages: Sequence[MessageIn], expected_seq: Optional[int], sync: bool
+) -> pb.AppendRequest:
+    if isinstance(messages, (str, bytes, Mapping)):
+        raise TypeError("messages must be a sequence of messages, not one message")
+    request = pb.AppendRequest(
+        session_id=session_id, messages=[_encode(m) for m in messages], sync=sync
+    )
+    if expected_seq is not None:
+        request.expected_seq = expected_seq
+    return request
+
+
+def _ack(response: pb.AppendResponse) -> AppendAck:
+    return AppendAck(
+        response.session_id, response.first_seq, response.next_seq, response.durable_count
+    )
+
+
+def _meta(meta: pb.SessionMeta) -> SessionMeta:
+    return SessionMeta(
+        meta.session_id,
+        meta.created_at_ms,
+        meta.agent_loop_version,
+        meta.message_count,
+        meta.durable_count,
+        meta.updated_at_ms,
+    )
+
+
+def _call(function: Callable[[], T]) -> T:
+    try:
+        return function()
+    except grpc.RpcError as error:
+        raise SessionStoreError.from_rpc_error(error) from None
+
+
+def _messages(pages: Iterator[Any], raw: bool) -> Iterator[Tuple[int, Any]]:
+    """(seq, message) for every message of a Load or Watch stream's pages."""
+    try:
+        for page in pages:
+            for offset, text in enumerate(page.messages):
+                yield page.first_seq + offset, text if raw else json.loads(text)
+    except grpc.RpcError as error:
+        raise SessionStoreError.from_rpc_error(error) from None
+
+
+class SessionStoreClient:
+    """A client of a sessionstore server; thread-safe, like the gRPC channel under it.
+
+    ``target`` is the server's address (``host:port``); pass ``channel`` instead to use a channel
+    of your own (TLS, options). ``timeout`` (seconds) bounds each unary call and each Load.
+    """
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        channel: Optional[grpc.Channel] = None,
+        timeout: Optional[float] = None,
+    ):
+        self._own_channel = channel is None
+        self._channel = channel if channel is not None else grpc.insecure_channel(target)
+        self._stub = pb_grpc.SessionStoreStub(self._channel)
+        self._timeout = timeout
+
+    def close(self) -> None:
+        if self._own_channel:
+            self._channel.close()
+
+    def __enter__(self) -> SessionStoreClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def stub(self) -> pb_grpc.SessionStoreStub:
+        """The generated gRPC stub, for what this client does not wrap."""
+        return self._stub
+
+    def append(
+        self,
+        session_id: str,
+        messages: Sequence[MessageIn],
+        *,
+        expected_seq: Optional[int] = None,
+        sync: bool = False,
+    ) -> AppendAck:
+        """Appends messages (each one JSON object) to a session, in order; they are stored byte
+        for byte (raw CR/LF between tokens become spaces).
+
+        With ``expected_seq`` the append is conditional: the first message must get that seq,
+        otherwise nothing is stored and SessionStoreError(ABORTED) says the session's
+        ``actual_length``. With ``sync`` the ack waits until the messages are fsynced.
+        """
+        with self.appender() as appender:
+            return appender.append(session_id, messages, expected_seq=expected_seq, sync=sync)
+
+    def appender(self) -> Appender:
+        """A streaming appender: one Append stream for many appends (to any sessions)."""
+        return Appender(self._stub)
+
+    def load(
+        self, session_id: str, *, from_seq: int = 0, limit: int = 0, raw: bool = False
+    ) -> List[Any]:
+        """A session's messages from ``from_seq`` (at most ``limit`` of them; 0: all), as dicts
+        or, with ``raw``, as the exact JSON text appended. An unknown session loads as []."""
+        return [m for _, m in self.messages(session_id, from_seq=from_seq, limit=limit, raw=raw)]
+
+    def last(self, session_id: str, n: int, *, raw: bool = False) -> List[Any]:
+        """A session's last ``n`` messages, in order."""
+        request = pb.LoadRequest(session_id=session_id, limit=n, last=True)
+        pages = _call(lambda: self._stub.Load(request, timeout=self._timeout))
+        return [m for _, m in _messages(pages, raw)]
+
+    def messages(
+        self, session_id: str, *, from_seq: int = 0, limit: int = 0, raw: bool = False
+    ) -> Iterator[Tuple[int, Any]]:
+        """Streams (seq, message) pairs of a session, as load() selects them."""
+        request = pb.LoadRequest(session_id=session_id, from_seq=from_seq, limit=limit)
+        pages = _call(lambda: self._stub.Load(request, timeout=self._timeout))
+        return _messages(pages, raw)
+
+    def list(self, prefix: str = "", *, page_size: int = 0) -> Iterator[SessionMeta]:
+        """Every session whose id starts with ``prefix``, sorted by id, fetched page by page."""
+        token = ""
+        while True:
+            request = pb.ListRequest(prefix=prefix, page_size=page_size, page_token=token)
+            response = _call(lambda: self._stub.List(request, timeout=self._timeout))
+            for meta in response.sessions:
+                yield _meta(meta)
+            token = response.next_page_token
+            if not token:
+                return
+
+    def meta(self, session_id: str) -> SessionMeta:
+        """A session's metadata; SessionStoreError(NOT_FOUND) for an unknown session."""
+        request = pb.LoadMetaRequest(session_id=session_id)
+        return _meta(_call(lambda: self._stub.LoadMeta(request, timeout=self._timeout)).meta)
+
+    def delete(self, session_id: str) -> bool:
+        """Deletes a session; returns whether it existed. It can then start again at seq 0."""
+        request = pb.DeleteRequest(session_id=session_id)
+        return _call(lambda: self._stub.Delete(request, timeout=self._timeout)).existed
+
+    def flush(self, session_id: str = "") -> int:
+        """Writes and fsyncs a session's buffered messages ("": every session's); returns how
+        many messages it wrote."""
+        request = pb.FlushRequest(session_id=session_id)
+        return _call(lambda: self._stub.Flush(request, timeout=self._timeout)).flushed
+
+    def watch(self, session_id: str, *, from_seq: int = 0, raw: bool = False) -> Watch:
+        """Streams (seq, message) pairs of a session from ``from_seq``, then each new message as
+        it is appended. It ends with SessionStoreError: NOT_FOUND when the session is deleted,
+        UNAVAILABLE when the server shuts down (watch again from the next seq), CANCELLED after
+        cancel(). A session that does not exist yet can be watched."""
+        call = self._stub.Watch(pb.WatchRequest(session_id=session_id, from_seq=from_seq))
+        return Watch(call, raw)
+
+
+class Appender:
+    """One Append stream: each append() sends a request and waits for its ack. Use it as a
+    context manager, or close() it. Once an append fails the stream is over, and every later
+    append raises that error."""
+
+    _END = object()
+
+    def __init__(self, stub: pb_grpc.SessionStoreStub):
+        self._requests: queue.Queue = queue.Queue()
+        self._responses = stub.Append(iter(self._requests.get, self._END))
+        self._lock = threading.Lock()
+        self._error: Optional[SessionStoreError] = None
+        self._closed = False
+
+    def append(
+        self,
+        session_id: str,
+        messages: Sequence[MessageIn],
+        *,
+        expected_seq: Optional[int] = None,
+        sync: bool = False,
+    ) -> AppendAck:
+        """Appends to a session and returns the ack; see SessionStoreClient.append."""
+        request = _request(session_id, messages, expected_seq, sync)
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            if self._closed:
+                raise ValueError("append on a closed Appender")
+            self._requests.put(request)
+            try:
+                return _ack(next(self._responses))
+            except grpc.RpcError as error:
+                self._error = SessionStoreError.from_rpc_error(error)
+                raise self._error from None
+            except StopIteration:
+                self._error = SessionStoreError(
+                    grpc.StatusCode.UNKNOWN, "the server ended the Append stream without an ack"
+                )
+                raise self._error from None
+
+    def close(self) -> None:
+        """Ends the stream and waits for the server to end it."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._requests.put(self._END)
+            if self._error is not None:
+                return
+            try:
+                for _ in self._responses:
+                    pass
+            except grpc.RpcError as error:
+                raise SessionStoreError.from_rpc_error(error) from None
+
+    def __enter__(self) -> Appender:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Watch:
+    """An iterator of (seq, message) pairs from SessionStoreClient.watch; cancel() ends it."""
+
+    def __init__(self, call: Any, raw: bool):
+        self._call = call
+        self._messages = _messages(call, raw)
+
+    def __iter__(self) -> Iterator[Tuple[int, Any]]:
+        return self._messages
+
+    def __next__(self) -> Tuple[int, Any]:
+        return next(self._messages)
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cancel()

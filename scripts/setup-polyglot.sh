@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Installs what the Python, Go and Rust clients and their interoperability tests need, into
+# .tools/ (git-ignored), at pinned versions so that generated code does not drift between machines:
+#   .tools/venv/                       Python: grpcio-tools (protoc + grpc plugin), grpcio, protobuf,
+#                                      and clients/python installed editable
+#   .tools/bin/protoc-gen-python-grpcio  buf plugin: Python code through grpcio-tools' protoc
+#   .tools/bin/protoc-gen-go{,-grpc}   buf plugins for Go
+#   .tools/bin/grpcurl                 for the reflection test
+# and builds the Go and Rust interop programs (test/interop/), which the tests rebuild when stale.
+#
+# A toolchain that is missing (python3, go, cargo) is skipped with a notice, unless
+# SESSIONSTORE_REQUIRE_POLYGLOT=1 (set by .ci/run under CI), which makes it an error.
+# Re-running is cheap: each part is redone only when its pinned versions change.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+# Pinned versions: changing one changes generated code; run `npm run generate` and commit.
+grpcio_tools_version=1.85.1 # embeds protoc 35.1 and the grpc Python plugin
+grpcio_version=1.85.3
+protobuf_python_version=7.36.2
+protoc_gen_go_version=v1.36.12
+protoc_gen_go_grpc_version=v1.6.2
+grpcurl_version=v1.9.4
+
+tools=$root/.tools
+bin=$tools/bin
+mkdir -p "$bin"
+required=${SESSIONSTORE_REQUIRE_POLYGLOT:-}
+
+# Reports a missing toolchain: an error when required, a notice otherwise.
+missing() {
+  if [ "$required" = 1 ]; then
+    echo "setup-polyglot: $1 not found, and SESSIONSTORE_REQUIRE_POLYGLOT=1 requires it" >&2
+    exit 1
+  fi
+  echo "setup-polyglot: $1 not found: skipping $2 (their tests will be skipped)"
+}
+
+# Whether the stamp file $1 holds $2 (the part is installed at these versions); see stamp().
+current() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+stamp() { printf '%s' "$2" >"$1"; }
+
+setup_python() {
+  local python want
+  python=$(command -v python3 || true)
+  if [ -z "$python" ] || ! "$python" -c 'import sys; assert sys.version_info >= (3, 9)' 2>/dev/null; then
+    missing "python3 (3.9 or later)" "the Python client"
+    return
+  fi
+  want="$grpcio_tools_version $grpcio_version $protobuf_python_version $(sha256sum clients/python/pyproject.toml | cut -c1-16)"
+  if ! current "$tools/venv/.stamp" "$want"; then
+    echo "setup-polyglot: Python venv in .tools/venv"
+    rm -rf "$tools/venv"
+    "$python" -m venv "$tools/venv"
+    "$tools/venv/bin/pip" install --quiet --disable-pip-version-check \
+      "grpcio-tools==$grpcio_tools_version" "grpcio==$grpcio_version" \
+      "protobuf==$protobuf_python_version" -e clients/python
+    stamp "$tools/venv/.stamp" "$want"
+  fi
+  cat >"$bin/protoc-gen-python-grpcio" <<WRAPPER
+#!/bin/sh
+exec "$tools/venv/bin/python" "$root/scripts/protoc_gen_python_grpcio.py" "\$@"
+WRAPPER
+  chmod +x "$bin/protoc-gen-python-grpcio"
+}
+
+setup_go() {
+  if ! command -v go >/dev/null; then
+    missing go "the Go client and grpcurl"
+    return
+  fi
+  local package version name
+  while read -r package version; do
+    name=$(basename "$package")
+    if ! current "$bin/.$name.version" "$version" || [ ! -x "$bin/$name" ]; then
+      echo "setup-polyglot: go install $package@$version"
+      GOBIN=$bin go install "$package@$version"
+      stamp "$bin/.$name.version" "$version"
+    fi
+  done <<LIST
+google.golang.org/protobuf/cmd/protoc-gen-go $protoc_gen_go_version
+google.golang.org/grpc/cmd/protoc-gen-go-grpc $protoc_gen_go_grpc_version
+github.com/fullstorydev/grpcurl/cmd/grpcurl $grpcurl_version
+LIST
+  echo "setup-polyglot: building the Go client, its example and the interop program"
+  (cd clients/go && go build ./... && go vet ./...)
+  (cd test/interop/go && go build -o /dev/null . && go vet .)
+}
+
+setup_rust() {
+  if ! command -v cargo >/dev/null; then
+    missing cargo "the motosan (Rust) interop program"
+    return
+  fi
+  echo "setup-polyglot: building the motosan interop program (the first build takes minutes)"
+  cargo build --quiet --locked --manifest-path test/interop/motosan/Cargo.toml
+}
+
+setup_python
+setup_go
+setup_rust

@@ -1,0 +1,69 @@
+//! Drives motosan_agent_loop's own `FileSessionStore` and `Message` for the interop tests
+//! (test/interop/polyglot.test.ts). Every output line is one JSON value.
+//!
+//!   messages               the sample conversation, one `Message` per line as serde writes it
+//!   write DIR SESSION      FileSessionStore in DIR appends the conversation to SESSION, flushes
+//!   read DIR SESSION       FileSessionStore in DIR loads SESSION; one `Message` per line
+//!   meta DIR SESSION       FileSessionStore in DIR reads SESSION's header (`SessionMeta`)
+
+use motosan_agent_loop::{FileSessionStore, Message, SessionStore, ToolCallRef};
+use serde_json::json;
+
+/// A conversation that exercises every part of `Message`: each role, a tool call with nested
+/// arguments, a tool result, and text that needs escaping.
+fn conversation() -> Vec<Message> {
+    vec![
+        Message::system("You are a careful agent. Use tools when you need facts."),
+        Message::user("What's the weather in Kyōto? Answer in 日本語, please 🌦️"),
+        Message::assistant_with_tool_call(
+            "Let me check.",
+            ToolCallRef {
+                id: "call_1".to_string(),
+                name: "weather".to_string(),
+                args: json!({
+                    "city": "Kyōto",
+                    "units": ["metric", "°C"],
+                    "max_id": u64::MAX,
+                    "options": {"hourly": true, "days": 3, "ratio": 0.25},
+                }),
+            },
+        ),
+        Message::tool_result("call_1", "{\"temp\": 21.5, \"sky\": \"clear\\nand \\\"calm\\\"\"}"),
+        Message::assistant("京都は晴れ、21.5°C です。\tTabs, \"quotes\" and \\backslashes\\ survive."),
+    ]
+}
+
+fn print_messages(messages: &[Message]) {
+    for message in messages {
+        println!("{}", serde_json::to_string(message).expect("a Message serializes"));
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["messages"] => print_messages(&conversation()),
+        ["write", dir, session] => {
+            let store = FileSessionStore::new(*dir);
+            for message in conversation() {
+                store.append(session, &message).await.expect("motosan append");
+            }
+            store.flush(session).await.expect("motosan flush");
+        }
+        ["read", dir, session] => {
+            let store = FileSessionStore::new(*dir);
+            print_messages(&store.load(session).await.expect("motosan load"));
+        }
+        ["meta", dir, session] => {
+            let store = FileSessionStore::new(*dir);
+            let meta = store.load_meta(session).await.expect("motosan load_meta");
+            println!("{}", serde_json::to_string(&meta).expect("SessionMeta serializes"));
+        }
+        _ => {
+            eprintln!("usage: sessionstore-motosan-interop messages | write|read|meta DIR SESSION");
+            std::process::exit(2);
+        }
+    }
+}

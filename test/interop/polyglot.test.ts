@@ -1,0 +1,368 @@
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { status } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { WatchResponse } from "../../gen/sessionstore/v1/session_store.js";
+import {
+  append,
+  loadAll,
+  makeTempDir,
+  startTestServer,
+  type TestServer,
+} from "../helpers/test-server.js";
+import { deleteSession, flush, loadMeta, sessionFilePath } from "../integration/support.js";
+
+/**
+ * The Python and Go clients, grpcurl and motosan's own Rust crate against the real server.
+ * scripts/setup-polyglot.sh installs what they need into .tools/; without it (or without python3,
+ * go or cargo) these tests are skipped with a notice, unless SESSIONSTORE_REQUIRE_POLYGLOT=1 (CI),
+ * which makes a missing toolchain a failure.
+ */
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const HERE = join(ROOT, "test/interop");
+const PYTHON = join(ROOT, ".tools/venv/bin/python");
+const GRPCURL = join(ROOT, ".tools/bin/grpcurl");
+const MOTOSAN_CRATE = join(HERE, "motosan");
+const MOTOSAN = join(MOTOSAN_CRATE, "target/debug/sessionstore-motosan-interop");
+const REQUIRED = process.env.SESSIONSTORE_REQUIRE_POLYGLOT === "1";
+
+function onPath(command: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${command}`]).status === 0;
+}
+
+const missingForClients = [
+  existsSync(PYTHON) ? "" : "the Python client's venv (.tools/venv)",
+  onPath("go") ? "" : "go",
+  existsSync(GRPCURL) ? "" : "grpcurl (.tools/bin)",
+].filter(Boolean);
+const missingForMotosan = onPath("cargo") ? [] : ["cargo"];
+
+/** Skips a suite whose tools are missing, saying so, unless they are required. */
+function skipWithout(missing: string[], what: string): boolean {
+  if (missing.length === 0 || REQUIRED) return false;
+  console.warn(
+    `skipping ${what}: ${missing.join(", ")} not found; run scripts/setup-polyglot.sh ` +
+      "(SESSIONSTORE_REQUIRE_POLYGLOT=1, as in CI, makes this a failure)",
+  );
+  return true;
+}
+
+function requireTools(missing: string[]): void {
+  if (missing.length > 0) {
+    throw new Error(
+      `SESSIONSTORE_REQUIRE_POLYGLOT=1 but ${missing.join(", ")} not found: run scripts/setup-polyglot.sh`,
+    );
+  }
+}
+
+interface Run {
+  stdout: Buffer;
+  stderr: string;
+  code: number | null;
+}
+
+/** Runs a program to its end, feeding it `input`; never rejects for a non-zero exit. */
+function run(command: string, args: string[], options: { cwd?: string; input?: Buffer } = {}) {
+  return new Promise<Run>((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd: options.cwd ?? ROOT,
+      env: { ...process.env, PYTHONUTF8: "1" },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    const stdout: Buffer[] = [];
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ stdout: Buffer.concat(stdout), stderr, code }));
+    child.stdin.end(options.input);
+  });
+}
+
+/** Runs a program that must succeed; resolves to its stdout. */
+async function ok(command: string, args: string[], options: { cwd?: string; input?: Buffer } = {}) {
+  const result = await run(command, args, options);
+  if (result.code !== 0) {
+    throw new Error(`${command} ${args.join(" ")} exited ${result.code}:\n${result.stderr}`);
+  }
+  return result.stdout;
+}
+
+function lines(text: Buffer | string): string[] {
+  return text.toString("utf8").split("\n").slice(0, -1);
+}
+
+/** The report both tour programs must print (test/interop/python/scenario.py, go/main.go). */
+function expectedTour(prefix: string) {
+  const session = `${prefix}-tour`;
+  const ack = (sessionId: string, firstSeq: number, nextSeq: number) => ({
+    session_id: sessionId,
+    first_seq: firstSeq,
+    next_seq: nextSeq,
+    durable_count: 0,
+  });
+  const stored = [
+    '{"role":"user","content":"héllo","n":1}',
+    '{"role":"assistant","content":"hi","big":12345678901234567890}',
+    '{"n":3}',
+    '{"n":4}',
+    '{"n":5}',
+  ];
+  return {
+    append: ack(session, 0, 2),
+    appender: [ack(session, 2, 3), ack(`${session}-other`, 0, 1), ack(session, 3, 5)],
+    retry: ack(session, 3, 5),
+    conflict: { code: status.ABORTED, actual_length: 5 },
+    // A bad session id (append, meta), a message that is not JSON.
+    invalid: [status.INVALID_ARGUMENT, status.INVALID_ARGUMENT, status.INVALID_ARGUMENT],
+    load: stored,
+    big: "12345678901234567890",
+    last: stored.slice(3),
+    range: stored.slice(1, 3),
+    count_before_flush: [5, 0],
+    flushed: 5,
+    meta: [session, 5, 5],
+    list: [session, `${session}-other`],
+    watch: [
+      [3, '{"n":4}'],
+      [4, '{"n":5}'],
+      [5, '{"n":6}'],
+    ],
+    watch_end: status.NOT_FOUND,
+    deleted: [true, false],
+    after_delete: [status.NOT_FOUND, []],
+  };
+}
+
+/** Watches a session from the TypeScript side until it holds `count` messages. */
+function watchUntil(server: TestServer, sessionId: string, count: number): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const call = server.client.watch({ sessionId, fromSeq: 0 });
+    const received: string[] = [];
+    call.on("data", (page: WatchResponse) => {
+      if (page.firstSeq !== received.length) reject(new Error(`gap before seq ${page.firstSeq}`));
+      received.push(...page.messages);
+      if (received.length >= count) {
+        call.cancel();
+        resolve(received);
+      }
+    });
+    call.on("error", (error) => {
+      if (received.length < count) reject(error);
+    });
+  });
+}
+
+describe.skipIf(skipWithout(missingForClients, "the Python and Go client interop tests"))(
+  "Python and Go clients, and grpcurl, against the server",
+  () => {
+    let server: TestServer;
+    let workDir: string;
+    let goProgram: string;
+    let vectors: Buffer;
+    const python = (...args: string[]) => [
+      join(HERE, "python/scenario.py"),
+      server.server.address,
+      ...args,
+    ];
+    const go = (...args: string[]) => [server.server.address, ...args];
+
+    beforeAll(async () => {
+      requireTools(missingForClients);
+      workDir = await makeTempDir("sessionstore-interop-");
+      goProgram = join(workDir, "interop-go");
+      await ok("go", ["build", "-o", goProgram, "."], { cwd: join(HERE, "go") });
+      vectors = await readFile(join(HERE, "messages.jsonl"));
+      server = await startTestServer({ flushMessages: 10_000, flushIntervalMs: 60_000 });
+    }, 300_000);
+
+    afterAll(async () => {
+      await server?.close();
+      if (workDir) await rm(workDir, { recursive: true, force: true });
+    });
+
+    it("Python: every call of the client, the error cases included, as the Go client sees them", async () => {
+      const report = JSON.parse((await ok(PYTHON, python("tour", "py"))).toString("utf8"));
+      expect(report).toEqual(expectedTour("py"));
+    });
+
+    it("Go: every call of the client, the error cases included, as the Python client sees them", async () => {
+      const report = JSON.parse((await ok(goProgram, go("tour", "go"))).toString("utf8"));
+      expect(report).toEqual(expectedTour("go"));
+    });
+
+    it("a session appended from Python is loaded from Go and watched from TypeScript, byte for byte", async () => {
+      const count = lines(vectors).length;
+      const watched = watchUntil(server, "from-python", count);
+
+      const ack = JSON.parse(
+        (await ok(PYTHON, python("append", "from-python"), { input: vectors })).toString(),
+      );
+      expect(ack).toEqual({
+        session_id: "from-python",
+        first_seq: 0,
+        next_seq: count,
+        durable_count: 0,
+      });
+
+      const loadedByGo = await ok(goProgram, go("load", "from-python"));
+      expect(loadedByGo.toString("utf8")).toBe(vectors.toString("utf8"));
+      expect(loadedByGo.equals(vectors)).toBe(true);
+      expect(Buffer.from((await watched).map((m) => `${m}\n`).join(""))).toEqual(vectors);
+      // And on disk, one message per line, as sent.
+      await flush(server.client, "from-python");
+      const file = await readFile(sessionFilePath(server.dataDir, "from-python"));
+      expect(file.subarray(file.indexOf("\n") + 1)).toEqual(vectors);
+    });
+
+    it("a session appended from Go is loaded from Python, byte for byte", async () => {
+      const ack = JSON.parse(
+        (await ok(goProgram, go("append", "from-go"), { input: vectors })).toString(),
+      );
+      expect(ack).toMatchObject({
+        session_id: "from-go",
+        first_seq: 0,
+        next_seq: lines(vectors).length,
+      });
+      expect(await ok(PYTHON, python("load", "from-go"))).toEqual(vectors);
+    });
+
+    it("the example agents of both languages take turns on one session", async () => {
+      const address = server.server.address;
+      const pythonAgent = [join(ROOT, "clients/python/examples/agent.py"), "--address", address];
+      const goAgent = ["run", "./examples/agent", "-address", address];
+      const session = ["--session", "agents"];
+      await ok(PYTHON, [...pythonAgent, ...session, "first"]);
+      const goOutput = await ok("go", [...goAgent, "-session", "agents", "second"], {
+        cwd: join(ROOT, "clients/go"),
+      });
+      expect(goOutput.toString()).toContain("session agents: turn stored at seqs 2-3");
+      const third = await ok(PYTHON, [...pythonAgent, ...session, "third"]);
+      expect(lines(third)).toEqual([
+        "session agents: turn stored at seqs 4-5",
+        "  2 user      second",
+        '  3 assistant (turn 2) You said: "second"',
+        "  4 user      third",
+        "  5 assistant (turn 3) You said: 'third'",
+      ]);
+      const history = (await loadAll(server.client, "agents")).messages.map((m) => JSON.parse(m));
+      expect(history.map((m) => m.role)).toEqual([
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+      ]);
+      await deleteSession(server.client, "agents");
+    });
+
+    it("grpcurl lists, describes and calls the service through reflection", async () => {
+      const address = server.server.address;
+      const grpcurl = (...args: string[]) => ok(GRPCURL, ["-plaintext", ...args]);
+      expect(lines(await grpcurl(address, "list"))).toContain("sessionstore.v1.SessionStore");
+      expect(
+        (await grpcurl(address, "describe", "sessionstore.v1.SessionStore")).toString(),
+      ).toContain(
+        "rpc Watch ( .sessionstore.v1.WatchRequest ) returns ( stream .sessionstore.v1.WatchResponse );",
+      );
+
+      // Requests in proto3's canonical JSON form (lowerCamelCase field names).
+      const request = { sessionId: "via-grpcurl", messages: ['{"via":"grpcurl","n":1}'] };
+      const method = "sessionstore.v1.SessionStore";
+      const ack = JSON.parse(
+        (await grpcurl("-d", JSON.stringify(request), address, `${method}/Append`)).toString(),
+      );
+      expect(ack).toEqual({ sessionId: "via-grpcurl", nextSeq: "1" });
+      const meta = JSON.parse(
+        (
+          await grpcurl("-d", '{"sessionId":"via-grpcurl"}', address, `${method}/LoadMeta`)
+        ).toString(),
+      );
+      expect(meta.meta).toMatchObject({ sessionId: "via-grpcurl", messageCount: "1" });
+      expect((await loadAll(server.client, "via-grpcurl")).messages).toEqual(request.messages);
+
+      const unknown = await run(GRPCURL, [
+        "-plaintext",
+        "-d",
+        '{"sessionId":"nobody"}',
+        address,
+        `${method}/LoadMeta`,
+      ]);
+      expect(unknown.code).not.toBe(0);
+      expect(unknown.stderr).toContain("Code: NotFound");
+    });
+  },
+);
+
+describe.skipIf(skipWithout(missingForMotosan, "the motosan (Rust) interop tests"))(
+  "motosan_agent_loop's own FileSessionStore and Message (Rust crate 0.7)",
+  () => {
+    let conversation: Buffer;
+    const motosan = (...args: string[]) => ok(MOTOSAN, args);
+
+    beforeAll(async () => {
+      requireTools(missingForMotosan);
+      // Quick when scripts/setup-polyglot.sh built it; the first build takes a minute or more.
+      await ok("cargo", [
+        "build",
+        "--quiet",
+        "--locked",
+        "--manifest-path",
+        join(MOTOSAN_CRATE, "Cargo.toml"),
+      ]);
+      conversation = await motosan("messages");
+    }, 600_000);
+
+    it("serves a session that motosan's FileSessionStore wrote, and motosan reads it back after our appends", async () => {
+      const dataDir = await makeTempDir();
+      await motosan("write", dataDir, "by-motosan");
+      const header = JSON.parse(
+        lines(await readFile(sessionFilePath(dataDir, "by-motosan")))[0] ?? "",
+      );
+      const server = await startTestServer({ dataDir });
+      try {
+        const loaded = (await loadAll(server.client, "by-motosan")).messages;
+        expect(Buffer.from(loaded.map((m) => `${m}\n`).join(""))).toEqual(conversation);
+        expect(await loadMeta(server.client, "by-motosan")).toMatchObject({
+          messageCount: 5,
+          createdAtMs: header.created_at_ms,
+          agentLoopVersion: "0.7.1",
+        });
+
+        const more = lines(conversation).slice(1, 3);
+        await append(server.client, [{ sessionId: "by-motosan", messages: more }]);
+        await flush(server.client, "by-motosan");
+        expect(lines(await motosan("read", dataDir, "by-motosan"))).toEqual([
+          ...lines(conversation),
+          ...more,
+        ]);
+      } finally {
+        await server.close();
+      }
+    });
+
+    it("a session appended through our server (Messages serialized by the crate) loads in motosan", async () => {
+      const server = await startTestServer({ flushMessages: 10_000, flushIntervalMs: 60_000 });
+      try {
+        const messages = lines(conversation);
+        await append(server.client, [{ sessionId: "for-motosan", messages: messages.slice(0, 2) }]);
+        await flush(server.client, "for-motosan");
+        await append(server.client, [{ sessionId: "for-motosan", messages: messages.slice(2) }]);
+        await flush(server.client, "for-motosan");
+
+        expect(await motosan("read", server.dataDir, "for-motosan")).toEqual(conversation);
+        const meta = JSON.parse((await motosan("meta", server.dataDir, "for-motosan")).toString());
+        expect(meta).toMatchObject({ session_id: "for-motosan", message_count: 5 });
+      } finally {
+        await server.close();
+      }
+    });
+  },
+);

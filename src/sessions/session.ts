@@ -51,6 +51,8 @@ export class Session {
   private durableWaiters: DurableWaiter[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
   private discarded = false;
+  /** Whether the last write failed (it is being retried). */
+  private failing = false;
 
   private readonly storage: SessionStorage;
   private readonly policy: FlushPolicy;
@@ -213,6 +215,10 @@ export class Session {
         return;
       }
       if (this.discarded) return;
+      if (this.failing) {
+        this.failing = false;
+        this.log.info({ sessionId: this.sessionId }, "writing the session works again");
+      }
       this.pending.splice(0, batch.length);
       const written = bufferedSize(batch);
       this.pendingBytes -= written;
@@ -239,10 +245,14 @@ export class Session {
               cause: error,
             },
           );
-    this.log.warn(
-      { sessionId: this.sessionId, err: error, buffered: this.pending.length },
-      "writing the session failed; its messages stay buffered and will be retried",
-    );
+    // Logged when writing starts failing, not at every retry: a full disk must not flood the log.
+    if (!this.failing) {
+      this.failing = true;
+      this.log.warn(
+        { sessionId: this.sessionId, err: error, buffered: this.pending.length },
+        "writing the session failed; its messages stay buffered and are retried every second",
+      );
+    }
     this.syncWanted ||= sync;
     this.rejectWaiters(failure);
     this.clearFlushTimer();

@@ -12,7 +12,7 @@ Text goes in and out as UTF-8 bytes, so that what is compared is exactly what tr
 import json
 import sys
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any, Callable, List
 
 from sessionstore import SessionStoreClient, SessionStoreError
 
@@ -31,7 +31,7 @@ def tour(client: SessionStoreClient, prefix: str) -> dict:
     report: dict = {}
 
     # Messages go in as dicts or as raw JSON text.
-    first = [
+    first: List[Any] = [
         {"role": "user", "content": "héllo", "n": 1},
         '{"role":"assistant","content":"hi","big":12345678901234567890}',
     ]

@@ -258,7 +258,7 @@ class Appender:
     _END = object()
 
     def __init__(self, stub: pb_grpc.SessionStoreStub):
-        self._requests: queue.Queue = queue.Queue()
+        self._requests: queue.Queue[Any] = queue.Queue()
         self._responses = stub.Append(iter(self._requests.get, self._END))
         self._lock = threading.Lock()
         self._error: Optional[SessionStoreError] = None

@@ -51,8 +51,11 @@ export function normalizeMessage(text: string, index: number): string {
   return text.includes("\n") || text.includes("\r") ? text.replace(/[\r\n]/g, " ") : text;
 }
 
-/** How deep a message may nest: motosan's reader (serde_json) refuses deeper JSON. */
-export const MAX_NESTING_DEPTH = 128;
+/**
+ * How deep a message may nest objects and arrays: motosan's reader, serde_json, stops at its
+ * recursion limit of 128 (it fails on entering the 128th level).
+ */
+export const MAX_NESTING_DEPTH = 127;
 
 export interface MessageLimits {
   maxMessageBytes: number;
@@ -93,20 +96,19 @@ export function normalizeMessages(messages: readonly string[], limits: MessageLi
   });
 }
 
-/** Whether valid JSON `text` nests deeper than `limit` (brackets inside strings do not count). */
+/**
+ * Whether `text`, already known to be valid JSON, nests deeper than `limit`. Strings are skipped
+ * with indexOf (native, fast on the long strings agent messages hold); brackets in them do not
+ * count.
+ */
 function nestsDeeperThan(text: string, limit: number): boolean {
   // Deeper nesting needs more than `limit` opening and as many closing brackets.
   if (text.length <= 2 * limit) return false;
   let depth = 0;
-  let inString = false;
   for (let index = 0; index < text.length; index++) {
     const code = text.charCodeAt(index);
-    if (inString) {
-      if (code === 0x5c)
-        index++; // backslash: skip the escaped character
-      else if (code === 0x22) inString = false;
-    } else if (code === 0x22) {
-      inString = true;
+    if (code === 0x22) {
+      index = closingQuote(text, index);
     } else if (code === 0x7b || code === 0x5b) {
       if (++depth > limit) return true;
     } else if (code === 0x7d || code === 0x5d) {
@@ -114,4 +116,18 @@ function nestsDeeperThan(text: string, limit: number): boolean {
     }
   }
   return false;
+}
+
+/** The index of the quote closing the JSON string that opens at `open`. */
+function closingQuote(text: string, open: number): number {
+  let close = text.indexOf('"', open + 1);
+  while (close !== -1 && isEscaped(text, close)) close = text.indexOf('"', close + 1);
+  return close === -1 ? text.length : close;
+}
+
+/** Whether the character at `index` follows an odd number of backslashes. */
+function isEscaped(text: string, index: number): boolean {
+  let backslashes = 0;
+  while (text.charCodeAt(index - 1 - backslashes) === 0x5c) backslashes++;
+  return backslashes % 2 === 1;
 }

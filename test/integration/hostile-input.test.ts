@@ -117,8 +117,13 @@ describe("hostile input", () => {
     const server = await start({ maxMessageBytes: 1 << 20 });
     const deep = `{"a":${"[".repeat(10_000)}${"]".repeat(10_000)}}`;
     const { error } = await appendStream(server.client, [{ sessionId: "deep", messages: [deep] }]);
-    expectStreamError(error, status.INVALID_ARGUMENT, /deeper than 128 levels/);
-    const atLimit = `{"a":${"[".repeat(127)}${"]".repeat(127)}}`;
+    expectStreamError(error, status.INVALID_ARGUMENT, /deeper than 127 levels/);
+    const justDeeper = `{"a":${"[".repeat(127)}${"]".repeat(127)}}`;
+    const tooDeep = await appendStream(server.client, [
+      { sessionId: "deep", messages: [justDeeper] },
+    ]);
+    expectStreamError(tooDeep.error, status.INVALID_ARGUMENT, /deeper than 127 levels/);
+    const atLimit = `{"a":${"[".repeat(126)}${"]".repeat(126)}}`;
     await append(server.client, [{ sessionId: "deep", messages: [atLimit] }]);
     expect((await loadAll(server.client, "deep")).messages).toEqual([atLimit]);
   });

@@ -3,6 +3,7 @@ import { Code, SessionStoreError } from "../../src/errors.js";
 import {
   checkSessionId,
   normalizeMessage,
+  normalizeMessages,
   SESSION_ID_RULE,
 } from "../../src/sessions/validation.js";
 
@@ -72,5 +73,42 @@ describe("normalizeMessage", () => {
     expect(error.message).toContain("message 3");
     expect(error.message).toContain(reason);
     expect(error.message).toContain("each message must be one JSON object");
+  });
+});
+
+describe("normalizeMessages", () => {
+  const limits = { maxMessageBytes: 1000, maxRequestMessages: 3 };
+  const nested = (depth: number, inner = "") =>
+    `${"[".repeat(depth - 1)}${inner}${"]".repeat(depth - 1)}`;
+
+  it("accepts 127 levels of nesting (serde_json's limit) and refuses 128", () => {
+    const deepest = `{"a":${nested(127)}}`;
+    expect(normalizeMessages([deepest], { ...limits, maxMessageBytes: 10_000 })).toEqual([deepest]);
+    const error = rejection(() =>
+      normalizeMessages([`{"a":${nested(128)}}`], { ...limits, maxMessageBytes: 10_000 }),
+    );
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.message).toContain("deeper than 127 levels");
+  });
+
+  it("does not count brackets inside strings, escaped quotes included", () => {
+    const brackets = `{"s":"${"[{".repeat(300)}\\"${"[".repeat(300)}","t":[1]}`;
+    expect(normalizeMessages([brackets], { ...limits, maxMessageBytes: 10_000 })).toEqual([
+      brackets,
+    ]);
+    const afterEscapedBackslash = `{"s":"\\\\",${'"k":'.repeat(1)}${nested(129, "1")}}`;
+    expect(() =>
+      normalizeMessages([afterEscapedBackslash], { ...limits, maxMessageBytes: 10_000 }),
+    ).toThrow("deeper than 127 levels");
+  });
+
+  it("refuses a message over the byte limit and too many messages with RESOURCE_EXHAUSTED", () => {
+    const big = `{"s":"${"\u00e9".repeat(500)}"}`; // 500 characters, 1009 UTF-8 bytes
+    const tooBig = rejection(() => normalizeMessages([big], limits));
+    expect(tooBig.code).toBe(Code.ResourceExhausted);
+    expect(tooBig.message).toContain("--max-message-bytes");
+    const tooMany = rejection(() => normalizeMessages(["{}", "{}", "{}", "{}"], limits));
+    expect(tooMany.code).toBe(Code.ResourceExhausted);
+    expect(tooMany.message).toContain("--max-request-messages");
   });
 });

@@ -109,6 +109,8 @@ export class SessionFile {
     }
     try {
       return await SessionFile.recover(context, sessionId, lease.handle);
+    } catch (error) {
+      throw error instanceof SessionStoreError ? error : storageFailure("open", sessionId, error);
     } finally {
       lease.release();
     }

@@ -93,7 +93,7 @@ setup_rust() {
     missing cargo "the motosan (Rust) interop program"
     return
   fi
-  echo "setup-polyglot: building the motosan interop program (the first build takes minutes)"
+  echo "setup-polyglot: building the motosan interop program (the first build takes a minute or two)"
   cargo build --quiet --locked --manifest-path test/interop/motosan/Cargo.toml
 }
 

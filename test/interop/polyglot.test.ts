@@ -13,7 +13,13 @@ import {
   startTestServer,
   type TestServer,
 } from "../helpers/test-server.js";
-import { deleteSession, flush, loadMeta, sessionFilePath } from "../integration/support.js";
+import {
+  deleteSession,
+  expectStatus,
+  flush,
+  loadMeta,
+  sessionFilePath,
+} from "../integration/support.js";
 
 /**
  * The Python and Go clients, grpcurl and motosan's own Rust crate against the real server.
@@ -302,7 +308,7 @@ describe.skipIf(skipWithout(missingForClients, "the Python and Go client interop
 );
 
 describe.skipIf(skipWithout(missingForMotosan, "the motosan (Rust) interop tests"))(
-  "motosan_agent_loop's own FileSessionStore and Message (Rust crate 0.7)",
+  "motosan_agent_loop's own FileSessionStore, Message and SessionStore trait (Rust crate 0.7)",
   () => {
     let conversation: Buffer;
     const motosan = (...args: string[]) => ok(MOTOSAN, args);
@@ -343,6 +349,31 @@ describe.skipIf(skipWithout(missingForMotosan, "the motosan (Rust) interop tests
           ...lines(conversation),
           ...more,
         ]);
+      } finally {
+        await server.close();
+      }
+    });
+
+    it("a motosan agent keeps its history in our server through the crate's SessionStore trait over gRPC", async () => {
+      const server = await startTestServer({ flushMessages: 10_000, flushIntervalMs: 60_000 });
+      const address = server.server.address;
+      try {
+        await motosan("remote-write", address, "rust-agent");
+        expect(await motosan("remote-read", address, "rust-agent")).toEqual(conversation);
+        const loaded = (await loadAll(server.client, "rust-agent")).messages;
+        expect(Buffer.from(loaded.map((m) => `${m}\n`).join(""))).toEqual(conversation);
+        expect(JSON.parse((await motosan("remote-list", address)).toString())).toEqual([
+          "rust-agent",
+        ]);
+        // remote-write flushed: the file is there, and motosan's FileSessionStore reads it.
+        expect(await motosan("read", server.dataDir, "rust-agent")).toEqual(conversation);
+
+        const refused = await run(MOTOSAN, ["remote-read", address, "../escape"]);
+        expect(refused.code).toBe(1);
+        expect(refused.stderr).toMatch(/sessionstore: InvalidArgument: .*1-200 characters/);
+
+        await motosan("remote-delete", address, "rust-agent");
+        await expectStatus(loadMeta(server.client, "rust-agent"), status.NOT_FOUND);
       } finally {
         await server.close();
       }

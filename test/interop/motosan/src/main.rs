@@ -5,8 +5,19 @@
 //!   write DIR SESSION      FileSessionStore in DIR appends the conversation to SESSION, flushes
 //!   read DIR SESSION       FileSessionStore in DIR loads SESSION; one `Message` per line
 //!   meta DIR SESSION       FileSessionStore in DIR reads SESSION's header (`SessionMeta`)
+//!
+//! and the same through motosan's `SessionStore` trait over gRPC (`RemoteSessionStore`), against
+//! the server at ADDRESS:
+//!
+//!   remote-write ADDRESS SESSION   appends the conversation, one message per call, and flushes
+//!   remote-read ADDRESS SESSION    loads SESSION; one `Message` per line
+//!   remote-list ADDRESS            the session ids, as a JSON array
+//!   remote-delete ADDRESS SESSION  deletes SESSION
+
+mod remote;
 
 use motosan_agent_loop::{FileSessionStore, Message, SessionStore, ToolCallRef};
+use remote::RemoteSessionStore;
 use serde_json::json;
 
 /// A conversation that exercises every part of `Message`: each role, a tool call with nested
@@ -28,14 +39,22 @@ fn conversation() -> Vec<Message> {
                 }),
             },
         ),
-        Message::tool_result("call_1", "{\"temp\": 21.5, \"sky\": \"clear\\nand \\\"calm\\\"\"}"),
-        Message::assistant("京都は晴れ、21.5°C です。\tTabs, \"quotes\" and \\backslashes\\ survive."),
+        Message::tool_result(
+            "call_1",
+            "{\"temp\": 21.5, \"sky\": \"clear\\nand \\\"calm\\\"\"}",
+        ),
+        Message::assistant(
+            "京都は晴れ、21.5°C です。\tTabs, \"quotes\" and \\backslashes\\ survive.",
+        ),
     ]
 }
 
 fn print_messages(messages: &[Message]) {
     for message in messages {
-        println!("{}", serde_json::to_string(message).expect("a Message serializes"));
+        println!(
+            "{}",
+            serde_json::to_string(message).expect("a Message serializes")
+        );
     }
 }
 
@@ -48,7 +67,10 @@ async fn main() {
         ["write", dir, session] => {
             let store = FileSessionStore::new(*dir);
             for message in conversation() {
-                store.append(session, &message).await.expect("motosan append");
+                store
+                    .append(session, &message)
+                    .await
+                    .expect("motosan append");
             }
             store.flush(session).await.expect("motosan flush");
         }
@@ -56,14 +78,51 @@ async fn main() {
             let store = FileSessionStore::new(*dir);
             print_messages(&store.load(session).await.expect("motosan load"));
         }
+        [command, address, rest @ ..] if command.starts_with("remote-") => {
+            let store = RemoteSessionStore::connect(address).await.expect("connect");
+            if let Err(error) = remote(&store, command, rest).await {
+                eprintln!("error: {error}");
+                std::process::exit(1);
+            }
+        }
         ["meta", dir, session] => {
             let store = FileSessionStore::new(*dir);
             let meta = store.load_meta(session).await.expect("motosan load_meta");
-            println!("{}", serde_json::to_string(&meta).expect("SessionMeta serializes"));
+            println!(
+                "{}",
+                serde_json::to_string(&meta).expect("SessionMeta serializes")
+            );
         }
         _ => {
-            eprintln!("usage: sessionstore-motosan-interop messages | write|read|meta DIR SESSION");
+            eprintln!(
+                "usage: sessionstore-motosan-interop messages | write|read|meta DIR SESSION \
+                 | remote-write|remote-read|remote-delete ADDRESS SESSION | remote-list ADDRESS"
+            );
             std::process::exit(2);
         }
     }
+}
+
+/// The remote-* commands: motosan's `SessionStore` calls, served by sessionstore.
+async fn remote(
+    store: &dyn SessionStore,
+    command: &str,
+    args: &[&str],
+) -> motosan_agent_loop::Result<()> {
+    match (command, args) {
+        ("remote-write", [session]) => {
+            for message in conversation() {
+                store.append(session, &message).await?;
+            }
+            store.flush(session).await?;
+        }
+        ("remote-read", [session]) => print_messages(&store.load(session).await?),
+        ("remote-list", []) => println!("{}", serde_json::to_string(&store.list().await?)?),
+        ("remote-delete", [session]) => store.delete(session).await?,
+        _ => {
+            eprintln!("unknown command {command} {args:?}");
+            std::process::exit(2);
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,490 @@
+import {
+  ChannelCredentials,
+  type ClientOptions,
+  type ClientReadableStream,
+  type ClientUnaryCall,
+  type CallOptions as GrpcCallOptions,
+  credentials as grpcCredentials,
+  type Metadata,
+  type ServiceError,
+  status,
+} from "@grpc/grpc-js";
+import { Appender, type AppenderOptions } from "./appender.js";
+import {
+  type CallOptions,
+  callMetadata,
+  cancelOnAbort,
+  deadlineFrom,
+  type MetadataSource,
+  throwIfAborted,
+} from "./call-options.js";
+import { abortError, SessionStoreError } from "./errors.js";
+import {
+  type AppendRequest,
+  type AppendResponse,
+  type DeleteResponse,
+  type FlushResponse,
+  SessionStoreClient as GeneratedClient,
+  type ListResponse,
+  type LoadMetaResponse,
+  type SessionMeta,
+} from "./gen/sessionstore/v1/session_store.js";
+import {
+  encodeMessages,
+  type JsonObject,
+  type JsonParser,
+  type MessageInput,
+  pageEntries,
+  type StoredMessage,
+} from "./messages.js";
+import {
+  backoffDelay,
+  DEFAULT_RETRY_POLICY,
+  isRetriable,
+  type RetryPolicy,
+  sleep,
+  withRetries,
+} from "./retry.js";
+
+/** Files for a TLS connection: a CA to trust (default: the system's), and a client certificate. */
+export interface TlsOptions {
+  rootCerts?: Buffer;
+  privateKey?: Buffer;
+  certChain?: Buffer;
+}
+
+export interface SessionStoreClientOptions {
+  /**
+   * "insecure" (plaintext), "tls", TLS files, or grpc-js ChannelCredentials. Default: insecure for
+   * a loopback address (localhost, 127.0.0.0/8, ::1, unix sockets), TLS for any other.
+   */
+  credentials?: "insecure" | "tls" | TlsOptions | ChannelCredentials;
+  /** Metadata sent on every call, e.g. `{ authorization: "Bearer …" }`, or a function returning it. */
+  metadata?: MetadataSource;
+  /**
+   * Deadline of every call except `watch` and `appender` streams, unless the call sets its own.
+   * For `list` it applies to each page. Default: none.
+   */
+  timeoutMs?: number;
+  /** Retries of calls that are safe to repeat, and reconnects of streams. */
+  retry?: Partial<RetryPolicy>;
+  /**
+   * Parses messages read back (unless a call asks for `raw`). Default `JSON.parse`, which rounds
+   * integers past 2^53; pass a lossless parser, or read `raw`, to keep them.
+   */
+  parse?: JsonParser;
+  /**
+   * grpc-js client options: channel options such as `{ "grpc.keepalive_time_ms": 30_000 }`, and
+   * `interceptors`.
+   */
+  grpcOptions?: Partial<ClientOptions>;
+}
+
+export interface AppendOptions extends CallOptions {
+  /**
+   * The seq the first message must get; otherwise the call fails with ABORTED and the error's
+   * `actualLength`. With it, the call is retried when the server is UNAVAILABLE (a resend of
+   * stored messages is acknowledged, not stored twice); without it, it is not.
+   */
+  expectedSeq?: number;
+  /** Resolve only once the messages are fsynced. Default false (the server's setting applies). */
+  sync?: boolean;
+}
+
+export interface AppendResult {
+  /** The seqs the messages got, in order. */
+  seqs: number[];
+  /** Seq of the first message. */
+  firstSeq: number;
+  /** The session's length after this append. */
+  nextSeq: number;
+  /** Messages [0, durableCount) of the session are fsynced. */
+  durableCount: number;
+}
+
+export interface ReadOptions extends CallOptions {
+  /** Messages come out as their stored JSON text, not parsed. */
+  raw?: boolean;
+}
+
+export interface LoadOptions extends ReadOptions {
+  /** First seq returned. Default 0. */
+  fromSeq?: number;
+  /** At most this many messages. Default: all. */
+  limit?: number;
+  /** With `limit`: the last `limit` messages (from `fromSeq` on), still in order. */
+  last?: boolean;
+}
+
+export interface WatchOptions extends ReadOptions {
+  /** First seq streamed. Default 0: the whole session, then every new message. */
+  fromSeq?: number;
+}
+
+export interface ListOptions extends CallOptions {
+  /** Only sessions whose id starts with this. */
+  prefix?: string;
+  /** Sessions fetched per request (the server's default is 100, its maximum 1000). */
+  pageSize?: number;
+}
+
+export type { SessionMeta };
+
+type UnaryCallback<Response> = (error: ServiceError | null, response: Response) => void;
+type UnaryStart<Response> = (
+  metadata: Metadata,
+  options: GrpcCallOptions,
+  callback: UnaryCallback<Response>,
+) => ClientUnaryCall;
+type StreamStart<Page> = (
+  metadata: Metadata,
+  options: GrpcCallOptions,
+) => ClientReadableStream<Page>;
+
+/**
+ * A client of a sessionstore server. One instance holds one channel (connection); share it.
+ * Every call takes `timeoutMs`, `signal` and `metadata`, and fails only with SessionStoreError.
+ */
+export class SessionStoreClient {
+  readonly #stub: GeneratedClient;
+  readonly #metadata: MetadataSource | undefined;
+  readonly #timeoutMs: number | undefined;
+  readonly #retry: RetryPolicy;
+  readonly #parse: JsonParser;
+
+  /** `address` is host:port, or any grpc-js target (`dns:///…`, `unix:…`). */
+  constructor(address: string, options: SessionStoreClientOptions = {}) {
+    this.#retry = { ...DEFAULT_RETRY_POLICY, ...options.retry };
+    this.#stub = new GeneratedClient(address, channelCredentials(address, options.credentials), {
+      // grpc-js waits up to 2 minutes between connection attempts by default, failing calls fast
+      // meanwhile: reconnect on the retry policy's schedule instead.
+      "grpc.initial_reconnect_backoff_ms": this.#retry.initialDelayMs,
+      "grpc.max_reconnect_backoff_ms": this.#retry.maxDelayMs,
+      ...options.grpcOptions,
+    });
+    this.#metadata = options.metadata;
+    this.#timeoutMs = options.timeoutMs;
+    this.#parse = options.parse ?? JSON.parse;
+  }
+
+  /**
+   * Appends messages (objects or JSON text) to a session in one request, atomically: all are
+   * stored, in order, or none.
+   */
+  async append(
+    sessionId: string,
+    messages: MessageInput | readonly MessageInput[],
+    options: AppendOptions = {},
+  ): Promise<AppendResult> {
+    const request: AppendRequest = {
+      sessionId,
+      messages: encodeMessages(Array.isArray(messages) ? messages : [messages as MessageInput]),
+      expectedSeq: options.expectedSeq,
+      sync: options.sync ?? false,
+    };
+    const deadline = deadlineFrom(options.timeoutMs ?? this.#timeoutMs);
+    const ack = await withRetries(
+      this.#retryPolicy(options.expectedSeq !== undefined),
+      { deadline, signal: options.signal },
+      () => this.#appendOnce(request, options, deadline),
+    );
+    return {
+      seqs: request.messages.map((_, offset) => ack.firstSeq + offset),
+      firstSeq: ack.firstSeq,
+      nextSeq: ack.nextSeq,
+      durableCount: ack.durableCount,
+    };
+  }
+
+  /**
+   * A long-lived stream that appends to one session: `write()` each message, `await ready()` to
+   * respect backpressure, `close()` when done. It batches, acknowledges each message, and
+   * survives dropped connections and server restarts without losing or duplicating a message.
+   */
+  appender(sessionId: string, options: AppenderOptions = {}): Appender {
+    const { signal, metadata } = options;
+    return new Appender(
+      {
+        sessionId,
+        retry: this.#retry,
+        openStream: async () =>
+          this.#stub.append(await callMetadata(this.#metadata, metadata, sessionId), {}),
+        // Not retried here: the appender retries connecting, with backoff.
+        sessionLength: async () =>
+          (await this.#meta(sessionId, { signal, metadata }, false))?.messageCount ?? 0,
+      },
+      options,
+    );
+  }
+
+  /**
+   * A session's messages in order, as `{ seq, message }`. Paged and resumed inside: if the server
+   * becomes UNAVAILABLE midway, reading goes on from the next seq. An unknown session yields
+   * nothing.
+   */
+  load(
+    sessionId: string,
+    options: LoadOptions & { raw: true },
+  ): AsyncGenerator<StoredMessage<string>>;
+  load<T = JsonObject>(
+    sessionId: string,
+    options?: LoadOptions & { raw?: false },
+  ): AsyncGenerator<StoredMessage<T>>;
+  load(sessionId: string, options?: LoadOptions): AsyncGenerator<StoredMessage<unknown>>;
+  async *load(
+    sessionId: string,
+    options: LoadOptions = {},
+  ): AsyncGenerator<StoredMessage<unknown>> {
+    let fromSeq = options.fromSeq ?? 0;
+    let limit = options.limit ?? 0;
+    let last = options.last ?? false;
+    yield* this.#resumable(sessionId, options, deadlineFrom(options.timeoutMs ?? this.#timeoutMs), {
+      open: (metadata, callOptions) =>
+        this.#stub.load({ sessionId, fromSeq, limit, last }, metadata, callOptions),
+      onPage: (nextSeq, count) => {
+        fromSeq = nextSeq;
+        last = false;
+        if (limit === 0) return true;
+        limit -= count;
+        return limit > 0;
+      },
+    });
+  }
+
+  /**
+   * A session's messages from `fromSeq`, then each new one as it is appended, as `{ seq, message }`;
+   * runs until the signal aborts, the loop breaks, or the session is deleted (NOT_FOUND). If the
+   * server becomes UNAVAILABLE (restart, dropped connection), it reconnects and goes on from the
+   * next seq: no message is skipped or repeated.
+   */
+  watch(
+    sessionId: string,
+    options: WatchOptions & { raw: true },
+  ): AsyncGenerator<StoredMessage<string>>;
+  watch<T = JsonObject>(
+    sessionId: string,
+    options?: WatchOptions & { raw?: false },
+  ): AsyncGenerator<StoredMessage<T>>;
+  watch(sessionId: string, options?: WatchOptions): AsyncGenerator<StoredMessage<unknown>>;
+  async *watch(
+    sessionId: string,
+    options: WatchOptions = {},
+  ): AsyncGenerator<StoredMessage<unknown>> {
+    let fromSeq = options.fromSeq ?? 0;
+    yield* this.#resumable(sessionId, options, deadlineFrom(options.timeoutMs), {
+      open: (metadata, callOptions) =>
+        this.#stub.watch({ sessionId, fromSeq }, metadata, callOptions),
+      onPage: (nextSeq) => {
+        fromSeq = nextSeq;
+        return true;
+      },
+    });
+  }
+
+  /** Every session (whose id starts with `prefix`), sorted by id; pages are fetched as needed. */
+  async *list(options: ListOptions = {}): AsyncGenerator<SessionMeta> {
+    let pageToken = "";
+    do {
+      const request = { pageSize: options.pageSize ?? 0, pageToken, prefix: options.prefix ?? "" };
+      const page = await this.#unary<ListResponse>(undefined, options, true, (...args) =>
+        this.#stub.list(request, ...args),
+      );
+      yield* page.sessions;
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+  }
+
+  /** A session's metadata, or undefined if it does not exist. */
+  meta(sessionId: string, options: CallOptions = {}): Promise<SessionMeta | undefined> {
+    return this.#meta(sessionId, options, true);
+  }
+
+  /**
+   * Deletes a session (its seqs start again at 0); resolves to whether it existed. Not retried:
+   * a retry of a delete that happened would report false.
+   */
+  async delete(sessionId: string, options: CallOptions = {}): Promise<boolean> {
+    const response = await this.#unary<DeleteResponse>(sessionId, options, false, (...args) =>
+      this.#stub.delete({ sessionId }, ...args),
+    );
+    return response.existed;
+  }
+
+  /**
+   * Writes and fsyncs a session's buffered messages, or every session's when `sessionId` is
+   * omitted; resolves to how many messages this call wrote.
+   */
+  async flush(sessionId?: string, options: CallOptions = {}): Promise<number> {
+    const response = await this.#unary<FlushResponse>(sessionId, options, true, (...args) =>
+      this.#stub.flush({ sessionId: sessionId ?? "" }, ...args),
+    );
+    return response.flushed;
+  }
+
+  /** Closes the channel. Calls still running go on; new ones fail. */
+  close(): void {
+    this.#stub.close();
+  }
+
+  async #meta(
+    sessionId: string,
+    options: CallOptions,
+    retry: boolean,
+  ): Promise<SessionMeta | undefined> {
+    try {
+      const response = await this.#unary<LoadMetaResponse>(sessionId, options, retry, (...args) =>
+        this.#stub.loadMeta({ sessionId }, ...args),
+      );
+      return response.meta;
+    } catch (error) {
+      if (error instanceof SessionStoreError && error.code === status.NOT_FOUND) return undefined;
+      throw error;
+    }
+  }
+
+  /** The client's retry policy, or a single attempt for calls that are not safe to repeat. */
+  #retryPolicy(retry: boolean): RetryPolicy {
+    return retry ? this.#retry : { ...this.#retry, maxAttempts: 1 };
+  }
+
+  /** One Append stream with one request: its acknowledgement, or its error. */
+  async #appendOnce(
+    request: AppendRequest,
+    options: CallOptions,
+    deadline: number | undefined,
+  ): Promise<AppendResponse> {
+    const { signal } = options;
+    throwIfAborted(signal);
+    const metadata = await callMetadata(this.#metadata, options.metadata, request.sessionId);
+    return new Promise((resolve, reject) => {
+      const call = this.#stub.append(metadata, deadline === undefined ? {} : { deadline });
+      const stopListening = cancelOnAbort(signal, call);
+      let ack: AppendResponse | undefined;
+      let error: unknown;
+      call.on("data", (response: AppendResponse) => {
+        ack = response;
+      });
+      call.on("error", (callError) => {
+        error = callError;
+      });
+      call.on("end", () => {
+        stopListening();
+        if (signal?.aborted) reject(abortError(signal));
+        else if (error !== undefined) reject(SessionStoreError.from(error));
+        else if (ack) resolve(ack);
+        else reject(new SessionStoreError(status.INTERNAL, "Append ended without acknowledging"));
+      });
+      call.write(request);
+      call.end();
+    });
+  }
+
+  /** A unary call, retried on UNAVAILABLE when `retry`, within one deadline. */
+  #unary<Response>(
+    sessionId: string | undefined,
+    options: CallOptions,
+    retry: boolean,
+    start: UnaryStart<Response>,
+  ): Promise<Response> {
+    const { signal } = options;
+    const deadline = deadlineFrom(options.timeoutMs ?? this.#timeoutMs);
+    const attempt = async () => {
+      throwIfAborted(signal);
+      const metadata = await callMetadata(this.#metadata, options.metadata, sessionId);
+      return new Promise<Response>((resolve, reject) => {
+        let stopListening = () => {};
+        const call = start(
+          metadata,
+          deadline === undefined ? {} : { deadline },
+          (error, response) => {
+            stopListening();
+            if (signal?.aborted) reject(abortError(signal));
+            else if (error) reject(SessionStoreError.from(error));
+            else resolve(response);
+          },
+        );
+        stopListening = cancelOnAbort(signal, call);
+      });
+    };
+    return withRetries(this.#retryPolicy(retry), { deadline, signal }, attempt);
+  }
+
+  /**
+   * Reads a server stream of pages as messages, reopening it after UNAVAILABLE. `open` starts the
+   * stream from the current position; `onPage` moves the position past a page and says whether
+   * more is wanted.
+   */
+  async *#resumable(
+    sessionId: string,
+    options: ReadOptions,
+    deadline: number | undefined,
+    stream: {
+      open: StreamStart<{ firstSeq: number; messages: string[] }>;
+      onPage(nextSeq: number, count: number): boolean;
+    },
+  ): AsyncGenerator<StoredMessage<unknown>> {
+    const parse = options.raw ? undefined : this.#parse;
+    // Failed attempts in a row: a page read resets the count.
+    let failures = 0;
+    for (;;) {
+      try {
+        for await (const page of this.#pages(sessionId, options, deadline, stream.open)) {
+          failures = 0;
+          yield* pageEntries(page.firstSeq, page.messages, parse);
+          if (!stream.onPage(page.firstSeq + page.messages.length, page.messages.length)) return;
+        }
+        return;
+      } catch (caught) {
+        const error = SessionStoreError.from(caught);
+        failures++;
+        const delay = backoffDelay(this.#retry, failures);
+        const pastDeadline = deadline !== undefined && Date.now() + delay >= deadline;
+        if (!isRetriable(error) || failures >= this.#retry.maxAttempts || pastDeadline) throw error;
+        await sleep(delay, options.signal);
+      }
+    }
+  }
+
+  /** The pages of one server-streaming call; cancels the call if the reader stops early. */
+  async *#pages<Page>(
+    sessionId: string,
+    options: CallOptions,
+    deadline: number | undefined,
+    open: StreamStart<Page>,
+  ): AsyncGenerator<Page> {
+    const { signal } = options;
+    throwIfAborted(signal);
+    const metadata = await callMetadata(this.#metadata, options.metadata, sessionId);
+    const call = open(metadata, deadline === undefined ? {} : { deadline });
+    // The iterator reports errors; this keeps a late one (after cancel) from being unhandled.
+    call.on("error", () => {});
+    const stopListening = cancelOnAbort(signal, call);
+    try {
+      for await (const page of call) yield page as Page;
+    } catch (error) {
+      throw signal?.aborted ? abortError(signal) : SessionStoreError.from(error);
+    } finally {
+      stopListening();
+      call.cancel();
+    }
+  }
+}
+
+function channelCredentials(
+  address: string,
+  credentials: SessionStoreClientOptions["credentials"],
+): ChannelCredentials {
+  const chosen = credentials ?? (isLoopback(address) ? "insecure" : "tls");
+  if (chosen === "insecure") return grpcCredentials.createInsecure();
+  if (chosen === "tls") return grpcCredentials.createSsl();
+  if (chosen instanceof ChannelCredentials) return chosen;
+  return grpcCredentials.createSsl(chosen.rootCerts, chosen.privateKey, chosen.certChain);
+}
+
+/** Whether a grpc-js target names this machine: plaintext is then the safe default. */
+export function isLoopback(address: string): boolean {
+  if (address.startsWith("unix:")) return true;
+  const target = address.replace(/^(dns:(\/\/[^/]*\/)?|ipv4:|ipv6:)/, "");
+  const host = /^\[([^\]]+)\]/.exec(target)?.[1] ?? target.replace(/:\d+$/, "");
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}

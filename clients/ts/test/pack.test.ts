@@ -1,0 +1,163 @@
+import { execFile } from "node:child_process";
+import { copyFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, describe, expect, it } from "vitest";
+import { makeTempDir } from "../../../test/helpers/test-server.js";
+import { fixturesClosedAfterEach } from "./support.js";
+
+const run = promisify(execFile);
+const PACKAGE_DIR = fileURLToPath(new URL("..", import.meta.url));
+const EXAMPLE = fileURLToPath(new URL("../../../examples/agent.mjs", import.meta.url));
+const fixtures = fixturesClosedAfterEach();
+const tempDirs: string[] = [];
+afterAll(async () => {
+  for (const dir of tempDirs) await rm(dir, { recursive: true, force: true });
+});
+
+/** A script a user would write, in ESM or CommonJS: append two messages, load them back. */
+const SMOKE = `
+const client = new SessionStoreClient(process.env.ADDRESS);
+const appended = await client.append("smoke", [{ hello: "world" }, '{"big":12345678901234567890}']);
+const loaded = [];
+for await (const entry of client.load("smoke", { raw: true })) loaded.push(entry);
+console.log(JSON.stringify({ seqs: appended.seqs, loaded }));
+client.close();
+`;
+const ESM = `import { SessionStoreClient } from "@sessionstore/client";\n${SMOKE}`;
+const CJS = `const { SessionStoreClient } = require("@sessionstore/client");\n(async () => {${SMOKE}})();`;
+
+/** TypeScript a user would write, checked against the package's declarations (ESM and CJS). */
+const TYPED = `
+const client = new SessionStoreClient("127.0.0.1:1", { timeoutMs: 1000 });
+const appender: Appender = client.appender("s", { sync: true });
+const ack: Promise<MessageAck> = appender.write({ role: "user" });
+async function read(): Promise<string[]> {
+  const texts: string[] = [];
+  for await (const entry of client.load("s", { raw: true })) texts.push(entry.message);
+  for await (const meta of client.list({ prefix: "s" })) texts.push(meta.sessionId);
+  return texts;
+}
+export const uses = [ack, read, SessionStoreError, Status.ABORTED];
+`;
+const TYPED_ESM = `import { type Appender, type MessageAck, SessionStoreClient, SessionStoreError, Status } from "@sessionstore/client";\n${TYPED}`;
+const TYPED_CJS = `import client_ = require("@sessionstore/client");\nconst { SessionStoreClient, SessionStoreError, Status } = client_;\ntype Appender = client_.Appender;\ntype MessageAck = client_.MessageAck;\n${TYPED}`;
+
+async function node(cwd: string, args: string[], env: Record<string, string> = {}) {
+  const { stdout } = await run(process.execPath, args, {
+    cwd,
+    env: { ...process.env, ...env },
+    timeout: 20_000,
+  });
+  return stdout;
+}
+
+describe("the packed tarball", () => {
+  it("installs into an empty project, without server dependencies, and works there", async () => {
+    const work = await makeTempDir("sessionstore-pack-");
+    tempDirs.push(work);
+    // `npm pack` runs the build (prepack) and writes the tarball.
+    const { stdout: packed } = await run("npm", ["pack", "--json", "--pack-destination", work], {
+      cwd: PACKAGE_DIR,
+    });
+    const [info] = JSON.parse(packed.slice(packed.indexOf("["))) as {
+      filename: string;
+      files: { path: string }[];
+    }[];
+    const files = info?.files.map((file) => file.path) ?? [];
+    expect(files).toEqual(
+      expect.arrayContaining([
+        "README.md",
+        "package.json",
+        "proto/sessionstore/v1/session_store.proto",
+        "dist/esm/index.js",
+        "dist/esm/index.d.ts",
+        "dist/cjs/index.js",
+        "dist/cjs/package.json",
+      ]),
+    );
+    expect(files.filter((file) => /^(src|test|scripts)\//.test(file))).toEqual([]);
+
+    const project = join(work, "project");
+    await mkdir(project);
+    await writeFile(
+      join(project, "package.json"),
+      JSON.stringify({ name: "pack-test", private: true, type: "module" }),
+    );
+    const grpcVersion = JSON.parse(
+      await readFile(new URL("../../../node_modules/@grpc/grpc-js/package.json", import.meta.url), {
+        encoding: "utf8",
+      }),
+    ).version as string;
+    await run(
+      "npm",
+      [
+        "install",
+        "--no-audit",
+        "--no-fund",
+        join(work, info?.filename ?? ""),
+        `@grpc/grpc-js@${grpcVersion}`,
+      ],
+      { cwd: project },
+    );
+    const installed = await readdir(join(project, "node_modules"));
+    for (const serverOnly of ["pino", "grpc-health-check", "vitest", "typescript", "ts-proto"]) {
+      expect(installed, serverOnly).not.toContain(serverOnly);
+    }
+    expect(await readdir(join(project, "node_modules/@grpc"))).not.toContain("reflection");
+    expect(
+      await readdir(join(project, "node_modules/@sessionstore/client/proto/sessionstore/v1")),
+    ).toEqual(["session_store.proto"]);
+
+    // The declarations type-check a user's code, imported as ESM and required as CommonJS.
+    await writeFile(join(project, "typed.mts"), TYPED_ESM);
+    await writeFile(join(project, "typed.cts"), TYPED_CJS);
+    const root = fileURLToPath(new URL("../../../", import.meta.url));
+    await run(
+      process.execPath,
+      [
+        join(root, "node_modules/typescript/bin/tsc"),
+        ...["--noEmit", "--strict", "--module", "nodenext", "--target", "es2022"],
+        ...["--typeRoots", join(root, "node_modules/@types"), "--types", "node"],
+        "typed.mts",
+        "typed.cts",
+      ],
+      { cwd: project },
+    );
+
+    const { server } = await fixtures.start();
+    const env = { ADDRESS: server.server.address };
+    await writeFile(join(project, "smoke.mjs"), ESM);
+    await writeFile(join(project, "smoke.cjs"), CJS);
+    const expected = {
+      seqs: [0, 1],
+      loaded: [
+        { seq: 0, message: '{"hello":"world"}' },
+        { seq: 1, message: '{"big":12345678901234567890}' },
+      ],
+    };
+    expect(JSON.parse(await node(project, ["smoke.mjs"], env))).toEqual(expected);
+    expected.seqs = [2, 3];
+    expected.loaded.push(
+      { seq: 2, message: '{"hello":"world"}' },
+      { seq: 3, message: '{"big":12345678901234567890}' },
+    );
+    expect(JSON.parse(await node(project, ["smoke.cjs"], env))).toEqual(expected);
+
+    // The example agent runs against the installed package, as a new user would run it.
+    await copyFile(EXAMPLE, join(project, "agent.mjs"));
+    const output = await node(project, ["agent.mjs", server.server.address]);
+    for (const line of [
+      "appended seq 4",
+      "watcher saw 5 messages",
+      "loaded 5 messages; the first says: You are a helpful assistant with a calculator tool.",
+      'last two, raw: seq 3 {"role":"tool","tool_call_id":"c1","result":12345715938036703}',
+      "expectedSeq 2 refused: ABORTED, the session has 5",
+      "meta: 5 messages, 5 durable",
+      "deleted: true",
+    ]) {
+      expect(output).toContain(line);
+    }
+  }, 120_000);
+});

@@ -35,6 +35,7 @@ export class JsonlFileStorage implements SessionStorage {
       pool: new HandlePool(options.maxOpenFiles),
       log: options.log,
       syncDirectory: coalesce(() => syncDirectory(options.directory)),
+      stats: { writes: 0, messages: 0, bytes: 0, fileSyncs: 0 },
     };
   }
 
@@ -62,6 +63,7 @@ export class JsonlFileStorage implements SessionStorage {
   async close(): Promise<void> {
     await this.context.pool.closeAll();
     await this.lock?.release();
+    this.options.log.info({ ...this.context.stats }, "closed the data directory");
   }
 
   async meta(sessionId: string): Promise<StoredSessionMeta | undefined> {

@@ -17,6 +17,17 @@ export interface FileContext {
   log: Logger;
   /** Makes the directory's entries durable; concurrent calls share one fsync. */
   syncDirectory(): Promise<void>;
+  /** Counters of the work done, logged when the storage closes (and read by the benchmarks). */
+  stats: WriteStats;
+}
+
+export interface WriteStats {
+  /** Appends that wrote lines. */
+  writes: number;
+  messages: number;
+  bytes: number;
+  /** fdatasync calls on session files. */
+  fileSyncs: number;
 }
 
 export function sessionPath(directory: string, sessionId: string): string {
@@ -233,10 +244,15 @@ export class SessionFile {
         throw storageFailure("append to", this.sessionId, error);
       }
       Object.assign(this.layout, after, { updatedAtMs: Date.now() });
+      const { stats } = this.context;
+      stats.writes++;
+      stats.messages += messages.length;
+      stats.bytes += lines.length;
     }
     if (sync && (this.durableCount < this.layout.count || !this.entrySynced)) {
       try {
         await handle.datasync();
+        this.context.stats.fileSyncs++;
         if (!this.entrySynced) await this.context.syncDirectory();
       } catch (error) {
         // The lines may not be on disk: take back this call's lines so a retry stores them once.

@@ -42,7 +42,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   });
   server.addService(strictSessionStoreService, sessionStoreHandlers(sessions, streams, log));
   health.addToServer(server);
-  new ReflectionService(loadSync([sessionStoreProtoPath(), healthProtoPath])).addToServer(server);
+  new ReflectionService(
+    loadSync([sessionStoreProtoPath(), healthProtoPath], { keepCase: true }),
+  ).addToServer(server);
 
   let port: number;
   try {

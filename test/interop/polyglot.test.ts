@@ -279,20 +279,31 @@ describe.skipIf(skipWithout(missingForClients, "the Python and Go client interop
         "rpc Watch ( .sessionstore.v1.WatchRequest ) returns ( stream .sessionstore.v1.WatchResponse );",
       );
 
-      // Requests in proto3's canonical JSON form (lowerCamelCase field names).
+      // Requests in proto3's canonical JSON form (lowerCamelCase field names); grpcurl answers
+      // with the proto's field names, as reflection serves the descriptor as written.
       const request = { sessionId: "via-grpcurl", messages: ['{"via":"grpcurl","n":1}'] };
       const method = "sessionstore.v1.SessionStore";
       const ack = JSON.parse(
         (await grpcurl("-d", JSON.stringify(request), address, `${method}/Append`)).toString(),
       );
-      expect(ack).toEqual({ sessionId: "via-grpcurl", nextSeq: "1" });
+      expect(ack).toEqual({ session_id: "via-grpcurl", next_seq: "1" });
       const meta = JSON.parse(
         (
           await grpcurl("-d", '{"sessionId":"via-grpcurl"}', address, `${method}/LoadMeta`)
         ).toString(),
       );
-      expect(meta.meta).toMatchObject({ sessionId: "via-grpcurl", messageCount: "1" });
+      expect(meta.meta).toMatchObject({ session_id: "via-grpcurl", message_count: "1" });
       expect((await loadAll(server.client, "via-grpcurl")).messages).toEqual(request.messages);
+
+      // The proto's own field names work too: reflection serves the descriptor as written.
+      expect(
+        (await grpcurl(address, "describe", "sessionstore.v1.AppendRequest")).toString(),
+      ).toMatch(/string session_id = 1;[\s\S]*uint64 expected_seq = 3;/);
+      const snake = { session_id: "via-grpcurl", messages: ['{"n":2}'], expected_seq: 1 };
+      const snakeAck = JSON.parse(
+        (await grpcurl("-d", JSON.stringify(snake), address, `${method}/Append`)).toString(),
+      );
+      expect(snakeAck).toEqual({ session_id: "via-grpcurl", first_seq: "1", next_seq: "2" });
 
       const unknown = await run(GRPCURL, [
         "-plaintext",

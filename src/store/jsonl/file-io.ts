@@ -1,4 +1,6 @@
+import { execFile } from "node:child_process";
 import { type FileHandle, open } from "node:fs/promises";
+import { promisify } from "node:util";
 import { Code, SessionStoreError } from "../../errors.js";
 
 /** Writes all of `data` at `position` (a single write may be short, e.g. on a nearly full disk). */
@@ -27,6 +29,14 @@ export async function syncDirectory(path: string): Promise<void> {
   } finally {
     await directory.close();
   }
+}
+
+/**
+ * Flushes the file system holding `path` to disk (syncfs(2), through coreutils' `sync -f`, as
+ * Node has no binding for it).
+ */
+export async function syncFileSystem(path: string): Promise<void> {
+  await promisify(execFile)("sync", ["-f", path]);
 }
 
 const OUT_OF_SPACE = new Set(["ENOSPC", "EDQUOT", "EFBIG"]);

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import { isValidSessionId } from "../../sessions/validation.js";
 import type { ListQuery, SessionStorage, StoredSessionMeta, WriteOptions } from "../storage.js";
 import { DirectoryLock } from "./directory-lock.js";
-import { coalesce, isNotFound, storageFailure, syncDirectory } from "./file-io.js";
+import { coalesce, isNotFound, storageFailure, syncDirectory, syncFileSystem } from "./file-io.js";
 import { HandlePool } from "./handle-pool.js";
 import { type FileContext, SessionFile, sessionPath } from "./session-file.js";
 import { SortedIds } from "./sorted-ids.js";
@@ -42,6 +42,9 @@ export class JsonlFileStorage implements SessionStorage {
   async open(): Promise<void> {
     await mkdir(this.options.directory, { recursive: true });
     this.lock = await DirectoryLock.acquire(this.options.directory);
+    // What an earlier run wrote but had not fsynced (it was killed) becomes durable here, so the
+    // durable_count of every existing file is true from the start.
+    await syncFileSystem(this.options.directory);
     const ids: string[] = [];
     for (const name of await readdir(this.options.directory)) {
       if (!name.endsWith(FILE_SUFFIX) || name.startsWith(".")) continue;

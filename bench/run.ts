@@ -1,0 +1,193 @@
+/**
+ * `npm run bench [-- --quick] [-- --only 1,3] [-- --cpu-prof <dir>]`: runs the scenarios of
+ * issue 7 against the compiled server in a child process, prints one markdown table (each figure
+ * next to a baseline measured in the same run, with the ratio and the target) and writes it as
+ * JSON under bench/results/. See the README's "Benchmarks".
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { killAll } from "./child-process.js";
+import { type BenchContext, type Scenario, SIZES } from "./context.js";
+import { describeMachine } from "./machine.js";
+import { makePayloads } from "./payloads.js";
+import { type RedisProcess, startRedis } from "./redis.js";
+import { type Report, type Row, renderReport, writeReport } from "./report.js";
+import { durableAppend, singleMessageAppend, streamingAppend } from "./scenarios/append.js";
+import { appendToLongSession, lastMessages, loadLongSession } from "./scenarios/long-session.js";
+import { bufferedSessions, manySessions } from "./scenarios/many-sessions.js";
+import { findExecutable } from "./tools.js";
+
+/**
+ * In the order they run: (4) appends to the long session that (5) and (6) read, so it comes
+ * after them. The table shows them by number.
+ */
+const SCENARIOS: readonly Scenario[] = [
+  streamingAppend,
+  singleMessageAppend,
+  durableAppend,
+  loadLongSession,
+  lastMessages,
+  appendToLongSession,
+  manySessions,
+  bufferedSessions,
+];
+
+const RESULTS_DIR = fileURLToPath(new URL("../../bench/results/", import.meta.url));
+
+const USAGE = `Usage: npm run bench -- [options]
+
+  --quick            small sizes and one run (under a minute): checks the harness, not the targets
+  --only <list>      only these scenarios, e.g. --only 1,3
+  --runs <n>         measured runs per figure (default: 5, quick: 1)
+  --cpu-prof <dir>   run every server with --cpu-prof, profiles under <dir>/scenario-<n>/
+                     (summarize with: node dist/bench/profile-summary.js <dir>/scenario-<n>)
+  --work-dir <dir>   where data directories go (default: the OS temp dir); fsync costs depend on it
+`;
+
+function parseOptions() {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: "boolean", default: false },
+      only: { type: "string" },
+      runs: { type: "string" },
+      "cpu-prof": { type: "string" },
+      "work-dir": { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const only = values.only?.split(",").map((id) => Number(id.trim()));
+  if (only?.some((id) => !SCENARIOS.some((scenario) => scenario.id === id))) {
+    throw new Error(`--only takes scenario numbers 1-${SCENARIOS.length}, got ${values.only}`);
+  }
+  const runs = values.runs === undefined ? undefined : Number(values.runs);
+  if (runs !== undefined && !(Number.isInteger(runs) && runs >= 1)) {
+    throw new Error(`--runs takes a whole number of at least 1, got ${values.runs}`);
+  }
+  return {
+    mode: values.quick ? ("quick" as const) : ("full" as const),
+    only,
+    runs,
+    cpuProfileRoot: values["cpu-prof"] && resolve(values["cpu-prof"]),
+    workDirParent: values["work-dir"] ?? tmpdir(),
+  };
+}
+
+/** The commit measured, "+changes" when src/ differs from it (what the server was built from). */
+function sourceRevision(): string {
+  const git = (args: string[]) =>
+    spawnSync("git", args, {
+      cwd: fileURLToPath(new URL("../../", import.meta.url)),
+      encoding: "utf8",
+    });
+  const head = git(["rev-parse", "--short", "HEAD"]);
+  if (head.status !== 0) return "unknown";
+  const changed = git(["status", "--porcelain", "--", "src", "gen"]).stdout.trim() !== "";
+  return `${head.stdout.trim()}${changed ? "+changes" : ""}`;
+}
+
+/** Whether strace runs here (it needs ptrace, which containers may forbid). */
+function straceWorks(): boolean {
+  if (!findExecutable("strace")) return false;
+  const probe = spawnSync("strace", [
+    "-f",
+    "--seccomp-bpf",
+    "-qq",
+    "-e",
+    "trace=fsync",
+    "-o",
+    "/dev/null",
+    "true",
+  ]);
+  return probe.status === 0;
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions();
+  const sizes = { ...SIZES[options.mode], ...(options.runs ? { runs: options.runs } : {}) };
+  const scenarios = SCENARIOS.filter((s) => !options.only || options.only.includes(s.id));
+  const workDir = mkdtempSync(resolve(options.workDirParent, "sessionstore-bench-"));
+  const log = (message: string) => process.stderr.write(`${message}\n`);
+  const started = Date.now();
+  const loadAtStart = loadavg();
+  let redis: RedisProcess | undefined;
+  const cleanUp = () => {
+    killAll();
+    rmSync(workDir, { recursive: true, force: true });
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      cleanUp();
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    });
+  }
+  try {
+    if (scenarios.some((s) => s.id === 1)) redis = await startRedis();
+    const shared = new Map<string, Promise<unknown>>();
+    const context: BenchContext = {
+      mode: options.mode,
+      sizes,
+      workDir,
+      payloads: makePayloads(1024),
+      redis,
+      strace: straceWorks(),
+      cpuProfileRoot: options.cpuProfileRoot,
+      log,
+      skipped: [],
+      once<T>(key: string, make: () => Promise<T>): Promise<T> {
+        let value = shared.get(key);
+        if (!value) {
+          value = make();
+          shared.set(key, value);
+        }
+        return value as Promise<T>;
+      },
+    };
+    const rows: Row[] = [];
+    for (const scenario of scenarios) {
+      log(`(${scenario.id}) ${scenario.title}`);
+      const scenarioStarted = Date.now();
+      rows.push(...(await scenario.run(context)));
+      log(`  done in ${((Date.now() - scenarioStarted) / 1000).toFixed(1)} s`);
+    }
+    rows.sort((a, b) => a.scenario - b.scenario);
+    const report: Report = {
+      date: new Date(started).toISOString(),
+      mode: options.mode,
+      commit: sourceRevision(),
+      machine: describeMachine(loadAtStart, redis?.version),
+      settings: { sizes, scenarios: scenarios.map((s) => s.id), workDir: options.workDirParent },
+      durationSeconds: (Date.now() - started) / 1000,
+      rows,
+      skipped: context.skipped,
+    };
+    process.stdout.write(renderReport(report));
+    const partial = Boolean(options.only || options.runs || options.cpuProfileRoot);
+    const complete = options.mode === "full" && !partial;
+    const path = writeReport(report, RESULTS_DIR, { partial, latest: complete });
+    log(`\nwrote ${path}${complete ? " and latest.json" : ""}`);
+    if (options.cpuProfileRoot) {
+      log(
+        `CPU profiles under ${options.cpuProfileRoot}; summarize with node dist/bench/profile-summary.js <dir>`,
+      );
+    }
+  } finally {
+    await redis?.stop();
+    cleanUp();
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  killAll();
+  process.exit(1);
+});

@@ -8,6 +8,7 @@ import { SessionManager } from "../sessions/session-manager.js";
 import { JsonlFileStorage } from "../store/jsonl/jsonl-storage.js";
 import { MemoryStorage } from "../store/memory-storage.js";
 import type { SessionStorage } from "../store/storage.js";
+import { widenConnectionWindows, widenStreamWindows } from "./flow-control.js";
 import { loggingInterceptor } from "./logging-interceptor.js";
 import { sessionStoreProtoPath } from "./proto-files.js";
 import { strictSessionStoreService } from "./request-decoding.js";
@@ -40,6 +41,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     interceptors: [loggingInterceptor(log)],
     "grpc.max_receive_message_length": config.maxRequestBytes,
   });
+  widenStreamWindows(server, log);
   server.addService(strictSessionStoreService, sessionStoreHandlers(sessions, streams, log));
   health.addToServer(server);
   new ReflectionService(
@@ -57,6 +59,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     await storage.close();
     throw error;
   }
+  widenConnectionWindows(server, log);
   const address = `${config.listen.slice(0, config.listen.lastIndexOf(":"))}:${port}`;
   log.info({ address, settings: config }, "sessionstore listening");
 

@@ -82,7 +82,8 @@ export async function send<T>(call: ResponseStream<T>, response: T): Promise<voi
 /**
  * Streams `responses` to the client with backpressure, then ends the call: OK when they are all
  * sent, with the error's status when producing them fails, UNAVAILABLE when the server stops it.
- * A cancelled call stops producing (so files it holds are released).
+ * A cancelled call stops producing (so files it holds are released). A producer that waits for
+ * news (Watch) must itself end when the server stops: this only checks between responses.
  */
 export async function streamResponses<T>(
   call: ServerWritableStream<unknown, T>,
@@ -90,20 +91,21 @@ export async function streamResponses<T>(
   stopped: Promise<Stopped>,
   log: Logger,
 ): Promise<void> {
-  const iterator = responses[Symbol.asyncIterator]();
+  // One listener for the whole call: racing each response with `stopped` would keep every
+  // response reachable from it until the call ends.
+  let stopping = false;
+  void stopped.then(() => {
+    stopping = true;
+  });
   try {
-    for (;;) {
-      const next = iterator.next();
-      next.catch(() => undefined);
-      const result = await Promise.race([next, stopped]);
-      if (result === STOPPED) throw shuttingDown();
-      if (result.done || call.cancelled) break;
-      await send(call, result.value);
+    for await (const response of responses) {
+      if (stopping) throw shuttingDown();
+      if (call.cancelled) return;
+      await send(call, response);
     }
+    if (stopping) throw shuttingDown();
     call.end();
   } catch (error) {
     call.emit("error", toServiceError(error, log));
-  } finally {
-    iterator.return?.().catch(() => undefined);
   }
 }

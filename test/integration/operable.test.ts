@@ -1,3 +1,4 @@
+import { connect } from "node:http2";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
@@ -144,5 +145,20 @@ describe.each(["v1", "v1alpha"] as const)("server reflection %s", (version) => {
       "LoadMeta",
       "Watch",
     ]);
+  });
+});
+
+describe("HTTP/2 flow control", () => {
+  it("grants clients windows wide enough for several large requests in flight", async () => {
+    const session = connect(`http://${running.server.address}`);
+    try {
+      const streamWindow = await new Promise<number | undefined>((resolve) =>
+        session.once("remoteSettings", (settings) => resolve(settings.initialWindowSize)),
+      );
+      expect(streamWindow).toBeGreaterThanOrEqual(1 << 20);
+      await expect.poll(() => session.state.remoteWindowSize ?? 0).toBeGreaterThanOrEqual(8 << 20);
+    } finally {
+      session.close();
+    }
   });
 });

@@ -137,7 +137,8 @@ async function main(): Promise<void> {
       workDir,
       payloads: makePayloads(1024),
       redis,
-      strace: straceWorks(),
+      // strace slows the fsyncs it counts: only on request; the server's own counters serve otherwise.
+      strace: process.env.SESSIONSTORE_BENCH_STRACE === "1" && straceWorks(),
       cpuProfileRoot: options.cpuProfileRoot,
       log,
       skipped: [],

@@ -188,11 +188,17 @@ export class Session {
     void this.drain();
   }
 
-  /** Starts the write loop unless it runs; resolves when it stops (never rejects). */
+  /**
+   * Starts the write loop unless it runs; resolves when it stops (never rejects). It starts once
+   * the I/O callbacks under way are done, so requests that arrived together go out in one write
+   * and one fsync: a write costs tens of microseconds of system time whatever its size.
+   */
   private drain(): Promise<void> {
-    this.writing ??= this.writeLoop().finally(() => {
-      this.writing = undefined;
-    });
+    this.writing ??= new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.writeLoop())
+      .finally(() => {
+        this.writing = undefined;
+      });
     return this.writing;
   }
 

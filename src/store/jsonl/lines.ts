@@ -5,6 +5,11 @@ const CHUNK_BYTES = 1 << 20;
 
 const NEWLINE = 0x0a;
 
+/** A buffer for reading `bytes` (or as much of them as one read takes). */
+export function readBuffer(bytes: number): Buffer {
+  return Buffer.allocUnsafe(Math.min(CHUNK_BYTES, Math.max(bytes, 1)));
+}
+
 /** Complete lines read from a byte range: `[start, end)` holds exactly them and their newlines. */
 export interface LineBatch {
   lines: string[];
@@ -22,8 +27,8 @@ export async function* readLines(
   start: number,
   end: number,
   maxLines = Number.POSITIVE_INFINITY,
+  chunk = readBuffer(end - start),
 ): AsyncGenerator<LineBatch> {
-  const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, Math.max(end - start, 1)));
   // Pieces of a line that spans chunks (copied: the chunk buffer is reused).
   let partial: Buffer[] = [];
   let partialBytes = 0;

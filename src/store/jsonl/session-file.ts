@@ -7,7 +7,7 @@ import { AGENT_LOOP_VERSION, type StoredSessionMeta } from "../storage.js";
 import { isNotFound, storageFailure, writeFully } from "./file-io.js";
 import type { HandlePool } from "./handle-pool.js";
 import { headerWidthFor, parseHeader, renderHeader, type SessionHeader } from "./header.js";
-import { findLineStart, readLines } from "./lines.js";
+import { findLineStart, readBuffer, readLines } from "./lines.js";
 import { scanRecords } from "./records.js";
 
 /** What a session file needs from its storage. */
@@ -29,6 +29,12 @@ export interface WriteStats {
   /** fdatasync calls on session files. */
   fileSyncs: number;
 }
+
+/**
+ * Bytes of messages per page read for Load and Watch: large enough to amortize each read and
+ * response, small enough that the pages grpc-js queues for a slow client stay a few megabytes.
+ */
+const PAGE_BYTES = 256 << 10;
 
 export function sessionPath(directory: string, sessionId: string): string {
   return join(directory, `${sessionId}.jsonl`);
@@ -197,10 +203,14 @@ export class SessionFile {
       findLineStart(handle, headerWidth + 1, end, total, fromSeq),
     );
     let seq = fromSeq;
+    // One buffer for the whole read: a page's lines are copied out of it as strings.
+    const chunk = readBuffer(Math.min(PAGE_BYTES, end - position));
     while (seq < fromSeq + count) {
       const from = position;
       const batch = await this.context.pool.use(this.path, async (handle) => {
-        for await (const batch of readLines(handle, from, end, fromSeq + count - seq)) return batch;
+        for await (const batch of readLines(handle, from, end, fromSeq + count - seq, chunk)) {
+          return batch;
+        }
         return undefined;
       });
       if (!batch) throw this.corruptAt(seq, "is missing: the file is shorter than its header says");

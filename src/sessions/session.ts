@@ -48,6 +48,8 @@ export class Session {
   private updatedAtMs: number;
   private writing: Promise<void> | undefined;
   private syncWanted = false;
+  /** Set when a caller wants the whole buffer written now, without fsync (to free buffer room). */
+  private writeAllWanted = false;
   private durableWaiters: DurableWaiter[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
   private discarded = false;
@@ -179,7 +181,21 @@ export class Session {
 
   /** Starts writing the buffer now (without fsync), to make room in it. */
   writeSoon(): void {
-    if (this.pending.length > 0) void this.drain();
+    if (this.pending.length === 0) return;
+    this.writeAllWanted = true;
+    void this.drain();
+  }
+
+  /**
+   * Whether the write loop has work: a full batch (writing fewer messages at a time would cost a
+   * write each), or anything buffered that a caller wants written or made durable now.
+   */
+  private hasWriteDue(): boolean {
+    return (
+      this.pending.length >= this.policy.flushMessages ||
+      ((this.writeAllWanted || this.syncWanted) && this.pending.length > 0) ||
+      (this.syncWanted && this.durable < this.storedCount)
+    );
   }
 
   private onFlushTimer(): void {
@@ -203,13 +219,11 @@ export class Session {
   }
 
   private async writeLoop(): Promise<void> {
-    while (
-      !this.discarded &&
-      (this.pending.length > 0 || (this.syncWanted && this.durable < this.storedCount))
-    ) {
+    while (!this.discarded && this.hasWriteDue()) {
       const batch = this.pending.slice();
       const sync = this.syncWanted;
       this.syncWanted = false;
+      this.writeAllWanted = false;
       const firstSeq = this.storedCount;
       try {
         await this.storage.write(this.sessionId, firstSeq, batch, {
@@ -236,7 +250,8 @@ export class Session {
       }
     }
     this.syncWanted = false;
-    // The timer stays while anything is not yet durable: the interval flush also fsyncs.
+    this.writeAllWanted = false;
+    // The timer stays while anything is not yet durable: the interval flush writes the rest.
     if (this.pending.length === 0 && this.durable === this.storedCount) this.clearFlushTimer();
   }
 

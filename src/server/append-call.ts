@@ -36,12 +36,19 @@ export async function serveAppend(
         ...(request.expectedSeq === undefined ? {} : { expectedSeq: request.expectedSeq }),
         sync: request.sync,
       });
+      const { ack } = appended;
+      if (unacknowledged === 0 && !(ack instanceof Promise)) {
+        // Nothing before it waits: answer at once, without a promise chain.
+        const blocked = send(call, ack);
+        if (blocked) await blocked;
+        continue;
+      }
       unacknowledged++;
       acknowledgements = acknowledgements
-        .then(() => appended.acknowledged)
-        .then((ack) => {
+        .then(() => ack)
+        .then((ready) => {
           unacknowledged--;
-          return send(call, ack);
+          return send(call, ready);
         });
       acknowledgements.catch(() => {
         acknowledgementFailed = true;

@@ -63,10 +63,13 @@ export class StreamingCalls {
 /** A call the server streams responses of type T on. */
 type ResponseStream<T> = ServerWritableStream<unknown, T> | ServerDuplexStream<unknown, T>;
 
-/** Writes one response, waiting while the client's flow-control window is full. */
-export async function send<T>(call: ResponseStream<T>, response: T): Promise<void> {
-  if (call.write(response) || call.cancelled) return;
-  await new Promise<void>((resolve) => {
+/**
+ * Writes one response. Returns a promise, to await before writing more, only when the client's
+ * flow-control window is full: the common case allocates none.
+ */
+export function send<T>(call: ResponseStream<T>, response: T): Promise<void> | undefined {
+  if (call.write(response) || call.cancelled) return undefined;
+  return new Promise<void>((resolve) => {
     const done = () => {
       call.off("drain", done);
       call.off("cancelled", done);

@@ -25,11 +25,14 @@ export interface AppendAck {
   durableCount: number;
 }
 
-/** A request that got its seqs; `acknowledged` resolves once it is as durable as asked. */
+/**
+ * A request that got its seqs. `ack` is its acknowledgement, or a promise of it when it waits for
+ * durability (buffered appends need no promise: the append path allocates as little as it can).
+ */
 export interface Appended {
   firstSeq: number;
   nextSeq: number;
-  acknowledged: Promise<AppendAck>;
+  ack: AppendAck | Promise<AppendAck>;
 }
 
 export interface LoadOptions {
@@ -116,7 +119,7 @@ export class SessionManager {
         if (expectedSeq !== undefined && expectedSeq !== 0)
           throw lengthMismatch(sessionId, expectedSeq, 0);
         const ack = { sessionId, firstSeq: 0, nextSeq: 0, durableCount: 0 };
-        return { firstSeq: 0, nextSeq: 0, acknowledged: Promise.resolve(ack) };
+        return { firstSeq: 0, nextSeq: 0, ack };
       }
       const length = session.length;
       if (expectedSeq !== undefined && expectedSeq < length && normalized.length > 0) {
@@ -190,13 +193,11 @@ export class SessionManager {
   ): Appended {
     const { sessionId } = session;
     const ack = () => ({ sessionId, firstSeq, nextSeq, durableCount: session.durableCount });
-    const acknowledged =
-      sync || this.options.durability === "sync"
-        ? session.waitDurable(nextSeq).then(ack)
-        : Promise.resolve(ack());
+    if (!sync && this.options.durability !== "sync") return { firstSeq, nextSeq, ack: ack() };
+    const durable = session.waitDurable(nextSeq).then(ack);
     // The caller handles a failure when it awaits; this keeps Node from reporting it earlier.
-    acknowledged.catch(() => undefined);
-    return { firstSeq, nextSeq, acknowledged };
+    durable.catch(() => undefined);
+    return { firstSeq, nextSeq, ack: durable };
   }
 
   /**

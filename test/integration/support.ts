@@ -3,20 +3,16 @@ import { join } from "node:path";
 import { type ServiceError, status } from "@grpc/grpc-js";
 import { afterEach, expect } from "vitest";
 import type {
-  DeleteRequest,
   DeleteResponse,
-  FlushRequest,
   FlushResponse,
   ListRequest,
   ListResponse,
-  LoadMetaRequest,
-  LoadMetaResponse,
   LoadResponse,
   SessionMeta,
   SessionStoreClient,
 } from "../../gen/sessionstore/v1/session_store.js";
 import type { Config } from "../../src/config.js";
-import { collect, startTestServer, type TestServer, unary } from "../helpers/test-server.js";
+import { collect, startTestServer, type TestServer, unaryRpcs } from "../helpers/test-server.js";
 
 /**
  * Registers an afterEach that closes every server the returned function started during the test
@@ -40,46 +36,30 @@ export function serversClosedAfterEach(
 
 /** The unary RPCs of the generated client, promisified, with the request fields defaulted. */
 export function flush(client: SessionStoreClient, sessionId: string): Promise<FlushResponse> {
-  return unary<FlushRequest, FlushResponse>(
-    (request, callback) => client.flush(request, callback),
-    { sessionId },
-  );
+  return unaryRpcs(client).flush({ sessionId });
 }
 
 export async function loadMeta(
   client: SessionStoreClient,
   sessionId: string,
 ): Promise<SessionMeta> {
-  const response = await unary<LoadMetaRequest, LoadMetaResponse>(
-    (request, callback) => client.loadMeta(request, callback),
-    {
-      sessionId,
-    },
-  );
-  if (!response.meta) throw new Error(`LoadMeta of ${sessionId} answered without meta`);
-  return response.meta;
+  const { meta } = await unaryRpcs(client).loadMeta({ sessionId });
+  if (!meta) throw new Error(`LoadMeta of ${sessionId} answered without meta`);
+  return meta;
 }
 
 export function list(
   client: SessionStoreClient,
   request: Partial<ListRequest>,
 ): Promise<ListResponse> {
-  return unary<ListRequest, ListResponse>((full, callback) => client.list(full, callback), {
-    pageSize: 0,
-    pageToken: "",
-    prefix: "",
-    ...request,
-  });
+  return unaryRpcs(client).list(request);
 }
 
 export function deleteSession(
   client: SessionStoreClient,
   sessionId: string,
 ): Promise<DeleteResponse> {
-  return unary<DeleteRequest, DeleteResponse>(
-    (request, callback) => client.delete(request, callback),
-    { sessionId },
-  );
+  return unaryRpcs(client).delete({ sessionId });
 }
 
 /** The raw pages of one Load call. */

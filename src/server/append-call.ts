@@ -5,7 +5,7 @@ import type { SessionManager } from "../sessions/session-manager.js";
 import { checkDecoded } from "./request-decoding.js";
 import { RequestReader } from "./request-reader.js";
 import { toServiceError } from "./status.js";
-import { type Stopped, send, shuttingDown } from "./streaming-calls.js";
+import { send, shuttingDown } from "./streaming-calls.js";
 
 /** Requests whose acknowledgement is pending before the stream stops reading more. */
 const MAX_UNACKNOWLEDGED = 1024;
@@ -19,11 +19,12 @@ const MAX_UNACKNOWLEDGED = 1024;
 export async function serveAppend(
   call: ServerDuplexStream<AppendRequest, AppendResponse>,
   sessions: SessionManager,
-  stopped: Promise<Stopped>,
+  stopped: AbortSignal,
   log: Logger,
 ): Promise<void> {
   const requests = new RequestReader<AppendRequest>(call);
-  void stopped.then(() => requests.stop());
+  if (stopped.aborted) requests.stop();
+  else stopped.addEventListener("abort", () => requests.stop(), { once: true });
   // Sends acknowledgements in order; rejects with the first request that failed after seqs.
   let acknowledgements: Promise<void> = Promise.resolve();
   let acknowledgementFailed = false;

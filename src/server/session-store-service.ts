@@ -66,13 +66,13 @@ export function sessionStoreHandlers(
     watch: (call) =>
       streams.run(call, (stopped) => {
         // Ends the watch when the client goes away or the server stops, even while it waits.
-        const ended = new AbortController();
-        call.on("cancelled", () => ended.abort());
-        void stopped.then(() => ended.abort());
+        const cancelled = new AbortController();
+        call.on("cancelled", () => cancelled.abort());
+        const ended = AbortSignal.any([stopped, cancelled.signal]);
         return streamResponses(
           call,
           checkedStream(call.request, () =>
-            sessions.watch(call.request.sessionId, call.request.fromSeq, ended.signal),
+            sessions.watch(call.request.sessionId, call.request.fromSeq, ended),
           ),
           stopped,
           log,

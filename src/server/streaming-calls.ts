@@ -3,10 +3,6 @@ import type { Logger } from "pino";
 import { Code, SessionStoreError } from "../errors.js";
 import { toServiceError } from "./status.js";
 
-/** What a streaming call's `stopped` promise resolves to when the server shuts down. */
-export const STOPPED = Symbol("stopped");
-export type Stopped = typeof STOPPED;
-
 export function shuttingDown(): SessionStoreError {
   return new SessionStoreError(
     Code.Unavailable,
@@ -19,7 +15,7 @@ export function shuttingDown(): SessionStoreError {
  * answering what it already took) and waits for them.
  */
 export class StreamingCalls {
-  private readonly running = new Set<{ stop(): void; done: Promise<void> }>();
+  private readonly running = new Set<{ stop: AbortController; done: Promise<void> }>();
   private stopping = false;
 
   constructor(
@@ -28,10 +24,10 @@ export class StreamingCalls {
   ) {}
 
   /**
-   * Runs a streaming call's handler; `stopped` resolves when the server asks the call to end.
+   * Runs a streaming call's handler; `stopped` aborts when the server asks the call to end.
    * Past the limit of concurrent streams the call ends at once with RESOURCE_EXHAUSTED.
    */
-  run(call: ResponseStream<unknown>, handler: (stopped: Promise<Stopped>) => Promise<void>): void {
+  run(call: ResponseStream<unknown>, handler: (stopped: AbortSignal) => Promise<void>): void {
     if (this.running.size >= this.maxStreams) {
       const error = new SessionStoreError(
         Code.ResourceExhausted,
@@ -41,21 +37,18 @@ export class StreamingCalls {
       call.emit("error", toServiceError(error, this.log));
       return;
     }
-    let stop = () => {};
-    const stopped = new Promise<Stopped>((resolve) => {
-      stop = () => resolve(STOPPED);
-    });
-    const running = { stop, done: handler(stopped) };
+    const stop = new AbortController();
+    if (this.stopping) stop.abort();
+    const running = { stop, done: handler(stop.signal) };
     this.running.add(running);
     void running.done.finally(() => this.running.delete(running));
-    if (this.stopping) stop();
   }
 
   /** Asks every call to stop and resolves once all have ended. */
   async stopAll(): Promise<void> {
     this.stopping = true;
     const calls = [...this.running];
-    for (const call of calls) call.stop();
+    for (const call of calls) call.stop.abort();
     await Promise.allSettled(calls.map((call) => call.done));
   }
 }
@@ -91,22 +84,16 @@ export function send<T>(call: ResponseStream<T>, response: T): Promise<void> | u
 export async function streamResponses<T>(
   call: ServerWritableStream<unknown, T>,
   responses: AsyncIterable<T>,
-  stopped: Promise<Stopped>,
+  stopped: AbortSignal,
   log: Logger,
 ): Promise<void> {
-  // One listener for the whole call: racing each response with `stopped` would keep every
-  // response reachable from it until the call ends.
-  let stopping = false;
-  void stopped.then(() => {
-    stopping = true;
-  });
   try {
     for await (const response of responses) {
-      if (stopping) throw shuttingDown();
+      if (stopped.aborted) throw shuttingDown();
       if (call.cancelled) return;
       await send(call, response);
     }
-    if (stopping) throw shuttingDown();
+    if (stopped.aborted) throw shuttingDown();
     call.end();
   } catch (error) {
     call.emit("error", toServiceError(error, log));

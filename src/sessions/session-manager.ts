@@ -30,8 +30,6 @@ export interface AppendAck {
  * durability (buffered appends need no promise: the append path allocates as little as it can).
  */
 export interface Appended {
-  firstSeq: number;
-  nextSeq: number;
   ack: AppendAck | Promise<AppendAck>;
 }
 
@@ -119,7 +117,7 @@ export class SessionManager {
         if (expectedSeq !== undefined && expectedSeq !== 0)
           throw lengthMismatch(sessionId, expectedSeq, 0);
         const ack = { sessionId, firstSeq: 0, nextSeq: 0, durableCount: 0 };
-        return { firstSeq: 0, nextSeq: 0, ack };
+        return { ack };
       }
       const length = session.length;
       if (expectedSeq !== undefined && expectedSeq < length && normalized.length > 0) {
@@ -136,7 +134,7 @@ export class SessionManager {
         await this.roomFor(session, bytes);
         continue;
       }
-      const { firstSeq, nextSeq } = session.append(normalized, expectedSeq);
+      const { firstSeq, nextSeq } = session.append(normalized, expectedSeq, bytes);
       if (normalized.length > 0) this.watchers.notify(sessionId);
       return this.acknowledge(session, firstSeq, nextSeq, options.sync);
     }
@@ -193,11 +191,11 @@ export class SessionManager {
   ): Appended {
     const { sessionId } = session;
     const ack = () => ({ sessionId, firstSeq, nextSeq, durableCount: session.durableCount });
-    if (!sync && this.options.durability !== "sync") return { firstSeq, nextSeq, ack: ack() };
+    if (!sync && this.options.durability !== "sync") return { ack: ack() };
     const durable = session.waitDurable(nextSeq).then(ack);
     // The caller handles a failure when it awaits; this keeps Node from reporting it earlier.
     durable.catch(() => undefined);
-    return { firstSeq, nextSeq, ack: durable };
+    return { ack: durable };
   }
 
   /**

@@ -111,15 +111,19 @@ export class Session {
   /**
    * Buffers `messages` (already validated) at the end of the log and returns the seqs they got.
    * With `expectedSeq`, stores nothing and throws ABORTED unless the log's length equals it.
+   * `bytes` is their budget size, when the caller has it already.
    */
-  append(messages: readonly string[], expectedSeq?: number): { firstSeq: number; nextSeq: number } {
+  append(
+    messages: readonly string[],
+    expectedSeq?: number,
+    bytes = bufferedSize(messages),
+  ): { firstSeq: number; nextSeq: number } {
     const firstSeq = this.length;
     if (expectedSeq !== undefined && expectedSeq !== firstSeq) {
       throw lengthMismatch(this.sessionId, expectedSeq, firstSeq);
     }
     if (messages.length > 0) {
       for (const message of messages) this.pending.push(message);
-      const bytes = bufferedSize(messages);
       this.pendingBytes += bytes;
       this.budget.add(bytes);
       this.updatedAtMs = Date.now();

@@ -34,17 +34,26 @@ const REQUEST_VARIANTS = 16;
  * the generated client: each stream keeps `window` requests in flight until it has sent
  * `requestsPerStream`, then half-closes and waits for the server to end it.
  */
-export async function driveAppend(
-  client: SessionStoreClient,
+export function driveAppend(client: SessionStoreClient, load: AppendLoad): Promise<AppendResult> {
+  return measureStreams(load, (sessionId, stream, latencies) =>
+    driveStream(client, sessionId, stream, load, latencies),
+  );
+}
+
+/**
+ * Runs one `drive` per session of `load`, all at once, and measures the whole: the timing and
+ * result every target (the server, the echo, Redis) reports alike. Each drive records its
+ * request-to-ack latencies in `latencies`.
+ */
+export async function measureStreams(
   load: AppendLoad,
+  drive: (sessionId: string, stream: number, latencies: number[]) => Promise<void>,
 ): Promise<AppendResult> {
   const latencies: number[] = [];
   const startedAtEpochMs = Date.now();
   const started = nowMs();
   await Promise.all(
-    load.sessionIds.map((sessionId, stream) =>
-      driveStream(client, sessionId, stream, load, latencies),
-    ),
+    load.sessionIds.map((sessionId, stream) => drive(sessionId, stream, latencies)),
   );
   const seconds = (nowMs() - started) / 1000;
   const messages = load.sessionIds.length * load.requestsPerStream * load.messagesPerRequest;

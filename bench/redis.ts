@@ -1,7 +1,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { createServer, Socket } from "node:net";
-import type { AppendLoad, AppendResult } from "./append-load.js";
+import { type AppendLoad, type AppendResult, measureStreams } from "./append-load.js";
 import { takeMessages } from "./payloads.js";
 import { nowMs } from "./stats.js";
 import { findExecutable } from "./tools.js";
@@ -60,23 +60,10 @@ export async function startRedis(): Promise<RedisProcess | undefined> {
  * key with XADD, each "request" of `messagesPerRequest` commands written at once (pipelined),
  * `window` of them unanswered at most.
  */
-export async function driveXadd(port: number, load: AppendLoad): Promise<AppendResult> {
-  const startedAtEpochMs = Date.now();
-  const latencies: number[] = [];
-  const started = nowMs();
-  await Promise.all(
-    load.sessionIds.map((key, stream) => driveConnection(port, key, stream, load, latencies)),
+export function driveXadd(port: number, load: AppendLoad): Promise<AppendResult> {
+  return measureStreams(load, (key, stream, latencies) =>
+    driveConnection(port, key, stream, load, latencies),
   );
-  const seconds = (nowMs() - started) / 1000;
-  const messages = load.sessionIds.length * load.requestsPerStream * load.messagesPerRequest;
-  return {
-    messages,
-    seconds,
-    messagesPerSecond: messages / seconds,
-    ackLatenciesMs: latencies,
-    startedAtEpochMs,
-    endedAtEpochMs: Date.now(),
-  };
 }
 
 async function driveConnection(

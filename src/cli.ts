@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig, usage } from "./config.js";
 import { createLogger } from "./logger.js";
-import { startServer } from "./server/server.js";
+import { startService } from "./service.js";
 
 async function main(args: string[]): Promise<void> {
   const [command, ...rest] = args;
@@ -16,7 +16,7 @@ async function main(args: string[]): Promise<void> {
   }
   const config = loadConfig(rest, process.env);
   const log = createLogger(config.logLevel);
-  const server = await startServer(config, log);
+  const server = await startService(config, log);
   // The process that binds the port handles the signals: shut down once, exit 0 when done.
   const onSignal = (signal: NodeJS.Signals) => {
     log.info({ signal }, "shutting down");

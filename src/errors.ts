@@ -5,6 +5,7 @@
 export enum Code {
   Aborted = 10,
   DataLoss = 15,
+  FailedPrecondition = 9,
   Internal = 13,
   InvalidArgument = 3,
   NotFound = 5,

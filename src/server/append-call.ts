@@ -1,7 +1,8 @@
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { AppendRequest, AppendResponse } from "../../gen/sessionstore/v1/session_store.js";
-import type { SessionManager } from "../sessions/session-manager.js";
+import type { SessionService } from "../sessions/session-service.js";
+import { AppendChain } from "../store/append-chain.js";
 import { checkDecoded } from "./request-decoding.js";
 import { RequestReader } from "./request-reader.js";
 import { toServiceError } from "./status.js";
@@ -11,14 +12,16 @@ import { send, shuttingDown } from "./streaming-calls.js";
 const MAX_UNACKNOWLEDGED = 1024;
 
 /**
- * Serves one Append stream. Requests are taken one at a time: each gets its seqs before the next
- * is read, so a failing request stops the stream before anything after it is stored. Waiting for
- * durability is pipelined: acknowledgements go out in request order as each becomes due. When a
- * request fails, the acknowledgements due before it are sent, then the stream ends with its status.
+ * Serves one Append stream. Requests are taken one at a time: each gets its place before the
+ * next is read, so a request refused at once stops the stream before anything after it is
+ * stored. Waiting for durability is pipelined: acknowledgements go out in request order as each
+ * becomes due. The stream's requests form an AppendChain, so when one fails after later ones
+ * were admitted, those fail with it and store nothing. When a request fails, the
+ * acknowledgements due before it are sent, then the stream ends with its status.
  */
 export async function serveAppend(
   call: ServerDuplexStream<AppendRequest, AppendResponse>,
-  sessions: SessionManager,
+  sessions: SessionService,
   stopped: AbortSignal,
   log: Logger,
 ): Promise<void> {
@@ -30,14 +33,17 @@ export async function serveAppend(
   let acknowledgementFailed = false;
   let unacknowledged = 0;
   let failure: unknown;
+  const chain = new AppendChain();
   try {
     for (let request = await requests.next(); request; request = await requests.next()) {
+      if (chain.failure) break;
       checkDecoded(request);
-      const appended = await sessions.append(request.sessionId, request.messages, {
+      const appending = sessions.append(request.sessionId, request.messages, {
         ...(request.expectedSeq === undefined ? {} : { expectedSeq: request.expectedSeq }),
         sync: request.sync,
+        chain,
       });
-      const { ack } = appended;
+      const { ack } = appending instanceof Promise ? await appending : appending;
       if (unacknowledged === 0 && !(ack instanceof Promise)) {
         // Nothing before it waits: answer at once, without a promise chain.
         const blocked = send(call, ack);
@@ -55,7 +61,7 @@ export async function serveAppend(
         acknowledgementFailed = true;
       });
       if (unacknowledged >= MAX_UNACKNOWLEDGED) await acknowledgements;
-      if (acknowledgementFailed) break;
+      if (acknowledgementFailed || chain.failure) break;
     }
     if (requests.wasStopped) throw shuttingDown();
   } catch (error) {

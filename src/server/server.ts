@@ -4,10 +4,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
-import { SessionManager } from "../sessions/session-manager.js";
-import { JsonlFileStorage } from "../store/jsonl/jsonl-storage.js";
-import { MemoryStorage } from "../store/memory-storage.js";
-import type { SessionStorage } from "../store/storage.js";
+import type { SessionService } from "../sessions/session-service.js";
 import { widenConnectionWindows, widenStreamWindows } from "./flow-control.js";
 import { loggingInterceptor } from "./logging-interceptor.js";
 import { sessionStoreProtoPath } from "./proto-files.js";
@@ -29,11 +26,15 @@ export interface RunningServer {
   shutdown(): Promise<void>;
 }
 
-/** Opens the storage and serves SessionStore, health and reflection on `config.listen`. */
-export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  const storage = createStorage(config, log);
-  await storage.open();
-  const sessions = new SessionManager(storage, config, log);
+/**
+ * Serves SessionStore over `sessions` (whose storage is open), with health and reflection, on
+ * `config.listen`. Shutdown closes the sessions (and so the storage).
+ */
+export async function startServer(
+  sessions: SessionService,
+  config: Config,
+  log: Logger,
+): Promise<RunningServer> {
   const streams = new StreamingCalls(config.maxStreams, log);
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
 
@@ -56,7 +57,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       ),
     );
   } catch (error) {
-    await storage.close();
+    await sessions.close();
     throw error;
   }
   widenConnectionWindows(server, log);
@@ -81,24 +82,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   };
 }
 
-function createStorage(config: Config, log: Logger): SessionStorage {
-  switch (config.storage) {
-    case "memory":
-      return new MemoryStorage();
-    case "jsonl":
-      return new JsonlFileStorage({
-        directory: config.dataDir,
-        maxOpenFiles: config.maxOpenFiles,
-        log,
-      });
-  }
-}
-
 async function shutDown(parts: {
   server: Server;
   health: HealthImplementation;
   streams: StreamingCalls;
-  sessions: SessionManager;
+  sessions: SessionService;
   log: Logger;
   timeoutMs: number;
 }): Promise<void> {
@@ -117,8 +105,5 @@ async function shutDown(parts: {
   // What still runs cannot change stored data any more (unary reads, health watches): cancel it
   // rather than let a watcher hold the process.
   server.forceShutdown();
-  log.info(
-    { ms: Date.now() - started },
-    "sessionstore stopped; every buffer is written and fsynced",
-  );
+  log.info({ ms: Date.now() - started }, "sessionstore stopped");
 }

@@ -2,7 +2,7 @@ import type { handleUnaryCall } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { SessionStoreServer } from "../../gen/sessionstore/v1/session_store.js";
 import { Code, SessionStoreError } from "../errors.js";
-import type { SessionManager } from "../sessions/session-manager.js";
+import type { SessionService } from "../sessions/session-service.js";
 import { serveAppend } from "./append-call.js";
 import { checkDecoded, checkedStream } from "./request-decoding.js";
 import { toServiceError } from "./status.js";
@@ -10,7 +10,7 @@ import { type StreamingCalls, streamResponses } from "./streaming-calls.js";
 
 /** The SessionStore RPCs, each a thin translation between the wire and the session manager. */
 export function sessionStoreHandlers(
-  sessions: SessionManager,
+  sessions: SessionService,
   streams: StreamingCalls,
   log: Logger,
 ): SessionStoreServer {
@@ -34,7 +34,17 @@ export function sessionStoreHandlers(
   return {
     append: (call) => streams.run(call, (stopped) => serveAppend(call, sessions, stopped, log)),
 
-    flush: unary(async (request) => ({ flushed: await sessions.flush(request.sessionId) })),
+    flush: unary(async (request) => {
+      const { flushed, failures } = await sessions.flush(request.sessionId);
+      return {
+        flushed,
+        failures: failures.map(({ sessionId, error }) => ({
+          sessionId,
+          code: error.code,
+          message: error.message,
+        })),
+      };
+    }),
 
     load: (call) =>
       streams.run(call, (stopped) =>

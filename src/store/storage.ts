@@ -1,63 +1,129 @@
+import type { SessionStoreError } from "../errors.js";
+import type { AppendChain } from "./append-chain.js";
+
 /**
- * The storage boundary. Everything above it (buffers, ordering, flush scheduling, the gRPC
- * server) talks to a session's stored log only through this interface, so a backend may keep
- * logs in files, in memory or in a database. Every backend passes test/store/conformance.ts.
+ * The storage boundary. A backend owns each session's log: it assigns seqs, checks
+ * `expected_seq`, recognises a resent request, decides when a request is acknowledged, and tells
+ * subscribers that a session changed, because only it sees every writer (one process over a data
+ * directory, or many processes over one database). Everything above it (validation, paging,
+ * watching, the gRPC server) is the same for every backend; every backend passes
+ * test/store/conformance.ts.
  *
- * The caller serializes writes to one session (one `write` at a time per session id); reads,
- * metadata and listing may run concurrently with writes and must see whole messages only.
+ * Messages reach a backend validated (each one JSON object, one line); it stores them byte for
+ * byte. Readers see only acknowledged messages: a request that fails stores nothing anyone saw.
  */
 export interface SessionStorage {
-  /** Prepares the storage for use (directories, indexes). Called once, before anything else. */
+  /** Prepares the storage for use (directories, schema, connections). Called once, first. */
   open(): Promise<void>;
 
-  /** Releases every resource. Nothing is called after it. */
+  /**
+   * Writes and makes durable everything acknowledged, then releases every resource; nothing is
+   * called after it. Sessions whose messages could not be written are logged, never hidden.
+   */
   close(): Promise<void>;
 
-  /** The stored metadata of a session, or undefined when the session does not exist. */
-  meta(sessionId: string): Promise<StoredSessionMeta | undefined>;
+  /**
+   * Appends one request's messages (possibly none) to a session, creating it when it does not
+   * exist and the request has messages. Calls for one session are ordered as they are made: the
+   * backend takes each in turn; `admitted` (when present) resolves once this request has its
+   * place, and the caller makes the next call of a stream only after that. The returned `ack`
+   * settles when the request is acknowledged: at once for a buffered request, once durable with
+   * `sync`, and never before every earlier request of its session and of its chain is.
+   *
+   * Fails with ABORTED (and the actual length) when `expectedSeq` is not the session's length,
+   * unless the messages stored from `expectedSeq` equal this request's first ones (a resend: the
+   * rest is appended and the ack carries the original seqs); DATA_LOSS for a corrupt session;
+   * RESOURCE_EXHAUSTED or UNAVAILABLE when storage fails. A failed request stores nothing unless
+   * its error says that it may have been stored.
+   */
+  append(sessionId: string, messages: readonly string[], options: AppendOptions): Appending;
 
   /**
-   * Appends `messages` (possibly none) to a session's log, creating the session when it does not
-   * exist. `firstSeq` must equal the stored message count: the caller assigns seqs. Each message is
-   * one line of JSON with no CR/LF. With `sync`, resolves only once the whole log is durable.
-   * Rejects with a SessionStoreError (UNAVAILABLE, RESOURCE_EXHAUSTED) when storage fails; then
-   * nothing of this call counts as stored and the caller may retry it.
+   * The session's acknowledged messages in `range`, in order, as non-empty pages, buffered ones
+   * included (read-your-writes). Nothing for an unknown session. DATA_LOSS, naming the seq, for
+   * a stored record that is not what was appended.
    */
-  write(
-    sessionId: string,
-    firstSeq: number,
-    messages: readonly string[],
-    options: WriteOptions,
-  ): Promise<void>;
+  read(sessionId: string, range: ReadRange): AsyncIterable<MessagePage>;
+
+  /** The session's metadata, or undefined when it does not exist. */
+  meta(sessionId: string): Promise<SessionMeta | undefined>;
+
+  /** Sessions whose id starts with `prefix` and sorts after `after`, by id, at most `limit`. */
+  list(query: ListQuery): Promise<SessionMeta[]>;
 
   /**
-   * Reads `count` stored messages from `fromSeq` on, in order, as pages. The range must lie within
-   * the stored count. Rejects with DATA_LOSS (naming the seq) when a stored record is corrupt.
+   * Deletes a session durably; resolves to whether it existed. Its requests not yet acknowledged
+   * fail with NOT_FOUND, storing nothing, and its subscribers are told.
    */
-  read(sessionId: string, fromSeq: number, count: number): AsyncIterable<string[]>;
-
-  /** Stored sessions whose id starts with `prefix` and sorts after `after`, by id, at most `limit`. */
-  list(query: ListQuery): Promise<StoredSessionMeta[]>;
-
-  /** Deletes a session durably; resolves to whether it existed. */
   delete(sessionId: string): Promise<boolean>;
+
+  /**
+   * Writes and makes durable what is acknowledged of one session, or of every session when
+   * `sessionId` is undefined. For one session, fails as `append` does; for all, sessions that
+   * fail are reported and the others flushed.
+   */
+  flush(sessionId?: string): Promise<FlushReport>;
+
+  /**
+   * Calls `listener` whenever the session's acknowledged log changes or it is deleted, until the
+   * returned function is called. Works for sessions that do not exist yet.
+   */
+  subscribe(sessionId: string, listener: (change: SessionChange) => void): () => void;
 }
 
-export interface StoredSessionMeta {
+export interface AppendOptions {
+  /** The seq the first message must get; otherwise ABORTED (see `append`). */
+  expectedSeq?: number;
+  /** Acknowledge only once these messages, and every earlier one, are durable. */
+  sync: boolean;
+  /** The stream the request came on: once one of its requests fails, later ones are refused. */
+  chain?: AppendChain;
+}
+
+/** What `append` answers: the acknowledgement, or a promise of it. */
+export interface Appended {
+  ack: AppendAck | Promise<AppendAck>;
+}
+
+/**
+ * A request on its way in: `Appended` when it got its place at once (the common case: no promise
+ * is made for it), or a promise of it while the backend loads the session or waits for room.
+ */
+export type Appending = Appended | Promise<Appended>;
+
+export interface AppendAck {
+  sessionId: string;
+  /** Seq of the request's first message. */
+  firstSeq: number;
+  /** The session's length after the request. */
+  nextSeq: number;
+  /** Messages [0, durableCount) are durable. */
+  durableCount: number;
+}
+
+export interface ReadRange {
+  /** First seq wanted. */
+  fromSeq: number;
+  /** At most this many messages; 0: no limit. */
+  limit: number;
+  /** With `limit`: the last `limit` messages from `fromSeq` on. */
+  last: boolean;
+}
+
+export interface MessagePage {
+  firstSeq: number;
+  messages: string[];
+}
+
+/** A session as the API reports it: acknowledged messages, buffered ones included. */
+export interface SessionMeta {
   sessionId: string;
   createdAtMs: number;
   agentLoopVersion: string;
-  /** Messages stored (all of them durable once a sync write has covered them). */
   messageCount: number;
-  /** Messages known to be durable: [0, durableCount). */
+  /** Messages [0, durableCount) are durable. */
   durableCount: number;
   updatedAtMs: number;
-}
-
-export interface WriteOptions {
-  sync: boolean;
-  /** Creation time to record when this write creates the session. */
-  createdAtMs: number;
 }
 
 export interface ListQuery {
@@ -66,6 +132,24 @@ export interface ListQuery {
   after: string;
   limit: number;
 }
+
+export interface FlushReport {
+  /** Messages this call wrote. */
+  flushed: number;
+  /** Sessions that could not be flushed (only when flushing every session). */
+  failures: FlushFailure[];
+}
+
+export interface FlushFailure {
+  sessionId: string;
+  error: SessionStoreError;
+}
+
+/**
+ * What a subscriber hears: the session may have new acknowledged messages (read to find out), it
+ * was deleted, or its stored log was replaced by another (a file restored outside the server).
+ */
+export type SessionChange = { kind: "appended" } | { kind: "deleted" } | { kind: "replaced" };
 
 /** The agent_loop_version this server records for sessions it creates. */
 export const AGENT_LOOP_VERSION = "sessionstore-0.1.0";

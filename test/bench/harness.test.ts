@@ -1,13 +1,13 @@
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { writeManySessions, writeSessionFile } from "../../bench/datasets.js";
 import { readFsyncTrace } from "../../bench/fsyncs.js";
 import { MESSAGE_BYTES, makePayloads } from "../../bench/payloads.js";
 import { median, percentile } from "../../bench/stats.js";
-import { JsonlFileStorage } from "../../src/store/jsonl/jsonl-storage.js";
 import { makeTempDir } from "../helpers/test-server.js";
+import { readMessages } from "../store/conformance.js";
+import { newStorage } from "../store/jsonl-support.js";
 
 /** The bench's own pieces whose mistakes would not show as a failure, only as wrong figures. */
 describe("bench harness", () => {
@@ -23,15 +23,10 @@ describe("bench harness", () => {
     writeManySessions(directory, "agent-", 12, 3, payloads);
     const before = await readFile(join(directory, "long.jsonl"));
 
-    const storage = new JsonlFileStorage({
-      directory,
-      maxOpenFiles: 8,
-      log: pino({ level: "silent" }),
-    });
+    const storage = newStorage(directory, { maxOpenFiles: 8 });
     await storage.open();
     expect((await storage.meta("long"))?.messageCount).toBe(25);
-    const stored: string[] = [];
-    for await (const page of storage.read("long", 0, 25)) stored.push(...page);
+    const stored = await readMessages(storage, "long");
     expect(stored).toEqual(Array.from({ length: 25 }, (_, seq) => payloads[seq % 7]));
     const listed = await storage.list({ prefix: "agent-", after: "", limit: 100 });
     expect(listed.map((meta) => [meta.sessionId, meta.messageCount])).toEqual(

@@ -17,7 +17,8 @@ import {
   SessionStoreClient,
 } from "../../gen/sessionstore/v1/session_store.js";
 import { type Config, loadConfig } from "../../src/config.js";
-import { type RunningServer, startServer } from "../../src/server/server.js";
+import type { RunningServer } from "../../src/server/server.js";
+import { startService } from "../../src/service.js";
 
 /** A real server on 127.0.0.1:0 over a fresh temp data directory, and a generated client for it. */
 export interface TestServer {
@@ -46,7 +47,7 @@ export async function startTestServer(overrides: Partial<Config> = {}): Promise<
     shutdownTimeoutMs: 5000,
     ...overrides,
   };
-  const server = await startServer(config, pino({ level: config.logLevel }));
+  const server = await startService(config, pino({ level: config.logLevel }));
   const client = new SessionStoreClient(server.address, credentials.createInsecure());
   let stopped = false;
   const stop = async () => {

@@ -203,7 +203,7 @@ describe("Delete", () => {
     await expectStatus(loadMeta(client, "d"), status.NOT_FOUND);
     expect((await list(client, {})).sessions).toEqual([]);
     // The deleted buffer is not written later either.
-    expect(await flush(client, "")).toEqual({ flushed: 0 });
+    expect(await flush(client, "")).toEqual({ flushed: 0, failures: [] });
     expect(await readSessionFile(dataDir, "d")).toBeUndefined();
 
     const [ack] = await append(client, [{ sessionId: "d", messages: messages("new", 1) }]);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { append, loadAll, startTestServer, type TestServer } from "../helpers/test-server.js";
-import { flush, loadPages, messages, readSessionFile } from "./support.js";
+import { flush, loadPages, messages, writtenLines } from "./support.js";
 
 let running: TestServer;
 
@@ -17,7 +17,7 @@ describe("Load", () => {
   it("returns buffered messages right after the append (read-your-writes)", async () => {
     const { client, dataDir } = running;
     await append(client, [{ sessionId: "ryw", messages: messages("r", 3) }]);
-    expect(await readSessionFile(dataDir, "ryw")).toBeUndefined();
+    expect(await writtenLines(dataDir, "ryw")).toEqual([]);
     expect(await loadAll(client, "ryw")).toEqual({ firstSeq: 0, messages: messages("r", 3) });
 
     await append(client, [{ sessionId: "ryw", messages: messages("r", 2, 3) }]);

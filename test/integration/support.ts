@@ -135,6 +135,11 @@ export async function readSessionFile(
   return { headerCount: message_count, lines: rest.filter((line) => line !== "") };
 }
 
+/** The message lines written to a session's file so far; none when it has no file yet. */
+export async function writtenLines(dataDir: string, sessionId: string): Promise<string[]> {
+  return (await readSessionFile(dataDir, sessionId))?.lines ?? [];
+}
+
 /**
  * Polls `check` until it returns true or `timeoutMs` passes; resolves to whether it did. A check
  * that throws counts as not yet true: a file polled while the server writes it may be caught

@@ -64,28 +64,33 @@ describe.skipIf(!isRoot)("a full disk", () => {
     return lines;
   }
 
-  it("fails durable appends with RESOURCE_EXHAUSTED, keeps serving, and recovers when space returns", async () => {
+  it("fails durable appends with RESOURCE_EXHAUSTED storing nothing, keeps serving, and recovers when space returns", async () => {
     const small = ['{"n":0}', '{"n":1}', '{"n":2}'];
     await append(server.client, [{ sessionId: "a", messages: small, sync: true }]);
     await append(server.client, [{ sessionId: "b", messages: ['{"b":0}'], sync: true }]);
     fillDisk();
 
-    // A durable append that needs new disk blocks fails with the cause; no partial line is left.
+    // A durable append that needs new disk blocks fails with the cause, and is taken back: no
+    // partial line is left, no reader sees it, and retrying it cannot store it twice.
     const big = `{"big":"${"x".repeat(8000)}"}`;
     const failed = await appendStream(server.client, [
       { sessionId: "a", messages: [big], sync: true },
     ]);
     expect(failed.error?.code).toBe(status.RESOURCE_EXHAUSTED);
     expect(failed.error?.details).toMatch(/ENOSPC|no space/i);
+    expect(failed.error?.details).toMatch(/nothing of this request was stored/);
     expect(await expectIntactFile("a")).toEqual(small);
+    expect((await loadAll(server.client, "a")).messages).toEqual(small);
 
     // Other sessions keep working: buffered appends are acknowledged and readable.
     await append(server.client, [{ sessionId: "b", messages: ['{"b":1}'] }]);
     expect((await loadAll(server.client, "b")).messages).toEqual(['{"b":0}', '{"b":1}']);
-    expect((await loadAll(server.client, "a")).messages).toEqual([...small, big]);
 
-    // Session a's buffer holds the unwritten 8 KB: 16 KB more exceed its 20 KB limit, so this
-    // append waits (its stream is not read) instead of growing memory.
+    // A buffered append is acknowledged and kept in memory while it cannot be written; 16 KB
+    // more exceed the session's 20 KB buffer limit, so that append waits (its stream is not
+    // read) instead of growing memory.
+    await append(server.client, [{ sessionId: "a", messages: [big] }]);
+    expect((await loadAll(server.client, "a")).messages).toEqual([...small, big]);
     const waiting = append(server.client, [
       { sessionId: "a", messages: [`{"more":"${"y".repeat(16_000)}"}`] },
     ]);

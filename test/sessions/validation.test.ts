@@ -1,11 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Code, SessionStoreError } from "../../src/errors.js";
-import {
-  checkSessionId,
-  normalizeMessage,
-  normalizeMessages,
-  SESSION_ID_RULE,
-} from "../../src/sessions/validation.js";
+import { checkSessionId, SESSION_ID_RULE } from "../../src/session-id.js";
+import { normalizeMessage, normalizeMessages } from "../../src/sessions/validation.js";
 
 function rejection(action: () => unknown): SessionStoreError {
   try {

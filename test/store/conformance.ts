@@ -1,10 +1,35 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { SessionStorage, WriteOptions } from "../../src/store/storage.js";
+import { Code, SessionStoreError } from "../../src/errors.js";
+import { AppendChain } from "../../src/store/append-chain.js";
+import type {
+  AppendAck,
+  AppendOptions,
+  ReadRange,
+  SessionChange,
+  SessionStorage,
+} from "../../src/store/storage.js";
 
-/** A backend under test: `storage` is not yet opened; `cleanup` removes what `create` made. */
+/**
+ * A backend under test: `storage` is not yet opened; `cleanup` removes what `create` made. The
+ * optional parts are for backends that can be made to fail for real (a full file system, a
+ * database that refuses writes) or whose stored records can be damaged behind their back; the
+ * tests that need them are skipped elsewhere.
+ */
 export interface StorageFixture {
   storage: SessionStorage;
   cleanup(): Promise<void>;
+  /** Reopens the same stored data with a new backend instance, as after a restart. */
+  reopen?(): Promise<SessionStorage>;
+  writeFaults?: WriteFaults;
+  /** Changes stored record `seq` of a session so that it is no longer what was appended. */
+  damage?(sessionId: string, seq: number): Promise<void>;
+}
+
+export interface WriteFaults {
+  /** From now on, writes that need room fail (as a full disk or a failing database does). */
+  failWrites(): Promise<void>;
+  /** Writes work again. */
+  restoreWrites(): Promise<void>;
 }
 
 /**
@@ -22,17 +47,35 @@ export function numberedMessages(from: number, count: number, tag = "m"): string
   return Array.from({ length: count }, (_, i) => `{"n":${from + i},"tag":"${tag}"}`);
 }
 
-/** Every page `read` yields, checking that none is empty. */
+/** Appends one request and waits for its acknowledgement. */
+export async function appendOnce(
+  storage: SessionStorage,
+  sessionId: string,
+  messages: readonly string[],
+  options: Partial<AppendOptions> = {},
+): Promise<AppendAck> {
+  const { ack } = await storage.append(sessionId, messages, { sync: false, ...options });
+  return ack;
+}
+
+/** Every page `read` yields, checking that none is empty and that they join without gaps. */
 export async function readPages(
   storage: SessionStorage,
   sessionId: string,
-  fromSeq: number,
-  count: number,
+  range: Partial<ReadRange> = {},
 ): Promise<string[][]> {
   const pages: string[][] = [];
-  for await (const page of storage.read(sessionId, fromSeq, count)) {
-    expect(page.length, `an empty page reading ${sessionId} from ${fromSeq}`).toBeGreaterThan(0);
-    pages.push(page);
+  let expected: number | undefined;
+  for await (const page of storage.read(sessionId, {
+    fromSeq: 0,
+    limit: 0,
+    last: false,
+    ...range,
+  })) {
+    expect(page.messages.length, `an empty page reading ${sessionId}`).toBeGreaterThan(0);
+    if (expected !== undefined) expect(page.firstSeq).toBe(expected);
+    expected = page.firstSeq + page.messages.length;
+    pages.push(page.messages);
   }
   return pages;
 }
@@ -41,16 +84,19 @@ export async function readPages(
 export async function readMessages(
   storage: SessionStorage,
   sessionId: string,
-  fromSeq: number,
-  count: number,
+  range: Partial<ReadRange> = {},
 ): Promise<string[]> {
-  return (await readPages(storage, sessionId, fromSeq, count)).flat();
+  return (await readPages(storage, sessionId, range)).flat();
 }
 
-const CREATED_AT_MS = 1_731_000_000_123;
-
-function writeOptions(overrides: Partial<WriteOptions> = {}): WriteOptions {
-  return { sync: false, createdAtMs: CREATED_AT_MS, ...overrides };
+/** The error a promise rejects with (failing the test if it resolves). */
+export async function rejection(promise: Promise<unknown>): Promise<SessionStoreError> {
+  const error = await promise.then(
+    (value) => expect.fail(`expected a rejection, got ${JSON.stringify(value)}`),
+    (reason: unknown) => reason,
+  );
+  expect(error).toBeInstanceOf(SessionStoreError);
+  return error as SessionStoreError;
 }
 
 /**
@@ -63,105 +109,98 @@ export function describeStorageConformance(
   create: () => Promise<StorageFixture>,
 ): void {
   describe(`${name} storage conformance`, () => {
+    let fixture: StorageFixture;
     let storage: SessionStorage;
-    let cleanup: () => Promise<void>;
+    /** Backends opened by a test (reopens), closed after it. */
+    let opened: SessionStorage[];
 
     beforeEach(async () => {
-      const fixture = await create();
+      fixture = await create();
       storage = fixture.storage;
-      cleanup = () => fixture.cleanup();
+      opened = [storage];
       await storage.open();
     });
 
     afterEach(async () => {
-      await storage.close();
-      await cleanup();
+      await fixture.writeFaults?.restoreWrites();
+      for (const backend of opened.reverse()) await backend.close().catch(() => undefined);
+      await fixture.cleanup();
     });
 
-    /** Writes `messages` at the session's current count. */
-    async function append(
-      sessionId: string,
-      messages: readonly string[],
-      options: Partial<WriteOptions> = {},
-    ) {
-      const firstSeq = (await storage.meta(sessionId))?.messageCount ?? 0;
-      await storage.write(sessionId, firstSeq, messages, writeOptions(options));
-    }
-
-    it("has no metadata for an unknown session", async () => {
+    it("has no metadata, messages or list entry for an unknown session", async () => {
       expect(await storage.meta("never-written")).toBeUndefined();
+      expect(await readMessages(storage, "never-written")).toEqual([]);
+      expect(await storage.list({ prefix: "", after: "", limit: 10 })).toEqual([]);
+      expect(await storage.flush("never-written")).toEqual({ flushed: 0, failures: [] });
     });
 
-    it("creates a session on its first write, keeping createdAtMs and every message byte for byte", async () => {
-      await storage.write(
-        "agent-1",
-        0,
-        TRICKY_MESSAGES,
-        writeOptions({ createdAtMs: 1_700_000_000_001 }),
-      );
+    it("creates a session on its first append, keeping every message byte for byte", async () => {
+      const before = Date.now();
+      const ack = await appendOnce(storage, "agent-1", TRICKY_MESSAGES);
+      expect(ack).toMatchObject({ sessionId: "agent-1", firstSeq: 0, nextSeq: 3 });
 
       const meta = await storage.meta("agent-1");
-      expect(meta).toMatchObject({
-        sessionId: "agent-1",
-        createdAtMs: 1_700_000_000_001,
-        messageCount: TRICKY_MESSAGES.length,
-      });
-      expect(typeof meta?.agentLoopVersion).toBe("string");
+      expect(meta).toMatchObject({ sessionId: "agent-1", messageCount: 3 });
+      expect(meta?.createdAtMs).toBeGreaterThanOrEqual(before - 1000);
       expect(meta?.agentLoopVersion).not.toBe("");
-      expect(await readMessages(storage, "agent-1", 0, TRICKY_MESSAGES.length)).toStrictEqual(
-        TRICKY_MESSAGES,
+      expect(await readMessages(storage, "agent-1")).toStrictEqual(TRICKY_MESSAGES);
+    });
+
+    it("answers an empty request with the length, creating nothing, checking expected_seq", async () => {
+      expect(await appendOnce(storage, "probe", [])).toMatchObject({ firstSeq: 0, nextSeq: 0 });
+      expect(await appendOnce(storage, "probe", [], { sync: true, expectedSeq: 0 })).toMatchObject({
+        nextSeq: 0,
+      });
+      expect(await storage.meta("probe")).toBeUndefined();
+      const mismatch = await rejection(appendOnce(storage, "probe", [], { expectedSeq: 2 }));
+      expect(mismatch.code).toBe(Code.Aborted);
+      expect(mismatch.actualLength).toBe(0);
+
+      await appendOnce(storage, "probe", numberedMessages(0, 2));
+      expect(await appendOnce(storage, "probe", [], { expectedSeq: 2 })).toMatchObject({
+        firstSeq: 2,
+        nextSeq: 2,
+      });
+      expect((await rejection(appendOnce(storage, "probe", [], { expectedSeq: 1 }))).code).toBe(
+        Code.Aborted,
       );
     });
 
-    it("creates nothing when the first write of an unknown session has no messages", async () => {
-      await storage.write("empty-write", 0, [], writeOptions());
-      await storage.write("empty-sync", 0, [], writeOptions({ sync: true }));
-
-      expect(await storage.meta("empty-write")).toBeUndefined();
-      expect(await storage.meta("empty-sync")).toBeUndefined();
-      expect(await storage.list({ prefix: "", after: "", limit: 10 })).toStrictEqual([]);
-    });
-
-    it("appends successive writes in order", async () => {
-      await storage.write("ordered", 0, numberedMessages(0, 3), writeOptions());
-      await storage.write("ordered", 3, numberedMessages(3, 2), writeOptions({ sync: true }));
-      await storage.write("ordered", 5, [], writeOptions());
-      await storage.write("ordered", 5, numberedMessages(5, 1), writeOptions());
-
-      expect(await readMessages(storage, "ordered", 0, 6)).toStrictEqual(numberedMessages(0, 6));
-    });
-
-    it("reads exactly the requested range, as pages that join in order", async () => {
+    it("gives successive appends contiguous seqs, and reads exactly the ranges asked for", async () => {
       const all = numberedMessages(0, 10);
-      await storage.write("ranges", 0, all.slice(0, 4), writeOptions());
-      await storage.write("ranges", 4, all.slice(4), writeOptions());
-
-      const ranges: [from: number, count: number][] = [
-        [0, 10],
-        [0, 1],
-        [0, 4],
-        [3, 4],
-        [5, 2],
-        [7, 3],
-        [9, 1],
+      const acks = [
+        await appendOnce(storage, "ranges", all.slice(0, 4)),
+        await appendOnce(storage, "ranges", all.slice(4, 5), { sync: true }),
+        await appendOnce(storage, "ranges", all.slice(5)),
       ];
-      for (const [from, count] of ranges) {
+      expect(acks.map((ack) => [ack.firstSeq, ack.nextSeq])).toEqual([
+        [0, 4],
+        [4, 5],
+        [5, 10],
+      ]);
+      const ranges: [fromSeq: number, limit: number, last: boolean, want: string[]][] = [
+        [0, 0, false, all],
+        [3, 0, false, all.slice(3)],
+        [3, 4, false, all.slice(3, 7)],
+        [9, 5, false, all.slice(9)],
+        [10, 0, false, []],
+        [12, 0, false, []],
+        [0, 3, true, all.slice(7)],
+        [8, 5, true, all.slice(8)],
+        [0, 20, true, all],
+      ];
+      for (const [fromSeq, limit, last, want] of ranges) {
         expect(
-          await readMessages(storage, "ranges", from, count),
-          `from ${from}, count ${count}`,
-        ).toStrictEqual(all.slice(from, from + count));
-      }
-      for (const from of [0, 5, 10]) {
-        expect(await readPages(storage, "ranges", from, 0), `from ${from}, count 0`).toStrictEqual(
-          [],
-        );
+          await readMessages(storage, "ranges", { fromSeq, limit, last }),
+          `from ${fromSeq}, limit ${limit}, last ${last}`,
+        ).toStrictEqual(want);
       }
     });
 
     it("lists sessions sorted by id, filtered by prefix, after an exclusive bound, limited", async () => {
       const ids = ["b-2", "a-1", "b-10", "c", "b-1", "ab", "b"];
       for (const [index, id] of ids.entries()) {
-        await storage.write(id, 0, numberedMessages(0, index + 1, id), writeOptions());
+        await appendOnce(storage, id, numberedMessages(0, index + 1, id));
       }
       const list = async (prefix: string, after: string, limit: number) =>
         (await storage.list({ prefix, after, limit })).map((meta) => meta.sessionId);
@@ -177,70 +216,330 @@ export function describeStorageConformance(
       expect(await list("a", "b", 100)).toStrictEqual([]);
       expect(await list("zz", "", 100)).toStrictEqual([]);
       expect(await list("", "", 1)).toStrictEqual(["a-1"]);
-
-      const metas = await storage.list({ prefix: "b-1", after: "", limit: 100 });
-      expect(metas).toMatchObject([
-        { sessionId: "b-1", messageCount: 5, createdAtMs: CREATED_AT_MS },
-        { sessionId: "b-10", messageCount: 3, createdAtMs: CREATED_AT_MS },
+      expect(await storage.list({ prefix: "b-1", after: "", limit: 100 })).toMatchObject([
+        { sessionId: "b-1", messageCount: 5 },
+        { sessionId: "b-10", messageCount: 3 },
       ]);
     });
 
     it("deletes a session (true, then false) after which it starts again at seq 0", async () => {
-      await storage.write(
-        "doomed",
-        0,
-        numberedMessages(0, 3, "old"),
-        writeOptions({ createdAtMs: 1000 }),
-      );
-      await storage.write("survivor", 0, numberedMessages(0, 1), writeOptions());
+      await appendOnce(storage, "doomed", numberedMessages(0, 3, "old"));
+      await appendOnce(storage, "survivor", numberedMessages(0, 1));
+      const changes: SessionChange["kind"][] = [];
+      const unsubscribe = storage.subscribe("doomed", (change) => changes.push(change.kind));
 
       expect(await storage.delete("doomed")).toBe(true);
+      expect(changes).toContain("deleted");
       expect(await storage.meta("doomed")).toBeUndefined();
+      expect(await readMessages(storage, "doomed")).toEqual([]);
       expect(
-        (await storage.list({ prefix: "", after: "", limit: 10 })).map((meta) => meta.sessionId),
-      ).toStrictEqual(["survivor"]);
+        (await storage.list({ prefix: "", after: "", limit: 10 })).map((m) => m.sessionId),
+      ).toEqual(["survivor"]);
       expect(await storage.delete("doomed")).toBe(false);
       expect(await storage.delete("never-written")).toBe(false);
 
-      await storage.write(
-        "doomed",
-        0,
-        numberedMessages(0, 2, "new"),
-        writeOptions({ createdAtMs: 2000 }),
-      );
-      expect(await storage.meta("doomed")).toMatchObject({ messageCount: 2, createdAtMs: 2000 });
-      expect(await readMessages(storage, "doomed", 0, 2)).toStrictEqual(
-        numberedMessages(0, 2, "new"),
-      );
-      expect(await readMessages(storage, "survivor", 0, 1)).toStrictEqual(numberedMessages(0, 1));
+      const ack = await appendOnce(storage, "doomed", numberedMessages(0, 2, "new"));
+      expect(ack).toMatchObject({ firstSeq: 0, nextSeq: 2 });
+      expect(await readMessages(storage, "doomed")).toStrictEqual(numberedMessages(0, 2, "new"));
+      expect(await readMessages(storage, "survivor")).toStrictEqual(numberedMessages(0, 1));
+      unsubscribe();
     });
 
-    it("counts messages in the metadata right after each write", async () => {
-      await append("counted", numberedMessages(0, 1));
+    it("reports buffered messages in the metadata at once, and all durable after sync", async () => {
+      await appendOnce(storage, "counted", numberedMessages(0, 1));
       expect((await storage.meta("counted"))?.messageCount).toBe(1);
-      await append("counted", numberedMessages(1, 4), { sync: true });
-      expect((await storage.meta("counted"))?.messageCount).toBe(5);
-      await append("counted", []);
-      expect((await storage.meta("counted"))?.messageCount).toBe(5);
-      await append("counted", numberedMessages(5, 2));
-      expect((await storage.meta("counted"))?.messageCount).toBe(7);
+      const ack = await appendOnce(storage, "counted", numberedMessages(1, 4), { sync: true });
+      expect(ack.durableCount).toBe(5);
+      expect(await storage.meta("counted")).toMatchObject({ messageCount: 5, durableCount: 5 });
+      await appendOnce(storage, "counted", numberedMessages(5, 2));
+      const meta = await storage.meta("counted");
+      expect(meta?.messageCount).toBe(7);
+      expect(meta?.durableCount).toBeGreaterThanOrEqual(5);
+      expect(meta?.durableCount).toBeLessThanOrEqual(7);
+      // An empty sync request makes what came before it durable, as Flush does.
+      expect((await appendOnce(storage, "counted", [], { sync: true })).durableCount).toBe(7);
     });
 
-    it("reports every message durable after a write with sync", async () => {
-      await append("durable", numberedMessages(0, 2));
-      await append("durable", numberedMessages(2, 1), { sync: true });
-      expect(await storage.meta("durable")).toMatchObject({ messageCount: 3, durableCount: 3 });
+    it("flushes one session or all, counting what it wrote", async () => {
+      await appendOnce(storage, "f1", numberedMessages(0, 2));
+      await appendOnce(storage, "f2", numberedMessages(0, 3));
+      const one = await storage.flush("f1");
+      expect(one.failures).toEqual([]);
+      expect((await storage.meta("f1"))?.durableCount).toBe(2);
+      const all = await storage.flush();
+      expect(all.failures).toEqual([]);
+      expect(one.flushed + all.flushed).toBeLessThanOrEqual(5);
+      expect((await storage.meta("f2"))?.durableCount).toBe(3);
+    });
 
-      // A sync write with no messages makes what earlier writes stored durable.
-      await append("durable", numberedMessages(3, 2));
-      await append("durable", [], { sync: true });
-      expect(await storage.meta("durable")).toMatchObject({ messageCount: 5, durableCount: 5 });
+    describe("expected_seq", () => {
+      it("appends only at the given seq, telling the actual length otherwise", async () => {
+        await appendOnce(storage, "cas", numberedMessages(0, 2), { expectedSeq: 0 });
+        const error = await rejection(
+          appendOnce(storage, "cas", numberedMessages(0, 1, "late"), { expectedSeq: 5 }),
+        );
+        expect(error.code).toBe(Code.Aborted);
+        expect(error.actualLength).toBe(2);
+        expect(error.message).toMatch(/has 2 messages/);
+        await appendOnce(storage, "cas", numberedMessages(2, 1), { expectedSeq: 2 });
+        expect(await readMessages(storage, "cas")).toStrictEqual(numberedMessages(0, 3));
+        // A session that does not exist has length 0: nothing is created by a mismatch.
+        expect(
+          (await rejection(appendOnce(storage, "none", ["{}"], { expectedSeq: 1 }))).code,
+        ).toBe(Code.Aborted);
+        expect(await storage.meta("none")).toBeUndefined();
+      });
 
-      await append("durable-first", numberedMessages(0, 1), { sync: true });
-      expect(await storage.meta("durable-first")).toMatchObject({
-        messageCount: 1,
-        durableCount: 1,
+      it("acknowledges a resend with its original seqs, storing only what is missing", async () => {
+        const first = numberedMessages(0, 3, "r");
+        expect(await appendOnce(storage, "resend", first, { expectedSeq: 0 })).toMatchObject({
+          firstSeq: 0,
+          nextSeq: 3,
+        });
+        await appendOnce(storage, "resend", numberedMessages(3, 2, "o"), { expectedSeq: 3 });
+        const again = await appendOnce(storage, "resend", first, { expectedSeq: 0, sync: true });
+        expect(again).toMatchObject({ firstSeq: 0, nextSeq: 3 });
+        expect(again.durableCount).toBeGreaterThanOrEqual(3);
+
+        // A resend whose start is stored: the rest is appended.
+        const longer = [...numberedMessages(3, 2, "o"), ...numberedMessages(5, 2, "o")];
+        expect(await appendOnce(storage, "resend", longer, { expectedSeq: 3 })).toMatchObject({
+          firstSeq: 3,
+          nextSeq: 7,
+        });
+        expect(await readMessages(storage, "resend")).toStrictEqual([
+          ...first,
+          ...numberedMessages(3, 4, "o"),
+        ]);
+      });
+
+      it("refuses a resend whose messages differ from the stored ones, storing nothing", async () => {
+        await appendOnce(storage, "differs", numberedMessages(0, 3));
+        const error = await rejection(
+          appendOnce(storage, "differs", [...numberedMessages(0, 2), '{"changed":1}', '{"x":1}'], {
+            expectedSeq: 0,
+          }),
+        );
+        expect(error.code).toBe(Code.Aborted);
+        expect(error.actualLength).toBe(3);
+        expect(await readMessages(storage, "differs")).toStrictEqual(numberedMessages(0, 3));
+      });
+
+      it("lets exactly one of writers racing on the same expected_seq win each position", async () => {
+        let length = 0;
+        for (let round = 0; round < 20; round++) {
+          const outcomes = await Promise.allSettled(
+            ["a", "b", "c"].map((writer) =>
+              appendOnce(storage, "race", numberedMessages(length, 1 + (round % 3), writer), {
+                expectedSeq: length,
+                sync: round % 2 === 0,
+              }),
+            ),
+          );
+          const won = outcomes.filter((outcome) => outcome.status === "fulfilled");
+          expect(won).toHaveLength(1);
+          for (const outcome of outcomes) {
+            if (outcome.status === "rejected") {
+              expect((outcome.reason as SessionStoreError).code).toBe(Code.Aborted);
+            }
+          }
+          length = (won[0] as PromiseFulfilledResult<AppendAck>).value.nextSeq;
+        }
+        expect(await readMessages(storage, "race")).toHaveLength(length);
+      });
+    });
+
+    it("orders concurrent requests to a session into one log with contiguous seqs", async () => {
+      const writers = ["w0", "w1", "w2", "w3"];
+      const acks = await Promise.all(
+        writers.flatMap((writer) =>
+          Array.from({ length: 25 }, (_, i) =>
+            appendOnce(storage, "shared", numberedMessages(i * 2, 2, writer), {
+              sync: i % 5 === 0,
+            }),
+          ),
+        ),
+      );
+      const sorted = [...acks].sort((a, b) => a.firstSeq - b.firstSeq);
+      sorted.forEach((ack, index) => {
+        expect(ack.firstSeq).toBe(index * 2);
+        expect(ack.nextSeq).toBe(index * 2 + 2);
+      });
+      const stored = await readMessages(storage, "shared");
+      expect(stored).toHaveLength(200);
+      for (const writer of writers) {
+        const own = stored.filter((message) => message.includes(`"${writer}"`));
+        expect(own).toStrictEqual(
+          Array.from({ length: 25 }, (_, i) => numberedMessages(i * 2, 2, writer)).flat(),
+        );
+      }
+    });
+
+    it("lets reads run while appends do, each seeing a whole prefix of the log", async () => {
+      const writes = (async () => {
+        for (let i = 0; i < 60; i++) {
+          await appendOnce(storage, "busy", numberedMessages(i * 5, 5), { sync: i % 10 === 0 });
+        }
+      })();
+      const seen: number[] = [];
+      while (seen.at(-1) !== 300) {
+        const messages = await readMessages(storage, "busy");
+        expect(messages).toStrictEqual(numberedMessages(0, messages.length));
+        const meta = await storage.meta("busy");
+        expect(meta?.messageCount ?? 0).toBeGreaterThanOrEqual(messages.length);
+        seen.push(messages.length);
+        if (seen.length > 10_000) break;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await writes;
+      expect(seen.at(-1)).toBe(300);
+    });
+
+    it("notifies subscribers of new messages, also of sessions that do not exist yet, until unsubscribed", async () => {
+      const changes: SessionChange["kind"][] = [];
+      const unsubscribe = storage.subscribe("later", (change) => changes.push(change.kind));
+      await appendOnce(storage, "other", numberedMessages(0, 1));
+      expect(changes).toEqual([]);
+      await appendOnce(storage, "later", numberedMessages(0, 2));
+      await waitUntil(() => changes.includes("appended"));
+      const seenBefore = changes.length;
+      // What a notification announces is readable when it arrives.
+      const readable = new Promise<string[]>((resolve) => {
+        const stop = storage.subscribe("later", () => {
+          stop();
+          void readMessages(storage, "later").then(resolve);
+        });
+      });
+      await appendOnce(storage, "later", numberedMessages(2, 1), { sync: true });
+      expect(await readable).toStrictEqual(numberedMessages(0, 3));
+      unsubscribe();
+      await appendOnce(storage, "later", numberedMessages(3, 1));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(changes.length).toBeGreaterThan(seenBefore);
+      const afterUnsubscribe = changes.length;
+      await appendOnce(storage, "later", numberedMessages(4, 1));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(changes.length).toBe(afterUnsubscribe);
+    });
+
+    it("stores nothing of a request refused at admission, and lets its chain go on", async () => {
+      const chain = new AppendChain();
+      await appendOnce(storage, "chained", numberedMessages(0, 1), { chain });
+      await rejection(
+        appendOnce(storage, "chained", numberedMessages(0, 1), { chain, expectedSeq: 7 }),
+      );
+      // A request refused before it got a place is the caller's to report: the chain goes on.
+      expect(chain.failure).toBeUndefined();
+      await appendOnce(storage, "chained", numberedMessages(1, 1), { chain });
+      expect(await readMessages(storage, "chained")).toStrictEqual(numberedMessages(0, 2));
+    });
+
+    it("keeps what it acknowledged durably across a reopen", async (context) => {
+      if (!fixture.reopen) return context.skip();
+      await appendOnce(storage, "kept", TRICKY_MESSAGES, { sync: true });
+      await appendOnce(storage, "kept", numberedMessages(3, 2));
+      await storage.flush();
+      await storage.close();
+      opened = [];
+      storage = await fixture.reopen();
+      opened.push(storage);
+      await storage.open();
+      expect(await storage.meta("kept")).toMatchObject({ messageCount: 5, durableCount: 5 });
+      expect(await readMessages(storage, "kept")).toStrictEqual([
+        ...TRICKY_MESSAGES,
+        ...numberedMessages(3, 2),
+      ]);
+    });
+
+    describe("failures", () => {
+      it("stores nothing of a durable request whose write fails, and says so; works again after", async (context) => {
+        const faults = fixture.writeFaults;
+        if (!faults) return context.skip();
+        await appendOnce(storage, "failing", numberedMessages(0, 2), { sync: true });
+        await faults.failWrites();
+        const chain = new AppendChain();
+        const big = `{"big":"${"x".repeat(64 << 10)}"}`;
+        const failed = await rejection(
+          appendOnce(storage, "failing", [big], { sync: true, chain }),
+        );
+        expect([Code.ResourceExhausted, Code.Unavailable]).toContain(failed.code);
+        expect(failed.message).toMatch(/nothing of this request was stored/);
+        expect(chain.failure).toBeDefined();
+        expect(() => chain.checkOpen()).toThrow(SessionStoreError);
+        expect(await readMessages(storage, "failing")).toStrictEqual(numberedMessages(0, 2));
+        expect((await storage.meta("failing"))?.messageCount).toBe(2);
+
+        await faults.restoreWrites();
+        const ack = await appendOnce(storage, "failing", numberedMessages(2, 1), { sync: true });
+        expect(ack).toMatchObject({ firstSeq: 2, nextSeq: 3, durableCount: 3 });
+        expect(await readMessages(storage, "failing")).toStrictEqual(numberedMessages(0, 3));
+      });
+
+      it("fails the later requests of a failed request's chain, in any session, storing none of them", async (context) => {
+        const faults = fixture.writeFaults;
+        if (!faults) return context.skip();
+        await appendOnce(storage, "first", numberedMessages(0, 1), { sync: true });
+        await appendOnce(storage, "second", numberedMessages(0, 1), { sync: true });
+        await faults.failWrites();
+        const chain = new AppendChain();
+        const big = `{"big":"${"x".repeat(64 << 10)}"}`;
+        // Admitted in stream order before the first one's write fails.
+        const acks = await Promise.all([
+          storage.append("first", [big], { sync: true, chain }),
+          storage.append("second", numberedMessages(1, 1), { sync: false, chain }),
+          storage.append("first", numberedMessages(2, 1), { sync: false, chain }),
+        ]);
+        const outcomes = await Promise.allSettled(acks.map((appended) => appended.ack));
+        expect(outcomes.map((outcome) => outcome.status)).toEqual([
+          "rejected",
+          "rejected",
+          "rejected",
+        ]);
+        const reasons = outcomes.map((outcome) =>
+          String((outcome as PromiseRejectedResult).reason),
+        );
+        // The one behind it in its session fails with it; the one in another session with its chain.
+        expect(reasons[2]).toMatch(/nothing of this request was stored/);
+        expect(reasons[1]).toMatch(/earlier request on this stream failed/);
+        expect(reasons[1]).toMatch(/nothing of this request was stored/);
+        expect(() => chain.checkOpen()).toThrow(/earlier request on this stream failed/);
+        await faults.restoreWrites();
+        expect(await readMessages(storage, "first")).toStrictEqual(numberedMessages(0, 1));
+        expect(await readMessages(storage, "second")).toStrictEqual(numberedMessages(0, 1));
+        await storage.flush();
+        expect(await storage.meta("second")).toMatchObject({ messageCount: 1, durableCount: 1 });
+      });
+
+      it("answers DATA_LOSS naming the seq of a damaged record, serving the records before it", async (context) => {
+        const damage = fixture.damage;
+        if (!damage) return context.skip();
+        await appendOnce(storage, "damaged", numberedMessages(0, 5), { sync: true });
+        await appendOnce(storage, "healthy", numberedMessages(0, 1), { sync: true });
+        await storage.flush();
+        await damage("damaged", 3);
+        expect(await readMessages(storage, "damaged", { limit: 3 })).toStrictEqual(
+          numberedMessages(0, 3),
+        );
+        const error = await rejection(readMessages(storage, "damaged"));
+        expect(error.code).toBe(Code.DataLoss);
+        expect(error.message).toMatch(/\bseq 3\b/);
+        // New appends to it are refused; other sessions go on, and Flush of all reports it.
+        expect((await rejection(appendOnce(storage, "damaged", ["{}"]))).code).toBe(Code.DataLoss);
+        await appendOnce(storage, "healthy", numberedMessages(1, 1));
+        const report = await storage.flush();
+        expect(report.failures.map((failure) => [failure.sessionId, failure.error.code])).toEqual([
+          ["damaged", Code.DataLoss],
+        ]);
+        expect((await storage.meta("healthy"))?.durableCount).toBe(2);
       });
     });
   });
+}
+
+async function waitUntil(check: () => boolean, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }

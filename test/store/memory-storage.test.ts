@@ -1,4 +1,4 @@
-import { MemoryStorage } from "../../src/store/memory-storage.js";
+import { MemoryStorage } from "../../src/store/memory/memory-storage.js";
 import { describeStorageConformance } from "./conformance.js";
 
 describeStorageConformance("MemoryStorage", async () => ({

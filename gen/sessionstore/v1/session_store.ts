@@ -73,6 +73,24 @@ export interface FlushRequest {
 export interface FlushResponse {
   /** Messages this call wrote. */
   flushed: number;
+  /**
+   * When flushing every session: those that could not be flushed (a corrupt one, a storage
+   * failure), each with why. The others were flushed. Flushing one session fails with its status
+   * instead.
+   */
+  failures: FlushFailure[];
+}
+
+/** A session that Flush could not write and make durable. */
+export interface FlushFailure {
+  sessionId: string;
+  /**
+   * The gRPC status code of the failure, as the session's own Flush would answer it (for
+   * example 15, DATA_LOSS, for a session with a damaged record).
+   */
+  code: number;
+  /** What failed and what to do, as in a status message. */
+  message: string;
 }
 
 export interface LoadRequest {
@@ -481,13 +499,16 @@ export const FlushRequest: MessageFns<FlushRequest> = {
 };
 
 function createBaseFlushResponse(): FlushResponse {
-  return { flushed: 0 };
+  return { flushed: 0, failures: [] };
 }
 
 export const FlushResponse: MessageFns<FlushResponse> = {
   encode(message: FlushResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.flushed !== 0) {
       writer.uint32(8).uint64(message.flushed);
+    }
+    for (const v of message.failures) {
+      FlushFailure.encode(v!, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -513,6 +534,14 @@ export const FlushResponse: MessageFns<FlushResponse> = {
             message.flushed = longToNumber(reader.uint64());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.failures.push(FlushFailure.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -526,13 +555,21 @@ export const FlushResponse: MessageFns<FlushResponse> = {
   },
 
   fromJSON(object: any): FlushResponse {
-    return { flushed: isSet(object.flushed) ? globalThis.Number(object.flushed) : 0 };
+    return {
+      flushed: isSet(object.flushed) ? globalThis.Number(object.flushed) : 0,
+      failures: globalThis.Array.isArray(object?.failures)
+        ? object.failures.map((e: any) => FlushFailure.fromJSON(e))
+        : [],
+    };
   },
 
   toJSON(message: FlushResponse): unknown {
     const obj: any = {};
     if (message.flushed !== 0) {
       obj.flushed = Math.round(message.flushed);
+    }
+    if (message.failures?.length) {
+      obj.failures = message.failures.map((e) => FlushFailure.toJSON(e));
     }
     return obj;
   },
@@ -543,6 +580,112 @@ export const FlushResponse: MessageFns<FlushResponse> = {
   fromPartial<I extends Exact<DeepPartial<FlushResponse>, I>>(object: I): FlushResponse {
     const message = createBaseFlushResponse();
     message.flushed = object.flushed ?? 0;
+    message.failures = object.failures?.map((e) => FlushFailure.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseFlushFailure(): FlushFailure {
+  return { sessionId: "", code: 0, message: "" };
+}
+
+export const FlushFailure: MessageFns<FlushFailure> = {
+  encode(message: FlushFailure, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== "") {
+      writer.uint32(10).string(message.sessionId);
+    }
+    if (message.code !== 0) {
+      writer.uint32(16).uint32(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(26).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FlushFailure {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFlushFailure();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.code = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FlushFailure {
+    return {
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+        ? globalThis.String(object.session_id)
+        : "",
+      code: isSet(object.code) ? globalThis.Number(object.code) : 0,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: FlushFailure): unknown {
+    const obj: any = {};
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    if (message.code !== 0) {
+      obj.code = Math.round(message.code);
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FlushFailure>, I>>(base?: I): FlushFailure {
+    return FlushFailure.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FlushFailure>, I>>(object: I): FlushFailure {
+    const message = createBaseFlushFailure();
+    message.sessionId = object.sessionId ?? "";
+    message.code = object.code ?? 0;
+    message.message = object.message ?? "";
     return message;
   },
 };
@@ -1623,7 +1766,10 @@ export const SessionStoreService = {
     responseSerialize: (value: AppendResponse): Buffer => Buffer.from(AppendResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): AppendResponse => AppendResponse.decode(value),
   },
-  /** Writes buffered messages to storage and makes them durable. */
+  /**
+   * Writes buffered messages to storage and makes them durable: of one session, or of every
+   * session when session_id is empty (sessions that fail are reported, the others flushed).
+   */
   flush: {
     path: "/sessionstore.v1.SessionStore/Flush" as const,
     requestStream: false as const,
@@ -1698,7 +1844,10 @@ export interface SessionStoreServer extends UntypedServiceImplementation {
    * requests stay stored.
    */
   append: handleBidiStreamingCall<AppendRequest, AppendResponse>;
-  /** Writes buffered messages to storage and makes them durable. */
+  /**
+   * Writes buffered messages to storage and makes them durable: of one session, or of every
+   * session when session_id is empty (sessions that fail are reported, the others flushed).
+   */
   flush: handleUnaryCall<FlushRequest, FlushResponse>;
   /** Streams a session's messages in order, in pages, buffered messages included. */
   load: handleServerStreamingCall<LoadRequest, LoadResponse>;
@@ -1727,7 +1876,10 @@ export interface SessionStoreClient extends Client {
   append(): ClientDuplexStream<AppendRequest, AppendResponse>;
   append(options: Partial<CallOptions>): ClientDuplexStream<AppendRequest, AppendResponse>;
   append(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<AppendRequest, AppendResponse>;
-  /** Writes buffered messages to storage and makes them durable. */
+  /**
+   * Writes buffered messages to storage and makes them durable: of one session, or of every
+   * session when session_id is empty (sessions that fail are reported, the others flushed).
+   */
   flush(
     request: FlushRequest,
     callback: (error: ServiceError | null, response: FlushResponse) => void,

@@ -41,23 +41,45 @@ export async function syncFileSystem(path: string): Promise<void> {
 
 const OUT_OF_SPACE = new Set(["ENOSPC", "EDQUOT", "EFBIG"]);
 
+/** What became of a request whose storage operation failed, as its error tells the client. */
+export type FailedOutcome = "nothing stored" | "maybe stored";
+
 /**
  * The caller-facing error for a failed storage operation: RESOURCE_EXHAUSTED when the disk or a
- * quota is full, UNAVAILABLE otherwise; both mean nothing of the operation was stored and it is
- * safe to retry.
+ * quota is full, UNAVAILABLE otherwise. It tells the truth about the request: either nothing of
+ * it was stored (retry freely), or it may have been (resend it with expected_seq, which the
+ * server recognises). It names the cause but never a path of the server's file system.
  */
 export function storageFailure(
   action: string,
   sessionId: string,
   cause: unknown,
+  outcome: FailedOutcome = "nothing stored",
 ): SessionStoreError {
   const errno = (cause as NodeJS.ErrnoException).code ?? "";
-  const reason = cause instanceof Error ? cause.message : String(cause);
+  const advice =
+    outcome === "nothing stored"
+      ? "nothing of this request was stored; retry later"
+      : "this request may still be stored: resend it with expected_seq (or read the session's length first) so that it is stored once";
   return new SessionStoreError(
     OUT_OF_SPACE.has(errno) ? Code.ResourceExhausted : Code.Unavailable,
-    `storage failed to ${action} session ${sessionId}: ${reason}; nothing of it was stored, retry later`,
+    `storage failed to ${action} session ${sessionId} (${describeCause(cause)}); ${advice}`,
     { cause },
   );
+}
+
+/**
+ * A system error's code and description without the path Node appends ("ENOENT: no such file
+ * or directory, open '/srv/data/x.jsonl'" becomes "ENOENT: no such file or directory").
+ */
+export function describeCause(cause: unknown): string {
+  const { code, message } = cause as NodeJS.ErrnoException;
+  if (typeof code === "string" && typeof message === "string" && message.startsWith(code)) {
+    const comma = message.indexOf(", ");
+    return comma === -1 ? message : message.slice(0, comma);
+  }
+  if (typeof code === "string") return code;
+  return cause instanceof Error ? cause.message : String(cause);
 }
 
 export function isNotFound(error: unknown): boolean {

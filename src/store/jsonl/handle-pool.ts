@@ -1,3 +1,4 @@
+import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 
 interface PooledHandle {
@@ -13,6 +14,21 @@ export interface HandleLease {
   release(): void;
 }
 
+/** How the pool opens a file that has no open handle. */
+export interface OpenOptions {
+  /** open(2) flags: OPEN_EXISTING by default. */
+  flags?: number;
+  /** Checks a newly opened handle (that it is still the file the caller knows); may throw. */
+  verify?: (handle: FileHandle) => Promise<void>;
+}
+
+/** Opens an existing file read-write, refusing a symbolic link (ELOOP). */
+export const OPEN_EXISTING = constants.O_RDWR | constants.O_NOFOLLOW;
+/** Creates a file read-write; fails with EEXIST when the name exists (a link included). */
+export const CREATE_NEW = OPEN_EXISTING | constants.O_CREAT | constants.O_EXCL;
+/** Opens a file read-write, creating it when missing, never through a symbolic link. */
+export const OPEN_OR_CREATE = OPEN_EXISTING | constants.O_CREAT;
+
 /**
  * Keeps at most `capacity` file handles open, so that any number of sessions can be served under
  * the process's file-descriptor limit: idle handles are closed least recently used first, and when
@@ -27,11 +43,8 @@ export class HandlePool {
 
   constructor(private readonly capacity: number) {}
 
-  /**
-   * Borrows a handle on `path`, opened read-write; with `create`, the file is created and the
-   * call fails with EEXIST when it exists.
-   */
-  async acquire(path: string, create = false): Promise<HandleLease> {
+  /** Borrows a handle on `path`, opening it as `options` say when none is open. */
+  async acquire(path: string, options: OpenOptions = {}): Promise<HandleLease> {
     let entry = this.pooled.get(path);
     while (!entry && this.open >= this.capacity && !this.evictOne()) {
       await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
@@ -42,7 +55,7 @@ export class HandlePool {
     } else {
       this.open++;
       const opening: PooledHandle = {
-        handle: open(path, create ? "wx+" : "r+"),
+        handle: openVerified(path, options),
         users: 0,
         discarded: false,
       };
@@ -77,9 +90,13 @@ export class HandlePool {
     };
   }
 
-  /** Runs `task` with a borrowed handle on `path`. */
-  async use<T>(path: string, task: (handle: FileHandle) => Promise<T>, create = false): Promise<T> {
-    const lease = await this.acquire(path, create);
+  /** Runs `task` with a borrowed handle on `path` (see `acquire`). */
+  async use<T>(
+    path: string,
+    task: (handle: FileHandle) => Promise<T>,
+    options: OpenOptions = {},
+  ): Promise<T> {
+    const lease = await this.acquire(path, options);
     try {
       return await task(lease.handle);
     } finally {
@@ -134,4 +151,15 @@ export class HandlePool {
     this.open--;
     this.slotWaiters.shift()?.();
   }
+}
+
+async function openVerified(path: string, options: OpenOptions): Promise<FileHandle> {
+  const handle = await open(path, options.flags ?? OPEN_EXISTING, 0o644);
+  try {
+    await options.verify?.(handle);
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    throw error;
+  }
+  return handle;
 }

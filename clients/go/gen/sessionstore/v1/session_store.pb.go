@@ -224,7 +224,11 @@ func (x *FlushRequest) GetSessionId() string {
 type FlushResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Messages this call wrote.
-	Flushed       uint64 `protobuf:"varint,1,opt,name=flushed,proto3" json:"flushed,omitempty"`
+	Flushed uint64 `protobuf:"varint,1,opt,name=flushed,proto3" json:"flushed,omitempty"`
+	// When flushing every session: those that could not be flushed (a corrupt one, a storage
+	// failure), each with why. The others were flushed. Flushing one session fails with its status
+	// instead.
+	Failures      []*FlushFailure `protobuf:"bytes,2,rep,name=failures,proto3" json:"failures,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -266,6 +270,77 @@ func (x *FlushResponse) GetFlushed() uint64 {
 	return 0
 }
 
+func (x *FlushResponse) GetFailures() []*FlushFailure {
+	if x != nil {
+		return x.Failures
+	}
+	return nil
+}
+
+// A session that Flush could not write and make durable.
+type FlushFailure struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The gRPC status code of the failure, as the session's own Flush would answer it (for
+	// example 15, DATA_LOSS, for a session with a damaged record).
+	Code uint32 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	// What failed and what to do, as in a status message.
+	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlushFailure) Reset() {
+	*x = FlushFailure{}
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlushFailure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlushFailure) ProtoMessage() {}
+
+func (x *FlushFailure) ProtoReflect() protoreflect.Message {
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlushFailure.ProtoReflect.Descriptor instead.
+func (*FlushFailure) Descriptor() ([]byte, []int) {
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *FlushFailure) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *FlushFailure) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *FlushFailure) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type LoadRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -281,7 +356,7 @@ type LoadRequest struct {
 
 func (x *LoadRequest) Reset() {
 	*x = LoadRequest{}
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[4]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -293,7 +368,7 @@ func (x *LoadRequest) String() string {
 func (*LoadRequest) ProtoMessage() {}
 
 func (x *LoadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[4]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -306,7 +381,7 @@ func (x *LoadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadRequest.ProtoReflect.Descriptor instead.
 func (*LoadRequest) Descriptor() ([]byte, []int) {
-	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{4}
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LoadRequest) GetSessionId() string {
@@ -349,7 +424,7 @@ type LoadResponse struct {
 
 func (x *LoadResponse) Reset() {
 	*x = LoadResponse{}
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[5]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -361,7 +436,7 @@ func (x *LoadResponse) String() string {
 func (*LoadResponse) ProtoMessage() {}
 
 func (x *LoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[5]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -374,7 +449,7 @@ func (x *LoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
 func (*LoadResponse) Descriptor() ([]byte, []int) {
-	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{5}
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LoadResponse) GetFirstSeq() uint64 {
@@ -409,7 +484,7 @@ type SessionMeta struct {
 
 func (x *SessionMeta) Reset() {
 	*x = SessionMeta{}
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[6]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -421,7 +496,7 @@ func (x *SessionMeta) String() string {
 func (*SessionMeta) ProtoMessage() {}
 
 func (x *SessionMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[6]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -434,7 +509,7 @@ func (x *SessionMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionMeta.ProtoReflect.Descriptor instead.
 func (*SessionMeta) Descriptor() ([]byte, []int) {
-	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{6}
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SessionMeta) GetSessionId() string {
@@ -488,7 +563,7 @@ type LoadMetaRequest struct {
 
 func (x *LoadMetaRequest) Reset() {
 	*x = LoadMetaRequest{}
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[7]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -500,7 +575,7 @@ func (x *LoadMetaRequest) String() string {
 func (*LoadMetaRequest) ProtoMessage() {}
 
 func (x *LoadMetaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[7]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -513,7 +588,7 @@ func (x *LoadMetaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadMetaRequest.ProtoReflect.Descriptor instead.
 func (*LoadMetaRequest) Descriptor() ([]byte, []int) {
-	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{7}
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LoadMetaRequest) GetSessionId() string {
@@ -532,7 +607,7 @@ type LoadMetaResponse struct {
 
 func (x *LoadMetaResponse) Reset() {
 	*x = LoadMetaResponse{}
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[8]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -544,7 +619,7 @@ func (x *LoadMetaResponse) String() string {
 func (*LoadMetaResponse) ProtoMessage() {}
 
 func (x *LoadMetaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[8]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -557,7 +632,7 @@ func (x *LoadMetaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadMetaResponse.ProtoReflect.Descriptor instead.
 func (*LoadMetaResponse) Descriptor() ([]byte, []int) {
-	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{8}
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LoadMetaResponse) GetMeta() *SessionMeta {
@@ -581,7 +656,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[9]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -593,7 +668,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[9]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -606,7 +681,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{9}
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListRequest) GetPageSize() uint32 {
@@ -642,7 +717,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[10]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +729,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[10]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +742,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{10}
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListResponse) GetSessions() []*SessionMeta {
@@ -693,7 +768,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[11]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +780,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[11]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +793,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{11}
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteRequest) GetSessionId() string {
@@ -737,7 +812,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[12]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +824,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[12]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +837,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{12}
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeleteResponse) GetExisted() bool {
@@ -783,7 +858,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[13]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +870,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[13]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +883,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{13}
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WatchRequest) GetSessionId() string {
@@ -836,7 +911,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[14]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +923,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sessionstore_v1_session_store_proto_msgTypes[14]
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +936,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{14}
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WatchResponse) GetFirstSeq() uint64 {
@@ -898,9 +973,15 @@ const file_sessionstore_v1_session_store_proto_rawDesc = "" +
 	"\rdurable_count\x18\x04 \x01(\x04R\fdurableCount\"-\n" +
 	"\fFlushRequest\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\tR\tsessionId\")\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"d\n" +
 	"\rFlushResponse\x12\x18\n" +
-	"\aflushed\x18\x01 \x01(\x04R\aflushed\"q\n" +
+	"\aflushed\x18\x01 \x01(\x04R\aflushed\x129\n" +
+	"\bfailures\x18\x02 \x03(\v2\x1d.sessionstore.v1.FlushFailureR\bfailures\"[\n" +
+	"\fFlushFailure\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"q\n" +
 	"\vLoadRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x19\n" +
@@ -964,46 +1045,48 @@ func file_sessionstore_v1_session_store_proto_rawDescGZIP() []byte {
 	return file_sessionstore_v1_session_store_proto_rawDescData
 }
 
-var file_sessionstore_v1_session_store_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_sessionstore_v1_session_store_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_sessionstore_v1_session_store_proto_goTypes = []any{
 	(*AppendRequest)(nil),    // 0: sessionstore.v1.AppendRequest
 	(*AppendResponse)(nil),   // 1: sessionstore.v1.AppendResponse
 	(*FlushRequest)(nil),     // 2: sessionstore.v1.FlushRequest
 	(*FlushResponse)(nil),    // 3: sessionstore.v1.FlushResponse
-	(*LoadRequest)(nil),      // 4: sessionstore.v1.LoadRequest
-	(*LoadResponse)(nil),     // 5: sessionstore.v1.LoadResponse
-	(*SessionMeta)(nil),      // 6: sessionstore.v1.SessionMeta
-	(*LoadMetaRequest)(nil),  // 7: sessionstore.v1.LoadMetaRequest
-	(*LoadMetaResponse)(nil), // 8: sessionstore.v1.LoadMetaResponse
-	(*ListRequest)(nil),      // 9: sessionstore.v1.ListRequest
-	(*ListResponse)(nil),     // 10: sessionstore.v1.ListResponse
-	(*DeleteRequest)(nil),    // 11: sessionstore.v1.DeleteRequest
-	(*DeleteResponse)(nil),   // 12: sessionstore.v1.DeleteResponse
-	(*WatchRequest)(nil),     // 13: sessionstore.v1.WatchRequest
-	(*WatchResponse)(nil),    // 14: sessionstore.v1.WatchResponse
+	(*FlushFailure)(nil),     // 4: sessionstore.v1.FlushFailure
+	(*LoadRequest)(nil),      // 5: sessionstore.v1.LoadRequest
+	(*LoadResponse)(nil),     // 6: sessionstore.v1.LoadResponse
+	(*SessionMeta)(nil),      // 7: sessionstore.v1.SessionMeta
+	(*LoadMetaRequest)(nil),  // 8: sessionstore.v1.LoadMetaRequest
+	(*LoadMetaResponse)(nil), // 9: sessionstore.v1.LoadMetaResponse
+	(*ListRequest)(nil),      // 10: sessionstore.v1.ListRequest
+	(*ListResponse)(nil),     // 11: sessionstore.v1.ListResponse
+	(*DeleteRequest)(nil),    // 12: sessionstore.v1.DeleteRequest
+	(*DeleteResponse)(nil),   // 13: sessionstore.v1.DeleteResponse
+	(*WatchRequest)(nil),     // 14: sessionstore.v1.WatchRequest
+	(*WatchResponse)(nil),    // 15: sessionstore.v1.WatchResponse
 }
 var file_sessionstore_v1_session_store_proto_depIdxs = []int32{
-	6,  // 0: sessionstore.v1.LoadMetaResponse.meta:type_name -> sessionstore.v1.SessionMeta
-	6,  // 1: sessionstore.v1.ListResponse.sessions:type_name -> sessionstore.v1.SessionMeta
-	0,  // 2: sessionstore.v1.SessionStore.Append:input_type -> sessionstore.v1.AppendRequest
-	2,  // 3: sessionstore.v1.SessionStore.Flush:input_type -> sessionstore.v1.FlushRequest
-	4,  // 4: sessionstore.v1.SessionStore.Load:input_type -> sessionstore.v1.LoadRequest
-	7,  // 5: sessionstore.v1.SessionStore.LoadMeta:input_type -> sessionstore.v1.LoadMetaRequest
-	9,  // 6: sessionstore.v1.SessionStore.List:input_type -> sessionstore.v1.ListRequest
-	11, // 7: sessionstore.v1.SessionStore.Delete:input_type -> sessionstore.v1.DeleteRequest
-	13, // 8: sessionstore.v1.SessionStore.Watch:input_type -> sessionstore.v1.WatchRequest
-	1,  // 9: sessionstore.v1.SessionStore.Append:output_type -> sessionstore.v1.AppendResponse
-	3,  // 10: sessionstore.v1.SessionStore.Flush:output_type -> sessionstore.v1.FlushResponse
-	5,  // 11: sessionstore.v1.SessionStore.Load:output_type -> sessionstore.v1.LoadResponse
-	8,  // 12: sessionstore.v1.SessionStore.LoadMeta:output_type -> sessionstore.v1.LoadMetaResponse
-	10, // 13: sessionstore.v1.SessionStore.List:output_type -> sessionstore.v1.ListResponse
-	12, // 14: sessionstore.v1.SessionStore.Delete:output_type -> sessionstore.v1.DeleteResponse
-	14, // 15: sessionstore.v1.SessionStore.Watch:output_type -> sessionstore.v1.WatchResponse
-	9,  // [9:16] is the sub-list for method output_type
-	2,  // [2:9] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	4,  // 0: sessionstore.v1.FlushResponse.failures:type_name -> sessionstore.v1.FlushFailure
+	7,  // 1: sessionstore.v1.LoadMetaResponse.meta:type_name -> sessionstore.v1.SessionMeta
+	7,  // 2: sessionstore.v1.ListResponse.sessions:type_name -> sessionstore.v1.SessionMeta
+	0,  // 3: sessionstore.v1.SessionStore.Append:input_type -> sessionstore.v1.AppendRequest
+	2,  // 4: sessionstore.v1.SessionStore.Flush:input_type -> sessionstore.v1.FlushRequest
+	5,  // 5: sessionstore.v1.SessionStore.Load:input_type -> sessionstore.v1.LoadRequest
+	8,  // 6: sessionstore.v1.SessionStore.LoadMeta:input_type -> sessionstore.v1.LoadMetaRequest
+	10, // 7: sessionstore.v1.SessionStore.List:input_type -> sessionstore.v1.ListRequest
+	12, // 8: sessionstore.v1.SessionStore.Delete:input_type -> sessionstore.v1.DeleteRequest
+	14, // 9: sessionstore.v1.SessionStore.Watch:input_type -> sessionstore.v1.WatchRequest
+	1,  // 10: sessionstore.v1.SessionStore.Append:output_type -> sessionstore.v1.AppendResponse
+	3,  // 11: sessionstore.v1.SessionStore.Flush:output_type -> sessionstore.v1.FlushResponse
+	6,  // 12: sessionstore.v1.SessionStore.Load:output_type -> sessionstore.v1.LoadResponse
+	9,  // 13: sessionstore.v1.SessionStore.LoadMeta:output_type -> sessionstore.v1.LoadMetaResponse
+	11, // 14: sessionstore.v1.SessionStore.List:output_type -> sessionstore.v1.ListResponse
+	13, // 15: sessionstore.v1.SessionStore.Delete:output_type -> sessionstore.v1.DeleteResponse
+	15, // 16: sessionstore.v1.SessionStore.Watch:output_type -> sessionstore.v1.WatchResponse
+	10, // [10:17] is the sub-list for method output_type
+	3,  // [3:10] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_sessionstore_v1_session_store_proto_init() }
@@ -1018,7 +1101,7 @@ func file_sessionstore_v1_session_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessionstore_v1_session_store_proto_rawDesc), len(file_sessionstore_v1_session_store_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -44,7 +44,8 @@ type SessionStoreClient interface {
 	// in request order. A request that fails ends the stream with its status; the stream's earlier
 	// requests stay stored.
 	Append(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendRequest, AppendResponse], error)
-	// Writes buffered messages to storage and makes them durable.
+	// Writes buffered messages to storage and makes them durable: of one session, or of every
+	// session when session_id is empty (sessions that fail are reported, the others flushed).
 	Flush(ctx context.Context, in *FlushRequest, opts ...grpc.CallOption) (*FlushResponse, error)
 	// Streams a session's messages in order, in pages, buffered messages included.
 	Load(ctx context.Context, in *LoadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LoadResponse], error)
@@ -177,7 +178,8 @@ type SessionStoreServer interface {
 	// in request order. A request that fails ends the stream with its status; the stream's earlier
 	// requests stay stored.
 	Append(grpc.BidiStreamingServer[AppendRequest, AppendResponse]) error
-	// Writes buffered messages to storage and makes them durable.
+	// Writes buffered messages to storage and makes them durable: of one session, or of every
+	// session when session_id is empty (sessions that fail are reported, the others flushed).
 	Flush(context.Context, *FlushRequest) (*FlushResponse, error)
 	// Streams a session's messages in order, in pages, buffered messages included.
 	Load(*LoadRequest, grpc.ServerStreamingServer[LoadResponse]) error

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#sessionstore/v1/session_store.proto\x12\x0fsessionstore.v1\"\x97\x01\n\rAppendRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x1a\n\x08messages\x18\x02 \x03(\tR\x08messages\x12&\n\x0c\x65xpected_seq\x18\x03 \x01(\x04H\x00R\x0b\x65xpectedSeq\x88\x01\x01\x12\x12\n\x04sync\x18\x04 \x01(\x08R\x04syncB\x0f\n\r_expected_seq\"\x8c\x01\n\x0e\x41ppendResponse\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x1b\n\tfirst_seq\x18\x02 \x01(\x04R\x08\x66irstSeq\x12\x19\n\x08next_seq\x18\x03 \x01(\x04R\x07nextSeq\x12#\n\rdurable_count\x18\x04 \x01(\x04R\x0c\x64urableCount\"-\n\x0c\x46lushRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\")\n\rFlushResponse\x12\x18\n\x07\x66lushed\x18\x01 \x01(\x04R\x07\x66lushed\"q\n\x0bLoadRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x19\n\x08\x66rom_seq\x18\x02 \x01(\x04R\x07\x66romSeq\x12\x14\n\x05limit\x18\x03 \x01(\x04R\x05limit\x12\x12\n\x04last\x18\x04 \x01(\x08R\x04last\"G\n\x0cLoadResponse\x12\x1b\n\tfirst_seq\x18\x01 \x01(\x04R\x08\x66irstSeq\x12\x1a\n\x08messages\x18\x02 \x03(\tR\x08messages\"\xec\x01\n\x0bSessionMeta\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\"\n\rcreated_at_ms\x18\x02 \x01(\x04R\x0b\x63reatedAtMs\x12,\n\x12\x61gent_loop_version\x18\x03 \x01(\tR\x10\x61gentLoopVersion\x12#\n\rmessage_count\x18\x04 \x01(\x04R\x0cmessageCount\x12#\n\rdurable_count\x18\x05 \x01(\x04R\x0c\x64urableCount\x12\"\n\rupdated_at_ms\x18\x06 \x01(\x04R\x0bupdatedAtMs\"0\n\x0fLoadMetaRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\"D\n\x10LoadMetaResponse\x12\x30\n\x04meta\x18\x01 \x01(\x0b\x32\x1c.sessionstore.v1.SessionMetaR\x04meta\"a\n\x0bListRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\rR\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12\x16\n\x06prefix\x18\x03 \x01(\tR\x06prefix\"p\n\x0cListResponse\x12\x38\n\x08sessions\x18\x01 \x03(\x0b\x32\x1c.sessionstore.v1.SessionMetaR\x08sessions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\".\n\rDeleteRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\"*\n\x0e\x44\x65leteResponse\x12\x18\n\x07\x65xisted\x18\x01 \x01(\x08R\x07\x65xisted\"H\n\x0cWatchRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x19\n\x08\x66rom_seq\x18\x02 \x01(\x04R\x07\x66romSeq\"H\n\rWatchResponse\x12\x1b\n\tfirst_seq\x18\x01 \x01(\x04R\x08\x66irstSeq\x12\x1a\n\x08messages\x18\x02 \x03(\tR\x08messages2\x97\x04\n\x0cSessionStore\x12M\n\x06\x41ppend\x12\x1e.sessionstore.v1.AppendRequest\x1a\x1f.sessionstore.v1.AppendResponse(\x01\x30\x01\x12\x46\n\x05\x46lush\x12\x1d.sessionstore.v1.FlushRequest\x1a\x1e.sessionstore.v1.FlushResponse\x12\x45\n\x04Load\x12\x1c.sessionstore.v1.LoadRequest\x1a\x1d.sessionstore.v1.LoadResponse0\x01\x12O\n\x08LoadMeta\x12 .sessionstore.v1.LoadMetaRequest\x1a!.sessionstore.v1.LoadMetaResponse\x12\x43\n\x04List\x12\x1c.sessionstore.v1.ListRequest\x1a\x1d.sessionstore.v1.ListResponse\x12I\n\x06\x44\x65lete\x12\x1e.sessionstore.v1.DeleteRequest\x1a\x1f.sessionstore.v1.DeleteResponse\x12H\n\x05Watch\x12\x1d.sessionstore.v1.WatchRequest\x1a\x1e.sessionstore.v1.WatchResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#sessionstore/v1/session_store.proto\x12\x0fsessionstore.v1\"\x97\x01\n\rAppendRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x1a\n\x08messages\x18\x02 \x03(\tR\x08messages\x12&\n\x0c\x65xpected_seq\x18\x03 \x01(\x04H\x00R\x0b\x65xpectedSeq\x88\x01\x01\x12\x12\n\x04sync\x18\x04 \x01(\x08R\x04syncB\x0f\n\r_expected_seq\"\x8c\x01\n\x0e\x41ppendResponse\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x1b\n\tfirst_seq\x18\x02 \x01(\x04R\x08\x66irstSeq\x12\x19\n\x08next_seq\x18\x03 \x01(\x04R\x07nextSeq\x12#\n\rdurable_count\x18\x04 \x01(\x04R\x0c\x64urableCount\"-\n\x0c\x46lushRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\"d\n\rFlushResponse\x12\x18\n\x07\x66lushed\x18\x01 \x01(\x04R\x07\x66lushed\x12\x39\n\x08\x66\x61ilures\x18\x02 \x03(\x0b\x32\x1d.sessionstore.v1.FlushFailureR\x08\x66\x61ilures\"[\n\x0c\x46lushFailure\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x12\n\x04\x63ode\x18\x02 \x01(\rR\x04\x63ode\x12\x18\n\x07message\x18\x03 \x01(\tR\x07message\"q\n\x0bLoadRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x19\n\x08\x66rom_seq\x18\x02 \x01(\x04R\x07\x66romSeq\x12\x14\n\x05limit\x18\x03 \x01(\x04R\x05limit\x12\x12\n\x04last\x18\x04 \x01(\x08R\x04last\"G\n\x0cLoadResponse\x12\x1b\n\tfirst_seq\x18\x01 \x01(\x04R\x08\x66irstSeq\x12\x1a\n\x08messages\x18\x02 \x03(\tR\x08messages\"\xec\x01\n\x0bSessionMeta\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\"\n\rcreated_at_ms\x18\x02 \x01(\x04R\x0b\x63reatedAtMs\x12,\n\x12\x61gent_loop_version\x18\x03 \x01(\tR\x10\x61gentLoopVersion\x12#\n\rmessage_count\x18\x04 \x01(\x04R\x0cmessageCount\x12#\n\rdurable_count\x18\x05 \x01(\x04R\x0c\x64urableCount\x12\"\n\rupdated_at_ms\x18\x06 \x01(\x04R\x0bupdatedAtMs\"0\n\x0fLoadMetaRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\"D\n\x10LoadMetaResponse\x12\x30\n\x04meta\x18\x01 \x01(\x0b\x32\x1c.sessionstore.v1.SessionMetaR\x04meta\"a\n\x0bListRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\rR\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12\x16\n\x06prefix\x18\x03 \x01(\tR\x06prefix\"p\n\x0cListResponse\x12\x38\n\x08sessions\x18\x01 \x03(\x0b\x32\x1c.sessionstore.v1.SessionMetaR\x08sessions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\".\n\rDeleteRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\"*\n\x0e\x44\x65leteResponse\x12\x18\n\x07\x65xisted\x18\x01 \x01(\x08R\x07\x65xisted\"H\n\x0cWatchRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x19\n\x08\x66rom_seq\x18\x02 \x01(\x04R\x07\x66romSeq\"H\n\rWatchResponse\x12\x1b\n\tfirst_seq\x18\x01 \x01(\x04R\x08\x66irstSeq\x12\x1a\n\x08messages\x18\x02 \x03(\tR\x08messages2\x97\x04\n\x0cSessionStore\x12M\n\x06\x41ppend\x12\x1e.sessionstore.v1.AppendRequest\x1a\x1f.sessionstore.v1.AppendResponse(\x01\x30\x01\x12\x46\n\x05\x46lush\x12\x1d.sessionstore.v1.FlushRequest\x1a\x1e.sessionstore.v1.FlushResponse\x12\x45\n\x04Load\x12\x1c.sessionstore.v1.LoadRequest\x1a\x1d.sessionstore.v1.LoadResponse0\x01\x12O\n\x08LoadMeta\x12 .sessionstore.v1.LoadMetaRequest\x1a!.sessionstore.v1.LoadMetaResponse\x12\x43\n\x04List\x12\x1c.sessionstore.v1.ListRequest\x1a\x1d.sessionstore.v1.ListResponse\x12I\n\x06\x44\x65lete\x12\x1e.sessionstore.v1.DeleteRequest\x1a\x1f.sessionstore.v1.DeleteResponse\x12H\n\x05Watch\x12\x1d.sessionstore.v1.WatchRequest\x1a\x1e.sessionstore.v1.WatchResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,29 +38,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FLUSHREQUEST']._serialized_start=353
   _globals['_FLUSHREQUEST']._serialized_end=398
   _globals['_FLUSHRESPONSE']._serialized_start=400
-  _globals['_FLUSHRESPONSE']._serialized_end=441
-  _globals['_LOADREQUEST']._serialized_start=443
-  _globals['_LOADREQUEST']._serialized_end=556
-  _globals['_LOADRESPONSE']._serialized_start=558
-  _globals['_LOADRESPONSE']._serialized_end=629
-  _globals['_SESSIONMETA']._serialized_start=632
-  _globals['_SESSIONMETA']._serialized_end=868
-  _globals['_LOADMETAREQUEST']._serialized_start=870
-  _globals['_LOADMETAREQUEST']._serialized_end=918
-  _globals['_LOADMETARESPONSE']._serialized_start=920
-  _globals['_LOADMETARESPONSE']._serialized_end=988
-  _globals['_LISTREQUEST']._serialized_start=990
-  _globals['_LISTREQUEST']._serialized_end=1087
-  _globals['_LISTRESPONSE']._serialized_start=1089
-  _globals['_LISTRESPONSE']._serialized_end=1201
-  _globals['_DELETEREQUEST']._serialized_start=1203
-  _globals['_DELETEREQUEST']._serialized_end=1249
-  _globals['_DELETERESPONSE']._serialized_start=1251
-  _globals['_DELETERESPONSE']._serialized_end=1293
-  _globals['_WATCHREQUEST']._serialized_start=1295
-  _globals['_WATCHREQUEST']._serialized_end=1367
-  _globals['_WATCHRESPONSE']._serialized_start=1369
-  _globals['_WATCHRESPONSE']._serialized_end=1441
-  _globals['_SESSIONSTORE']._serialized_start=1444
-  _globals['_SESSIONSTORE']._serialized_end=1979
+  _globals['_FLUSHRESPONSE']._serialized_end=500
+  _globals['_FLUSHFAILURE']._serialized_start=502
+  _globals['_FLUSHFAILURE']._serialized_end=593
+  _globals['_LOADREQUEST']._serialized_start=595
+  _globals['_LOADREQUEST']._serialized_end=708
+  _globals['_LOADRESPONSE']._serialized_start=710
+  _globals['_LOADRESPONSE']._serialized_end=781
+  _globals['_SESSIONMETA']._serialized_start=784
+  _globals['_SESSIONMETA']._serialized_end=1020
+  _globals['_LOADMETAREQUEST']._serialized_start=1022
+  _globals['_LOADMETAREQUEST']._serialized_end=1070
+  _globals['_LOADMETARESPONSE']._serialized_start=1072
+  _globals['_LOADMETARESPONSE']._serialized_end=1140
+  _globals['_LISTREQUEST']._serialized_start=1142
+  _globals['_LISTREQUEST']._serialized_end=1239
+  _globals['_LISTRESPONSE']._serialized_start=1241
+  _globals['_LISTRESPONSE']._serialized_end=1353
+  _globals['_DELETEREQUEST']._serialized_start=1355
+  _globals['_DELETEREQUEST']._serialized_end=1401
+  _globals['_DELETERESPONSE']._serialized_start=1403
+  _globals['_DELETERESPONSE']._serialized_end=1445
+  _globals['_WATCHREQUEST']._serialized_start=1447
+  _globals['_WATCHREQUEST']._serialized_end=1519
+  _globals['_WATCHRESPONSE']._serialized_start=1521
+  _globals['_WATCHRESPONSE']._serialized_end=1593
+  _globals['_SESSIONSTORE']._serialized_start=1596
+  _globals['_SESSIONSTORE']._serialized_end=2131
 # @@protoc_insertion_point(module_scope)

@@ -37,10 +37,22 @@ class FlushRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class FlushResponse(_message.Message):
-    __slots__ = ("flushed",)
+    __slots__ = ("flushed", "failures")
     FLUSHED_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
     flushed: int
-    def __init__(self, flushed: _Optional[int] = ...) -> None: ...
+    failures: _containers.RepeatedCompositeFieldContainer[FlushFailure]
+    def __init__(self, flushed: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[FlushFailure, _Mapping]]] = ...) -> None: ...
+
+class FlushFailure(_message.Message):
+    __slots__ = ("session_id", "code", "message")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    code: int
+    message: str
+    def __init__(self, session_id: _Optional[str] = ..., code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class LoadRequest(_message.Message):
     __slots__ = ("session_id", "from_seq", "limit", "last")

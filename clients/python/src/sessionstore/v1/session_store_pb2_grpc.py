@@ -98,7 +98,8 @@ class SessionStoreServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Flush(self, request, context):
-        """Writes buffered messages to storage and makes them durable.
+        """Writes buffered messages to storage and makes them durable: of one session, or of every
+        session when session_id is empty (sessions that fail are reported, the others flushed).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

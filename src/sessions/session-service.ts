@@ -1,0 +1,185 @@
+import type { Logger } from "pino";
+import { Code, invalidArgument, SessionStoreError } from "../errors.js";
+import { checkSessionId } from "../session-id.js";
+import type { AppendChain } from "../store/append-chain.js";
+import type {
+  Appending,
+  FlushReport,
+  MessagePage,
+  ReadRange,
+  SessionChange,
+  SessionMeta,
+  SessionStorage,
+} from "../store/storage.js";
+import { type MessageLimits, normalizeMessages } from "./validation.js";
+import { Wakeup } from "./wakeup.js";
+
+export interface SessionServiceOptions extends MessageLimits {
+  /** `sync`: every append is acknowledged only once durable, as if it asked for `sync`. */
+  durability: "buffered" | "sync";
+}
+
+export interface AppendRequestOptions {
+  expectedSeq?: number;
+  sync: boolean;
+  /** The stream the request came on (see AppendChain). */
+  chain?: AppendChain;
+}
+
+export interface ListOptions {
+  pageSize: number;
+  pageToken: string;
+  prefix: string;
+}
+
+export const DEFAULT_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 1000;
+
+/**
+ * The service's semantics over any storage backend: validation and limits of what clients send,
+ * paging, watching, and refusing new work once shutting down. The backend owns each session's
+ * order (see SessionStorage).
+ */
+export class SessionService {
+  #closing = false;
+
+  constructor(
+    private readonly storage: SessionStorage,
+    private readonly options: SessionServiceOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Validates one request's messages and hands them to storage. Nothing of an invalid request is
+   * stored. The caller makes the next call of a stream once this one has its place (see
+   * SessionStorage.append).
+   */
+  append(sessionId: string, messages: readonly string[], options: AppendRequestOptions): Appending {
+    checkSessionId(sessionId);
+    this.#checkOpen();
+    const normalized = normalizeMessages(messages, this.options);
+    return this.storage.append(sessionId, normalized, {
+      ...options,
+      sync: options.sync || this.options.durability === "sync",
+    });
+  }
+
+  /** A session's acknowledged messages in `range`, in pages; nothing when it is unknown. */
+  load(sessionId: string, range: ReadRange): AsyncIterable<MessagePage> {
+    checkSessionId(sessionId);
+    return this.storage.read(sessionId, range);
+  }
+
+  /** A session's metadata, or undefined when it does not exist. */
+  async meta(sessionId: string): Promise<SessionMeta | undefined> {
+    checkSessionId(sessionId);
+    return this.storage.meta(sessionId);
+  }
+
+  /** One page of sessions sorted by id, and the token of the next page ("" after the last). */
+  async list(options: ListOptions): Promise<{ sessions: SessionMeta[]; nextPageToken: string }> {
+    const pageSize = Math.min(options.pageSize || DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
+    const after = decodePageToken(options.pageToken);
+    const found = await this.storage.list({ prefix: options.prefix, after, limit: pageSize + 1 });
+    const sessions = found.slice(0, pageSize);
+    const last = sessions.at(-1);
+    return {
+      sessions,
+      nextPageToken: found.length > pageSize && last ? encodePageToken(last.sessionId) : "",
+    };
+  }
+
+  /** Deletes a session; resolves to whether it existed. */
+  async delete(sessionId: string): Promise<boolean> {
+    checkSessionId(sessionId);
+    this.#checkOpen();
+    return this.storage.delete(sessionId);
+  }
+
+  /** Writes and fsyncs the buffer of one session, or of every session when `sessionId` is "". */
+  async flush(sessionId: string): Promise<FlushReport> {
+    if (sessionId === "") return this.storage.flush();
+    checkSessionId(sessionId);
+    return this.storage.flush(sessionId);
+  }
+
+  /**
+   * A session's messages from `fromSeq` on, then each new one as it is acknowledged, until the
+   * session is deleted (NOT_FOUND) or replaced (ABORTED), or `signal` aborts. Works for sessions
+   * not created yet.
+   */
+  async *watch(
+    sessionId: string,
+    fromSeq: number,
+    signal?: AbortSignal,
+  ): AsyncGenerator<MessagePage> {
+    checkSessionId(sessionId);
+    this.#checkOpen();
+    const wakeup = new Wakeup();
+    let ended: SessionChange | undefined;
+    const unsubscribe = this.storage.subscribe(sessionId, (change) => {
+      if (change.kind !== "appended") ended ??= change;
+      wakeup.wake();
+    });
+    try {
+      let next = fromSeq;
+      while (!signal?.aborted) {
+        if (ended) throw watchEnded(sessionId, ended);
+        let caughtUp = true;
+        for await (const page of this.storage.read(sessionId, {
+          fromSeq: next,
+          limit: 0,
+          last: false,
+        })) {
+          if (ended) break;
+          yield page;
+          next = page.firstSeq + page.messages.length;
+          caughtUp = false;
+        }
+        if (caughtUp) await wakeup.wait(signal);
+      }
+    } finally {
+      unsubscribe();
+    }
+  }
+
+  /** Refuses new work, then writes and fsyncs every buffer and closes the storage. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    await this.storage.close();
+    this.log.debug("sessions closed");
+  }
+
+  #checkOpen(): void {
+    if (this.#closing) {
+      throw new SessionStoreError(
+        Code.Unavailable,
+        "the server is shutting down; retry on another",
+      );
+    }
+  }
+}
+
+function watchEnded(sessionId: string, change: SessionChange): SessionStoreError {
+  return change.kind === "deleted"
+    ? new SessionStoreError(Code.NotFound, `session ${sessionId} was deleted`)
+    : new SessionStoreError(
+        Code.Aborted,
+        `session ${sessionId} was replaced outside the server; watch it again from seq 0`,
+      );
+}
+
+function encodePageToken(lastId: string): string {
+  return Buffer.from(lastId, "utf8").toString("base64url");
+}
+
+function decodePageToken(token: string): string {
+  if (token === "") return "";
+  const lastId = Buffer.from(token, "base64url").toString("utf8");
+  if (encodePageToken(lastId) !== token) {
+    throw invalidArgument(
+      "page_token is not one this server returned; pass next_page_token unchanged",
+    );
+  }
+  return lastId;
+}

@@ -1,0 +1,23 @@
+import type { Logger } from "pino";
+import type { Config } from "../config.js";
+import { JsonlFileStorage } from "./jsonl/jsonl-storage.js";
+import { MemoryStorage } from "./memory/memory-storage.js";
+import type { SessionStorage } from "./storage.js";
+
+/** The backend `config.storage` names, built from its settings (not yet opened). */
+export function createStorage(config: Config, log: Logger): SessionStorage {
+  switch (config.storage) {
+    case "memory":
+      return new MemoryStorage();
+    case "jsonl":
+      return new JsonlFileStorage({
+        directory: config.dataDir,
+        maxOpenFiles: config.maxOpenFiles,
+        flushMessages: config.flushMessages,
+        flushIntervalMs: config.flushIntervalMs,
+        maxSessionBufferBytes: config.maxSessionBufferBytes,
+        maxBufferBytes: config.maxBufferBytes,
+        log,
+      });
+  }
+}

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Machine } from "./machine.js";
 
-export type Unit = "msgs/s" | "ms" | "s" | "MB" | "msgs";
+export type Unit = "msgs/s" | "ms" | "s" | "MB" | "msgs" | "%";
 
 /** A target on a figure: on its ratio to the baseline, or on its value itself. */
 export interface Target {
@@ -68,6 +68,8 @@ export function formatValue(value: number, unit: Unit): string {
       return `${value.toFixed(1)} MB`;
     case "msgs":
       return value.toFixed(1);
+    case "%":
+      return `${value.toFixed(1)}%`;
   }
 }
 

@@ -226,6 +226,14 @@ export class SessionLog {
    */
   async *read(range: ReadRange): AsyncGenerator<MessagePage> {
     const { from, to } = resolveRange(range, this.visible);
+    const corruptSeq = this.file.corruptSeq;
+    // Past a damaged record the log's length is not known: a read that reaches it, or asks for
+    // the end of the log, ends there.
+    const wantsEnd = range.limit === 0 || range.last;
+    if (corruptSeq !== undefined && (to > corruptSeq || (wantsEnd && to >= corruptSeq))) {
+      yield* this.readAdmitted(from, corruptSeq);
+      throw corruption(this.sessionId, corruptSeq);
+    }
     yield* this.readAdmitted(from, to);
   }
 

@@ -2,11 +2,16 @@
 import { ConfigError, loadConfig, usage } from "./config.js";
 import { createLogger } from "./logger.js";
 import { startServer } from "./server/server.js";
+import { packageVersion } from "./version.js";
 
 async function main(args: string[]): Promise<void> {
   const [command, ...rest] = args;
   if (command === "--help" || command === "-h" || rest.includes("--help")) {
     process.stdout.write(usage());
+    return;
+  }
+  if (command === "--version" || rest.includes("--version")) {
+    process.stdout.write(`${packageVersion()}\n`);
     return;
   }
   if (command !== "serve") {

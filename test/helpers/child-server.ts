@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { credentials } from "@grpc/grpc-js";
@@ -56,4 +56,22 @@ export async function startChildServer(
   });
   const client = new SessionStoreClient(address, credentials.createInsecure());
   return { process: child, address, client, logs, exited };
+}
+
+/** How a run of the CLI ended, and what it printed. */
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the compiled CLI (`sessionstore <args>`) to its end; never rejects for a non-zero exit. */
+export function runCli(args: string[]): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [CLI, ...args], (error, stdout, stderr) => {
+      const code = error === null ? 0 : error.code;
+      if (typeof code === "number") resolve({ code, stdout, stderr });
+      else reject(error); // killed by a signal, or not started at all
+    });
+  });
 }

@@ -2,6 +2,7 @@
 import { ConfigError, loadConfig, usage } from "./config.js";
 import { createLogger } from "./logger.js";
 import { startServer } from "./server/server.js";
+import { onShutdownSignals } from "./shutdown-signals.js";
 import { packageVersion } from "./version.js";
 
 async function main(args: string[]): Promise<void> {
@@ -23,18 +24,19 @@ async function main(args: string[]): Promise<void> {
   const log = createLogger(config.logLevel);
   const server = await startServer(config, log);
   // The process that binds the port handles the signals: shut down once, exit 0 when done.
-  const onSignal = (signal: NodeJS.Signals) => {
-    log.info({ signal }, "shutting down");
-    server.shutdown().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.fatal({ err: error }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.once("SIGTERM", onSignal);
-  process.once("SIGINT", onSignal);
+  onShutdownSignals({
+    shutdown(signal) {
+      log.info({ signal }, "shutting down");
+      server.shutdown().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          log.fatal({ err: error }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+    },
+    repeated: (signal) => log.info({ signal }, "already shutting down"),
+  });
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig, usage } from "./config.js";
 import { createLogger } from "./logger.js";
+import { logGrpcJsTo } from "./server/grpc-js-logs.js";
 import { startServer } from "./server/server.js";
 import { onShutdownSignals } from "./shutdown-signals.js";
 import { packageVersion } from "./version.js";
@@ -22,6 +23,7 @@ async function main(args: string[]): Promise<void> {
   }
   const config = loadConfig(rest, process.env);
   const log = createLogger(config.logLevel);
+  logGrpcJsTo(log);
   const server = await startServer(config, log);
   // The process that binds the port handles the signals: shut down once, exit 0 when done.
   onShutdownSignals({

@@ -1,4 +1,4 @@
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Server } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
@@ -8,6 +8,7 @@ import { SessionManager } from "../sessions/session-manager.js";
 import { JsonlFileStorage } from "../store/jsonl/jsonl-storage.js";
 import { MemoryStorage } from "../store/memory-storage.js";
 import type { SessionStorage } from "../store/storage.js";
+import { bindInsecure } from "./bind.js";
 import { widenConnectionWindows, widenStreamWindows } from "./flow-control.js";
 import { loggingInterceptor } from "./logging-interceptor.js";
 import { sessionStoreProtoPath } from "./proto-files.js";
@@ -50,13 +51,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 
   let port: number;
   try {
-    port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(config.listen, ServerCredentials.createInsecure(), (error, boundPort) =>
-        error ? reject(error) : resolve(boundPort),
-      ),
-    );
+    port = await bindInsecure(server, config.listen);
   } catch (error) {
-    await storage.close();
+    await storage.close(); // releases the data directory's lock
     throw error;
   }
   widenConnectionWindows(server, log);

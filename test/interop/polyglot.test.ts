@@ -269,6 +269,13 @@ describe.skipIf(skipWithout(missingForClients, "the Python and Go client interop
       await deleteSession(server.client, "agents");
     });
 
+    it("the Python example agent's --help says, in whole sentences, what it does and how to run it", async () => {
+      const agent = join(ROOT, "clients/python/examples/agent.py");
+      const help = (await ok(PYTHON, [agent, "--help"])).toString();
+      expect(help).toContain("session never interleave their turns.");
+      expect(help).toContain("python examples/agent.py --address 127.0.0.1:50051 --session demo");
+    });
+
     it("grpcurl lists, describes and calls the service through reflection", async () => {
       const address = server.server.address;
       const grpcurl = (...args: string[]) => ok(GRPCURL, ["-plaintext", ...args]);

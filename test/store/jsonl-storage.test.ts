@@ -16,6 +16,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Code, SessionStoreError } from "../../src/errors.js";
 import { JsonlFileStorage } from "../../src/store/jsonl/jsonl-storage.js";
 import { AGENT_LOOP_VERSION, type StoredSessionMeta } from "../../src/store/storage.js";
+import { MOTOSAN_FIXTURES } from "../helpers/fixtures.js";
 import { readLikeMotosan } from "../helpers/test-server.js";
 import {
   describeStorageConformance,
@@ -24,7 +25,7 @@ import {
   TRICKY_MESSAGES,
 } from "./conformance.js";
 
-const FIXTURES = "/work/shared/fixtures/motosan";
+const FIXTURES = MOTOSAN_FIXTURES;
 
 function makeTempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), "jsonl-storage-test-"));

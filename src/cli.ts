@@ -1,12 +1,19 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig, usage } from "./config.js";
 import { createLogger } from "./logger.js";
+import { logGrpcJsTo } from "./server/grpc-js-logs.js";
 import { startService } from "./service.js";
+import { onShutdownSignals } from "./shutdown-signals.js";
+import { packageVersion } from "./version.js";
 
 async function main(args: string[]): Promise<void> {
   const [command, ...rest] = args;
   if (command === "--help" || command === "-h" || rest.includes("--help")) {
     process.stdout.write(usage());
+    return;
+  }
+  if (command === "--version" || rest.includes("--version")) {
+    process.stdout.write(`${packageVersion()}\n`);
     return;
   }
   if (command !== "serve") {
@@ -16,20 +23,22 @@ async function main(args: string[]): Promise<void> {
   }
   const config = loadConfig(rest, process.env);
   const log = createLogger(config.logLevel);
+  logGrpcJsTo(log);
   const server = await startService(config, log);
   // The process that binds the port handles the signals: shut down once, exit 0 when done.
-  const onSignal = (signal: NodeJS.Signals) => {
-    log.info({ signal }, "shutting down");
-    server.shutdown().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.fatal({ err: error }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.once("SIGTERM", onSignal);
-  process.once("SIGINT", onSignal);
+  onShutdownSignals({
+    shutdown(signal) {
+      log.info({ signal }, "shutting down");
+      server.shutdown().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          log.fatal({ err: error }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+    },
+    repeated: (signal) => log.info({ signal }, "already shutting down"),
+  });
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {

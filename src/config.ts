@@ -180,12 +180,35 @@ export function loadConfig(args: readonly string[], env: NodeJS.ProcessEnv): Con
   return config as Config;
 }
 
+/** The flags that are not settings, as `--help` lists them after the settings. */
+const COMMAND_FLAGS: readonly { flag: string; lines: string[] }[] = [
+  { flag: "help", lines: ["print this help and exit"] },
+  { flag: "version", lines: ["print the version and exit"] },
+];
+
+/**
+ * The text of `--help`: each flag, then its description and, for a setting, its environment
+ * variable and default, aligned in one column just past the longest flag.
+ */
 export function usage(): string {
-  const lines = SETTINGS.map(
-    (setting) =>
-      `  --${setting.flag.padEnd(22)} ${setting.description}\n  ${" ".repeat(25)}env ${envName(setting.flag)}, default ${setting.default}`,
+  const rows = [
+    ...SETTINGS.map((setting) => ({
+      flag: setting.flag,
+      lines: [setting.description, `env ${envName(setting.flag)}, default ${setting.default}`],
+    })),
+    ...COMMAND_FLAGS,
+  ];
+  const column = Math.max(...rows.map((row) => `--${row.flag}`.length)) + 2;
+  const options = rows.flatMap((row) =>
+    row.lines.map(
+      (line, index) => `  ${(index === 0 ? `--${row.flag}` : "").padEnd(column)}${line}`,
+    ),
   );
-  return `Usage: sessionstore serve [options]\n\nOptions:\n${lines.join("\n")}\n`;
+  return (
+    "Usage: sessionstore serve [options]\n" +
+    "       sessionstore --version\n\n" +
+    `Options:\n${options.join("\n")}\n`
+  );
 }
 
 function integer(min: number): (text: string) => number {

@@ -3,7 +3,10 @@ import type { Config } from "./config.js";
 
 export type { Logger };
 
-/** JSON lines on stdout, one per event; fields, not prose, carry the details. */
+/**
+ * JSON lines on stdout, one per event; fields, not prose, carry the details. Each line carries
+ * the pid: the process to signal, and the one to look for, when a wrapper (npm) started it.
+ */
 export function createLogger(level: Config["logLevel"]): Logger {
-  return pino({ level, base: { service: "sessionstore" } });
+  return pino({ level, base: { service: "sessionstore", pid: process.pid } });
 }

@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
-import { ConfigError, envName, loadConfig, SETTINGS } from "../src/config.js";
+import { ConfigError, envName, loadConfig, SETTINGS, usage } from "../src/config.js";
 
 describe("loadConfig", () => {
   it("uses the documented defaults", () => {
@@ -45,5 +45,20 @@ describe("loadConfig", () => {
       expect(row, `README row for --${setting.flag}`).toBeDefined();
       expect(row?.slice(2, 4)).toEqual([`\`${envName(setting.flag)}\``, `\`${setting.default}\``]);
     }
+  });
+});
+
+describe("usage", () => {
+  it("lists every flag with its variable and default, the descriptions in one column past the longest flag", () => {
+    const [, options = ""] = usage().split("\nOptions:\n");
+    const lines = options.trimEnd().split("\n");
+    const flags = lines.flatMap((line) => /^ {2}--(\S+)/.exec(line)?.[1] ?? []);
+    expect(flags).toEqual([...SETTINGS.map((setting) => setting.flag), "help", "version"]);
+    for (const setting of SETTINGS) {
+      expect(options).toContain(`env ${envName(setting.flag)}, default ${setting.default}`);
+    }
+    const longest = Math.max(...flags.map((flag) => `  --${flag}`.length));
+    const columns = lines.map((line) => /^( {2}--\S+)? +/.exec(line)?.[0].length);
+    expect(new Set(columns)).toEqual(new Set([longest + 2]));
   });
 });

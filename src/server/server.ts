@@ -1,10 +1,11 @@
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Server } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import type { SessionService } from "../sessions/session-service.js";
+import { bindInsecure } from "./bind.js";
 import { widenConnectionWindows, widenStreamWindows } from "./flow-control.js";
 import { loggingInterceptor } from "./logging-interceptor.js";
 import { sessionStoreProtoPath } from "./proto-files.js";
@@ -51,13 +52,9 @@ export async function startServer(
 
   let port: number;
   try {
-    port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(config.listen, ServerCredentials.createInsecure(), (error, boundPort) =>
-        error ? reject(error) : resolve(boundPort),
-      ),
-    );
+    port = await bindInsecure(server, config.listen);
   } catch (error) {
-    await sessions.close();
+    await sessions.close(); // releases the storage (the data directory's lock)
     throw error;
   }
   widenConnectionWindows(server, log);

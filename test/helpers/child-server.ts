@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { credentials } from "@grpc/grpc-js";
@@ -15,6 +15,44 @@ export interface ChildServer {
   logs: Record<string, unknown>[];
   /** Resolves to the exit code (or signal name) once the process has exited. */
   exited: Promise<number | string>;
+}
+
+/** What a process running the server prints, followed as it comes. */
+export interface ServerOutput {
+  /** Log lines (parsed JSON) printed so far. */
+  logs: Record<string, unknown>[];
+  /** The "sessionstore listening" line (address, pid); rejects if the process exits first. */
+  listening: Promise<Record<string, unknown>>;
+  /** Resolves to the exit code (or signal name) once the process has exited. */
+  exited: Promise<number | string>;
+}
+
+/**
+ * Follows the stdout and stderr of `child`, a process that runs the server, itself or through a
+ * wrapper: lines that are not JSON (npm's banner) are skipped.
+ */
+export function followServerOutput(child: ChildProcess): ServerOutput {
+  const logs: Record<string, unknown>[] = [];
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<number | string>((resolve) =>
+    child.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
+  );
+  const listening = new Promise<Record<string, unknown>>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    lines.on("line", (line) => {
+      if (!line.startsWith("{")) return;
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      logs.push(entry);
+      if (entry.msg === "sessionstore listening") resolve(entry);
+    });
+    void exited.then((code) =>
+      reject(new Error(`server exited (${code}) before listening: ${stderr}`)),
+    );
+  });
+  return { logs, listening, exited };
 }
 
 /**
@@ -35,25 +73,26 @@ export async function startChildServer(
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const logs: Record<string, unknown>[] = [];
-  let stderr = "";
-  child.stderr?.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<number | string>((resolve) =>
-    child.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
-  );
-  const address = await new Promise<string>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    lines.on("line", (line) => {
-      const entry = JSON.parse(line) as Record<string, unknown>;
-      logs.push(entry);
-      if (entry.msg === "sessionstore listening") resolve(entry.address as string);
-    });
-    void exited.then((code) =>
-      reject(new Error(`server exited (${code}) before listening: ${stderr}`)),
-    );
-  });
+  const { logs, listening, exited } = followServerOutput(child);
+  const address = (await listening).address as string;
   const client = new SessionStoreClient(address, credentials.createInsecure());
   return { process: child, address, client, logs, exited };
+}
+
+/** How a run of the CLI ended, and what it printed. */
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the compiled CLI (`sessionstore <args>`) to its end; never rejects for a non-zero exit. */
+export function runCli(args: string[]): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [CLI, ...args], (error, stdout, stderr) => {
+      const code = error === null ? 0 : error.code;
+      if (typeof code === "number") resolve({ code, stdout, stderr });
+      else reject(error); // killed by a signal, or not started at all
+    });
+  });
 }

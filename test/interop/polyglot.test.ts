@@ -4,8 +4,9 @@ import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { status } from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, type SuiteOptions } from "vitest";
 import type { WatchResponse } from "../../gen/sessionstore/v1/session_store.js";
+import { skipWithReason } from "../helpers/skipped-suites.js";
 import {
   append,
   loadAll,
@@ -24,8 +25,8 @@ import {
 /**
  * The Python and Go clients, grpcurl and motosan's own Rust crate against the real server.
  * scripts/setup-polyglot.sh installs what they need into .tools/; without it (or without python3,
- * go or cargo) these tests are skipped with a notice, unless SESSIONSTORE_REQUIRE_POLYGLOT=1 (CI),
- * which makes a missing toolchain a failure.
+ * go or cargo) these tests are skipped, and the end of the run says which and why, unless
+ * SESSIONSTORE_REQUIRE_POLYGLOT=1 (CI), which makes a missing toolchain a failure.
  */
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -47,14 +48,14 @@ const missingForClients = [
 ].filter(Boolean);
 const missingForMotosan = onPath("cargo") ? [] : ["cargo"];
 
-/** Skips a suite whose tools are missing, saying so, unless they are required. */
-function skipWithout(missing: string[], what: string): boolean {
-  if (missing.length === 0 || REQUIRED) return false;
-  console.warn(
-    `skipping ${what}: ${missing.join(", ")} not found; run scripts/setup-polyglot.sh ` +
-      "(SESSIONSTORE_REQUIRE_POLYGLOT=1, as in CI, makes this a failure)",
+/** Skips a suite whose tools are missing, saying why at the end of the run, unless required. */
+function skipWithout(missing: string[]): SuiteOptions {
+  return skipWithReason(
+    missing.length === 0 || REQUIRED
+      ? undefined
+      : `${missing.join(", ")} not found; run scripts/setup-polyglot.sh ` +
+          "(SESSIONSTORE_REQUIRE_POLYGLOT=1, as in CI, makes this a failure)",
   );
-  return true;
 }
 
 function requireTools(missing: string[]): void {
@@ -165,8 +166,9 @@ function watchUntil(server: TestServer, sessionId: string, count: number): Promi
   });
 }
 
-describe.skipIf(skipWithout(missingForClients, "the Python and Go client interop tests"))(
+describe(
   "Python and Go clients, and grpcurl, against the server",
+  skipWithout(missingForClients),
   () => {
     let server: TestServer;
     let workDir: string;
@@ -269,6 +271,13 @@ describe.skipIf(skipWithout(missingForClients, "the Python and Go client interop
       await deleteSession(server.client, "agents");
     });
 
+    it("the Python example agent's --help says, in whole sentences, what it does and how to run it", async () => {
+      const agent = join(ROOT, "clients/python/examples/agent.py");
+      const help = (await ok(PYTHON, [agent, "--help"])).toString();
+      expect(help).toContain("session never interleave their turns.");
+      expect(help).toContain("python examples/agent.py --address 127.0.0.1:50051 --session demo");
+    });
+
     it("grpcurl lists, describes and calls the service through reflection", async () => {
       const address = server.server.address;
       const grpcurl = (...args: string[]) => ok(GRPCURL, ["-plaintext", ...args]);
@@ -318,8 +327,9 @@ describe.skipIf(skipWithout(missingForClients, "the Python and Go client interop
   },
 );
 
-describe.skipIf(skipWithout(missingForMotosan, "the motosan (Rust) interop tests"))(
+describe(
   "motosan_agent_loop's own FileSessionStore, Message and SessionStore trait (Rust crate 0.7)",
+  skipWithout(missingForMotosan),
   () => {
     let conversation: Buffer;
     const motosan = (...args: string[]) => ok(MOTOSAN, args);

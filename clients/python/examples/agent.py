@@ -18,10 +18,21 @@ def think(history: list, prompt: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--address", default="127.0.0.1:50051")
-    parser.add_argument("--session", default="python-agent-demo")
-    parser.add_argument("prompt", nargs="*", default=["Hello!"])
+    # The whole docstring, as written: its first line alone stops mid-sentence.
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--address", default="127.0.0.1:50051", help="the server, host:port (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--session",
+        default="python-agent-demo",
+        help="the session to resume (default: %(default)s)",
+    )
+    parser.add_argument(
+        "prompt", nargs="*", default=["Hello!"], help='what the user says (default: "Hello!")'
+    )
     args = parser.parse_args()
     prompt = " ".join(args.prompt)
 

@@ -1,0 +1,23 @@
+import { type Server, ServerCredentials } from "@grpc/grpc-js";
+
+/**
+ * Binds `server` to `address` (host:port), without TLS, and resolves to the port bound. A failure
+ * names the address and, for the common case of a port in use, what to do: grpc-js reports every
+ * failure as "No address added out of total N resolved errors: [...]", with the system's reason
+ * (EADDRINUSE, ...) only inside that text.
+ */
+export function bindInsecure(server: Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(address, ServerCredentials.createInsecure(), (error, port) =>
+      error ? reject(bindFailure(address, error)) : resolve(port),
+    ),
+  );
+}
+
+function bindFailure(address: string, error: Error): Error {
+  const reason = error.message.includes("EADDRINUSE")
+    ? "the address is already in use (is another server running?); stop that process or " +
+      "pass another --listen (port 0 picks a free one)"
+    : (/errors: \[(.*)\]$/.exec(error.message)?.[1] ?? error.message);
+  return new Error(`cannot listen on ${address}: ${reason}`, { cause: error });
+}

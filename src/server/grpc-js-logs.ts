@@ -1,0 +1,17 @@
+import { format } from "node:util";
+import { setLogger } from "@grpc/grpc-js";
+import type { Logger } from "pino";
+
+/**
+ * Sends grpc-js's own log lines into `log`, at debug and marked `component: "grpc-js"`, instead
+ * of grpc-js's default: raw text on stderr among our JSON lines. Debug, because at its default
+ * verbosity grpc-js logs only errors, and those a server meets repeat a failure our code reports
+ * itself (a failed bind rejects bindAsync, and the CLI says what to do) or describe a client's bad
+ * input (metadata it cannot parse). GRPC_VERBOSITY and GRPC_TRACE still choose what grpc-js
+ * emits. grpc-js has one logger per process, so the CLI sets it, not startServer.
+ */
+export function logGrpcJsTo(log: Logger): void {
+  const grpcLog = log.child({ component: "grpc-js" });
+  const write = (message?: unknown, ...rest: unknown[]) => grpcLog.debug(format(message, ...rest));
+  setLogger({ error: write, info: write, debug: write });
+}

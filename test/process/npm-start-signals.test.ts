@@ -56,9 +56,11 @@ describe("npm start, the README's command, on a signal", () => {
       process.kill(to === "npm" ? npmPid : -npmPid, signal);
       expect(await output.exited).toBe(0);
       expect(exists(pid), `the server (pid ${pid}) outlived npm`).toBe(false);
-      expect(output.logs.map((entry) => entry.msg)).toContain(
-        "sessionstore stopped; every buffer is written and fsynced",
+      const said = output.logs.map((entry) => entry.msg);
+      expect(said).toContain(
+        "closed the data directory; every acknowledged message is written and fsynced",
       );
+      expect(said).toContain("sessionstore stopped");
 
       // Nothing holds the port or the data directory's lock: a new server takes both.
       const next = await startChildServer(["--listen", address, "--data-dir", dataDir]);

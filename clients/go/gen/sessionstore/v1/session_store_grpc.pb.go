@@ -37,17 +37,20 @@ const (
 //
 // Session ids are 1-200 characters of [A-Za-z0-9._:@~-], not starting with '.'; any other id is
 // INVALID_ARGUMENT. Status codes: INVALID_ARGUMENT bad input (nothing of that request is stored),
-// NOT_FOUND unknown session, ABORTED expected_seq mismatch, RESOURCE_EXHAUSTED a limit,
-// UNAVAILABLE shutting down or storage failing (safe to retry), DATA_LOSS corrupt stored data.
+// NOT_FOUND unknown session, ABORTED expected_seq mismatch, FAILED_PRECONDITION a session's stored
+// entry the server will not use (not a regular file), RESOURCE_EXHAUSTED a limit, UNAVAILABLE
+// shutting down or storage failing (safe to retry), DATA_LOSS corrupt stored data. An error after
+// a request was taken says whether it may have been stored.
 type SessionStoreClient interface {
 	// Appends messages. One stream may feed many sessions; each request gets exactly one response,
 	// in request order. A request that fails ends the stream with its status; the stream's earlier
-	// requests stay stored.
+	// requests stay stored, and the requests after it that the server had taken fail with it and
+	// store nothing. A request with no messages stores nothing and answers the session's length.
 	Append(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendRequest, AppendResponse], error)
 	// Writes buffered messages to storage and makes them durable: of one session, or of every
 	// session when session_id is empty (sessions that fail are reported, the others flushed).
 	Flush(ctx context.Context, in *FlushRequest, opts ...grpc.CallOption) (*FlushResponse, error)
-	// Streams a session's messages in order, in pages, buffered messages included.
+	// Streams a session's acknowledged messages in order, in pages, buffered messages included.
 	Load(ctx context.Context, in *LoadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LoadResponse], error)
 	// A session's metadata; NOT_FOUND for an unknown session.
 	LoadMeta(ctx context.Context, in *LoadMetaRequest, opts ...grpc.CallOption) (*LoadMetaResponse, error)
@@ -171,17 +174,20 @@ type SessionStore_WatchClient = grpc.ServerStreamingClient[WatchResponse]
 //
 // Session ids are 1-200 characters of [A-Za-z0-9._:@~-], not starting with '.'; any other id is
 // INVALID_ARGUMENT. Status codes: INVALID_ARGUMENT bad input (nothing of that request is stored),
-// NOT_FOUND unknown session, ABORTED expected_seq mismatch, RESOURCE_EXHAUSTED a limit,
-// UNAVAILABLE shutting down or storage failing (safe to retry), DATA_LOSS corrupt stored data.
+// NOT_FOUND unknown session, ABORTED expected_seq mismatch, FAILED_PRECONDITION a session's stored
+// entry the server will not use (not a regular file), RESOURCE_EXHAUSTED a limit, UNAVAILABLE
+// shutting down or storage failing (safe to retry), DATA_LOSS corrupt stored data. An error after
+// a request was taken says whether it may have been stored.
 type SessionStoreServer interface {
 	// Appends messages. One stream may feed many sessions; each request gets exactly one response,
 	// in request order. A request that fails ends the stream with its status; the stream's earlier
-	// requests stay stored.
+	// requests stay stored, and the requests after it that the server had taken fail with it and
+	// store nothing. A request with no messages stores nothing and answers the session's length.
 	Append(grpc.BidiStreamingServer[AppendRequest, AppendResponse]) error
 	// Writes buffered messages to storage and makes them durable: of one session, or of every
 	// session when session_id is empty (sessions that fail are reported, the others flushed).
 	Flush(context.Context, *FlushRequest) (*FlushResponse, error)
-	// Streams a session's messages in order, in pages, buffered messages included.
+	// Streams a session's acknowledged messages in order, in pages, buffered messages included.
 	Load(*LoadRequest, grpc.ServerStreamingServer[LoadResponse]) error
 	// A session's metadata; NOT_FOUND for an unknown session.
 	LoadMeta(context.Context, *LoadMetaRequest) (*LoadMetaResponse, error)

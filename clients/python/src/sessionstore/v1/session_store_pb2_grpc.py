@@ -31,8 +31,10 @@ class SessionStoreStub:
 
     Session ids are 1-200 characters of [A-Za-z0-9._:@~-], not starting with '.'; any other id is
     INVALID_ARGUMENT. Status codes: INVALID_ARGUMENT bad input (nothing of that request is stored),
-    NOT_FOUND unknown session, ABORTED expected_seq mismatch, RESOURCE_EXHAUSTED a limit,
-    UNAVAILABLE shutting down or storage failing (safe to retry), DATA_LOSS corrupt stored data.
+    NOT_FOUND unknown session, ABORTED expected_seq mismatch, FAILED_PRECONDITION a session's stored
+    entry the server will not use (not a regular file), RESOURCE_EXHAUSTED a limit, UNAVAILABLE
+    shutting down or storage failing (safe to retry), DATA_LOSS corrupt stored data. An error after
+    a request was taken says whether it may have been stored.
     """
 
     def __init__(self, channel):
@@ -84,14 +86,17 @@ class SessionStoreServicer:
 
     Session ids are 1-200 characters of [A-Za-z0-9._:@~-], not starting with '.'; any other id is
     INVALID_ARGUMENT. Status codes: INVALID_ARGUMENT bad input (nothing of that request is stored),
-    NOT_FOUND unknown session, ABORTED expected_seq mismatch, RESOURCE_EXHAUSTED a limit,
-    UNAVAILABLE shutting down or storage failing (safe to retry), DATA_LOSS corrupt stored data.
+    NOT_FOUND unknown session, ABORTED expected_seq mismatch, FAILED_PRECONDITION a session's stored
+    entry the server will not use (not a regular file), RESOURCE_EXHAUSTED a limit, UNAVAILABLE
+    shutting down or storage failing (safe to retry), DATA_LOSS corrupt stored data. An error after
+    a request was taken says whether it may have been stored.
     """
 
     def Append(self, request_iterator, context):
         """Appends messages. One stream may feed many sessions; each request gets exactly one response,
         in request order. A request that fails ends the stream with its status; the stream's earlier
-        requests stay stored.
+        requests stay stored, and the requests after it that the server had taken fail with it and
+        store nothing. A request with no messages stores nothing and answers the session's length.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -106,7 +111,7 @@ class SessionStoreServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Load(self, request, context):
-        """Streams a session's messages in order, in pages, buffered messages included.
+        """Streams a session's acknowledged messages in order, in pages, buffered messages included.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -196,8 +201,10 @@ class SessionStore:
 
     Session ids are 1-200 characters of [A-Za-z0-9._:@~-], not starting with '.'; any other id is
     INVALID_ARGUMENT. Status codes: INVALID_ARGUMENT bad input (nothing of that request is stored),
-    NOT_FOUND unknown session, ABORTED expected_seq mismatch, RESOURCE_EXHAUSTED a limit,
-    UNAVAILABLE shutting down or storage failing (safe to retry), DATA_LOSS corrupt stored data.
+    NOT_FOUND unknown session, ABORTED expected_seq mismatch, FAILED_PRECONDITION a session's stored
+    entry the server will not use (not a regular file), RESOURCE_EXHAUSTED a limit, UNAVAILABLE
+    shutting down or storage failing (safe to retry), DATA_LOSS corrupt stored data. An error after
+    a request was taken says whether it may have been stored.
     """
 
     @staticmethod

@@ -1747,15 +1747,18 @@ export const WatchResponse: MessageFns<WatchResponse> = {
  *
  * Session ids are 1-200 characters of [A-Za-z0-9._:@~-], not starting with '.'; any other id is
  * INVALID_ARGUMENT. Status codes: INVALID_ARGUMENT bad input (nothing of that request is stored),
- * NOT_FOUND unknown session, ABORTED expected_seq mismatch, RESOURCE_EXHAUSTED a limit,
- * UNAVAILABLE shutting down or storage failing (safe to retry), DATA_LOSS corrupt stored data.
+ * NOT_FOUND unknown session, ABORTED expected_seq mismatch, FAILED_PRECONDITION a session's stored
+ * entry the server will not use (not a regular file), RESOURCE_EXHAUSTED a limit, UNAVAILABLE
+ * shutting down or storage failing (safe to retry), DATA_LOSS corrupt stored data. An error after
+ * a request was taken says whether it may have been stored.
  */
 export type SessionStoreService = typeof SessionStoreService;
 export const SessionStoreService = {
   /**
    * Appends messages. One stream may feed many sessions; each request gets exactly one response,
    * in request order. A request that fails ends the stream with its status; the stream's earlier
-   * requests stay stored.
+   * requests stay stored, and the requests after it that the server had taken fail with it and
+   * store nothing. A request with no messages stores nothing and answers the session's length.
    */
   append: {
     path: "/sessionstore.v1.SessionStore/Append" as const,
@@ -1779,7 +1782,7 @@ export const SessionStoreService = {
     responseSerialize: (value: FlushResponse): Buffer => Buffer.from(FlushResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): FlushResponse => FlushResponse.decode(value),
   },
-  /** Streams a session's messages in order, in pages, buffered messages included. */
+  /** Streams a session's acknowledged messages in order, in pages, buffered messages included. */
   load: {
     path: "/sessionstore.v1.SessionStore/Load" as const,
     requestStream: false as const,
@@ -1841,7 +1844,8 @@ export interface SessionStoreServer extends UntypedServiceImplementation {
   /**
    * Appends messages. One stream may feed many sessions; each request gets exactly one response,
    * in request order. A request that fails ends the stream with its status; the stream's earlier
-   * requests stay stored.
+   * requests stay stored, and the requests after it that the server had taken fail with it and
+   * store nothing. A request with no messages stores nothing and answers the session's length.
    */
   append: handleBidiStreamingCall<AppendRequest, AppendResponse>;
   /**
@@ -1849,7 +1853,7 @@ export interface SessionStoreServer extends UntypedServiceImplementation {
    * session when session_id is empty (sessions that fail are reported, the others flushed).
    */
   flush: handleUnaryCall<FlushRequest, FlushResponse>;
-  /** Streams a session's messages in order, in pages, buffered messages included. */
+  /** Streams a session's acknowledged messages in order, in pages, buffered messages included. */
   load: handleServerStreamingCall<LoadRequest, LoadResponse>;
   /** A session's metadata; NOT_FOUND for an unknown session. */
   loadMeta: handleUnaryCall<LoadMetaRequest, LoadMetaResponse>;
@@ -1871,7 +1875,8 @@ export interface SessionStoreClient extends Client {
   /**
    * Appends messages. One stream may feed many sessions; each request gets exactly one response,
    * in request order. A request that fails ends the stream with its status; the stream's earlier
-   * requests stay stored.
+   * requests stay stored, and the requests after it that the server had taken fail with it and
+   * store nothing. A request with no messages stores nothing and answers the session's length.
    */
   append(): ClientDuplexStream<AppendRequest, AppendResponse>;
   append(options: Partial<CallOptions>): ClientDuplexStream<AppendRequest, AppendResponse>;
@@ -1895,7 +1900,7 @@ export interface SessionStoreClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: FlushResponse) => void,
   ): ClientUnaryCall;
-  /** Streams a session's messages in order, in pages, buffered messages included. */
+  /** Streams a session's acknowledged messages in order, in pages, buffered messages included. */
   load(request: LoadRequest, options?: Partial<CallOptions>): ClientReadableStream<LoadResponse>;
   load(request: LoadRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<LoadResponse>;
   /** A session's metadata; NOT_FOUND for an unknown session. */

@@ -1,0 +1,148 @@
+import type { SessionStoreError } from "../../src/errors.js";
+import { MemoryStorage } from "../../src/store/memory/memory-storage.js";
+import type {
+  Appending,
+  AppendOptions,
+  FlushReport,
+  ListQuery,
+  MessagePage,
+  ReadRange,
+  SessionChange,
+  SessionMeta,
+  SessionStorage,
+} from "../../src/store/storage.js";
+
+type Method = "append" | "ack" | "read" | "meta" | "list" | "delete" | "flush";
+
+/** One call the wrapper saw: which method, for which session, with what options. */
+export interface StorageCall {
+  method: Method;
+  sessionId?: string;
+  options?: AppendOptions;
+  query?: ListQuery;
+}
+
+/**
+ * The memory backend behind a wrapper that records every call and fails the ones a test asks to
+ * fail: `append` before the request is taken, its acknowledgement after ("ack"), `read` after
+ * some pages, and the other calls. It lets the session layer and the server be tested against
+ * storage failures that a real backend produces only rarely.
+ */
+export class FaultyStorage implements SessionStorage {
+  readonly inner = new MemoryStorage();
+  readonly calls: StorageCall[] = [];
+  readonly #faults = new Map<
+    Method,
+    { error: SessionStoreError; afterPages: number; times: number }
+  >();
+  #subscribers = 0;
+
+  /** Makes the next `times` calls of `method` fail with `error` (reads after `afterPages` pages). */
+  fail(
+    method: Method,
+    error: SessionStoreError,
+    options: { times?: number; afterPages?: number } = {},
+  ): void {
+    this.#faults.set(method, {
+      error,
+      afterPages: options.afterPages ?? 0,
+      times: options.times ?? 1,
+    });
+  }
+
+  /** Subscriptions not yet ended. */
+  get subscriberCount(): number {
+    return this.#subscribers;
+  }
+
+  /** Tells a session's subscribers what the memory backend never says by itself. */
+  announce(sessionId: string, change: SessionChange): void {
+    for (const listener of this.#listeners.get(sessionId) ?? []) listener(change);
+  }
+
+  readonly #listeners = new Map<string, Set<(change: SessionChange) => void>>();
+
+  async open(): Promise<void> {
+    await this.inner.open();
+  }
+
+  async close(): Promise<void> {
+    await this.inner.close();
+  }
+
+  append(sessionId: string, messages: readonly string[], options: AppendOptions): Appending {
+    this.calls.push({ method: "append", sessionId, options });
+    this.#throwIfFailing("append");
+    const appended = this.inner.append(sessionId, messages, options);
+    const ackFault = this.#take("ack");
+    if (!ackFault) return appended;
+    return { ack: Promise.reject(ackFault) };
+  }
+
+  async *read(sessionId: string, range: ReadRange): AsyncGenerator<MessagePage> {
+    this.calls.push({ method: "read", sessionId });
+    const fault = this.#faults.get("read");
+    let pages = 0;
+    for await (const page of this.inner.read(sessionId, range)) {
+      if (fault && pages >= fault.afterPages) this.#throwIfFailing("read");
+      yield page;
+      pages++;
+    }
+    if (fault && pages >= fault.afterPages) this.#throwIfFailing("read");
+  }
+
+  async meta(sessionId: string): Promise<SessionMeta | undefined> {
+    this.calls.push({ method: "meta", sessionId });
+    this.#throwIfFailing("meta");
+    return this.inner.meta(sessionId);
+  }
+
+  async list(query: ListQuery): Promise<SessionMeta[]> {
+    this.calls.push({ method: "list", query });
+    this.#throwIfFailing("list");
+    return this.inner.list(query);
+  }
+
+  async delete(sessionId: string): Promise<boolean> {
+    this.calls.push({ method: "delete", sessionId });
+    this.#throwIfFailing("delete");
+    return this.inner.delete(sessionId);
+  }
+
+  async flush(sessionId?: string): Promise<FlushReport> {
+    this.calls.push({ method: "flush", ...(sessionId === undefined ? {} : { sessionId }) });
+    this.#throwIfFailing("flush");
+    return this.inner.flush();
+  }
+
+  subscribe(sessionId: string, listener: (change: SessionChange) => void): () => void {
+    this.#subscribers++;
+    let listeners = this.#listeners.get(sessionId);
+    if (!listeners) {
+      listeners = new Set();
+      this.#listeners.set(sessionId, listeners);
+    }
+    listeners.add(listener);
+    const stop = this.inner.subscribe(sessionId, listener);
+    let stopped = false;
+    return () => {
+      if (stopped) return;
+      stopped = true;
+      this.#subscribers--;
+      listeners.delete(listener);
+      stop();
+    };
+  }
+
+  #take(method: Method): SessionStoreError | undefined {
+    const fault = this.#faults.get(method);
+    if (!fault) return undefined;
+    if (--fault.times <= 0) this.#faults.delete(method);
+    return fault.error;
+  }
+
+  #throwIfFailing(method: Method): void {
+    const error = this.#take(method);
+    if (error) throw error;
+  }
+}

@@ -4,7 +4,10 @@ import { parseArgs } from "node:util";
 export interface Config {
   listen: string;
   dataDir: string;
-  storage: "jsonl" | "memory";
+  storage: "jsonl" | "memory" | "postgres";
+  databaseUrl: string;
+  databasePoolSize: number;
+  databaseTimeoutMs: number;
   flushMessages: number;
   flushIntervalMs: number;
   durability: "buffered" | "sync";
@@ -48,9 +51,31 @@ export const SETTINGS: readonly AnySetting[] = [
   {
     key: "storage",
     flag: "storage",
-    description: "storage backend: jsonl (one file per session) or memory (nothing persists)",
+    description:
+      "storage backend: jsonl (one file per session), postgres (shared by many replicas) or memory (nothing persists)",
     default: "jsonl",
-    parse: oneOf(["jsonl", "memory"] as const),
+    parse: oneOf(["jsonl", "postgres", "memory"] as const),
+  },
+  {
+    key: "databaseUrl",
+    flag: "database-url",
+    description: "PostgreSQL connection URL (libpq form) of the postgres storage",
+    default: "",
+    parse: (text) => text,
+  },
+  {
+    key: "databasePoolSize",
+    flag: "database-pool-size",
+    description: "connections to PostgreSQL per server, besides the one that listens for changes",
+    default: 10,
+    parse: integer(1),
+  },
+  {
+    key: "databaseTimeoutMs",
+    flag: "database-timeout-ms",
+    description: "longest wait for a PostgreSQL connection or statement before UNAVAILABLE",
+    default: 5000,
+    parse: integer(100),
   },
   {
     key: "flushMessages",
@@ -176,6 +201,11 @@ export function loadConfig(args: readonly string[], env: NodeJS.ProcessEnv): Con
         `--${setting.flag} (${envName(setting.flag)}): ${(error as Error).message}`,
       );
     }
+  }
+  if (config.storage === "postgres" && config.databaseUrl === "") {
+    throw new ConfigError(
+      `--storage postgres needs --database-url (${envName("database-url")}), e.g. postgresql://user@host:5432/db`,
+    );
   }
   return config as Config;
 }

@@ -1,6 +1,39 @@
 import { execFileSync } from "node:child_process";
+import type { TestProject } from "vitest/node";
+import {
+  type PostgresCluster,
+  postgresBinaries,
+  startPostgresCluster,
+} from "./helpers/postgres.js";
 
-/** Child-process tests run the compiled CLI: build it once (incrementally) before any test. */
-export default function setup(): void {
+declare module "vitest" {
+  interface ProvidedContext {
+    /** The shared throwaway PostgreSQL cluster's admin URL, or why there is none. */
+    postgres: { url: string } | { missing: string };
+  }
+}
+
+/**
+ * Before any test: build the compiled CLI (child-process tests run it), and start a throwaway
+ * PostgreSQL cluster for the suites that run on PostgreSQL, when it is installed. Without it,
+ * those suites are skipped with the reason, unless SESSIONSTORE_REQUIRE_POSTGRES=1 (CI).
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" });
+  let cluster: PostgresCluster | undefined;
+  if (postgresBinaries()) {
+    cluster = await startPostgresCluster();
+    project.provide("postgres", { url: cluster.url });
+  } else if (process.env.SESSIONSTORE_REQUIRE_POSTGRES === "1") {
+    throw new Error(
+      "SESSIONSTORE_REQUIRE_POSTGRES=1 but PostgreSQL is not installed: run scripts/setup-postgres.sh",
+    );
+  } else {
+    project.provide("postgres", {
+      missing: "PostgreSQL is not installed (scripts/setup-postgres.sh installs it)",
+    });
+  }
+  return async () => {
+    await cluster?.destroy();
+  };
 }

@@ -79,3 +79,22 @@ export class AppendChain {
   /** Who follows each unsettled member. */
   readonly #followers = new Map<ChainMember, ChainMember>();
 }
+
+/**
+ * The error of a request that fails because an earlier one of its stream failed after it was
+ * taken: its own code is the earlier failure's, and it says what became of this request.
+ */
+export function followerError(
+  sessionId: string,
+  cause: SessionStoreError,
+  stored: "nothing stored" | "maybe stored",
+): SessionStoreError {
+  const advice =
+    stored === "nothing stored"
+      ? "nothing of this request was stored; retry later"
+      : "this request may still be stored: resend it with expected_seq (or read the session's length first) so that it is stored once";
+  return new SessionStoreError(
+    cause.code,
+    `an earlier request on this stream failed (${cause.message}), so this request to session ${sessionId} was not acknowledged; ${advice}`,
+  );
+}

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import { JsonlFileStorage } from "./jsonl/jsonl-storage.js";
 import { MemoryStorage } from "./memory/memory-storage.js";
+import { PostgresStorage } from "./postgres/postgres-storage.js";
 import type { SessionStorage } from "./storage.js";
 
 /** The backend `config.storage` names, built from its settings (not yet opened). */
@@ -9,6 +10,15 @@ export function createStorage(config: Config, log: Logger): SessionStorage {
   switch (config.storage) {
     case "memory":
       return new MemoryStorage();
+    case "postgres":
+      return new PostgresStorage({
+        databaseUrl: config.databaseUrl,
+        poolSize: config.databasePoolSize,
+        timeoutMs: config.databaseTimeoutMs,
+        flushIntervalMs: config.flushIntervalMs,
+        maxBufferBytes: config.maxBufferBytes,
+        log,
+      });
     case "jsonl":
       return new JsonlFileStorage({
         directory: config.dataDir,

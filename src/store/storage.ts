@@ -69,6 +69,13 @@ export interface SessionStorage {
    * returned function is called. Works for sessions that do not exist yet.
    */
   subscribe(sessionId: string, listener: (change: SessionChange) => void): () => void;
+
+  /**
+   * Calls `listener` whenever the storage becomes unable, or able again, to serve (a database
+   * going down and coming back), until the returned function is called. A backend that is
+   * available whenever its process is needs not have it.
+   */
+  watchHealth?(listener: (serving: boolean) => void): () => void;
 }
 
 export interface AppendOptions {
@@ -150,6 +157,12 @@ export interface FlushFailure {
  * was deleted, or its stored log was replaced by another (a file restored outside the server).
  */
 export type SessionChange = { kind: "appended" } | { kind: "deleted" } | { kind: "replaced" };
+
+/**
+ * What became of a request whose storage operation failed, as its error tells the client: either
+ * nothing of it was stored (retry freely) or it may have been (resend it with expected_seq).
+ */
+export type FailedOutcome = "nothing stored" | "maybe stored";
 
 /** The agent_loop_version this server records for sessions it creates. */
 export const AGENT_LOOP_VERSION = "sessionstore-0.1.0";

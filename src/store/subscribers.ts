@@ -29,6 +29,11 @@ export class Subscribers {
     return this.#byId.has(sessionId);
   }
 
+  /** Tells every listener of every session (what changed is not known: they read to find out). */
+  notifyAll(change: SessionChange): void {
+    for (const sessionId of [...this.#byId.keys()]) this.notify(sessionId, change);
+  }
+
   notify(sessionId: string, change: SessionChange): void {
     const listeners = this.#byId.get(sessionId);
     if (listeners) for (const listener of [...listeners]) listener(change);

@@ -108,6 +108,7 @@ export async function jsonlFixture(): Promise<StorageFixture> {
     reopen: async () => newStorage(directory),
     ...(disk ? { writeFaults: disk.faults } : {}),
     damage: (sessionId, seq) => damageRecord(directory, sessionId, seq),
+    damageMarksCorrupt: true,
     cleanup: async () => {
       if (disk) await disk.unmount();
       else await rm(directory, { recursive: true, force: true });

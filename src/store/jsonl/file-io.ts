@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { type FileHandle, open } from "node:fs/promises";
 import { promisify } from "node:util";
 import { Code, SessionStoreError } from "../../errors.js";
+import type { FailedOutcome } from "../storage.js";
 
 /** Writes all of `data` at `position` (a single write may be short, e.g. on a nearly full disk). */
 export async function writeFully(
@@ -40,9 +41,6 @@ export async function syncFileSystem(path: string): Promise<void> {
 }
 
 const OUT_OF_SPACE = new Set(["ENOSPC", "EDQUOT", "EFBIG"]);
-
-/** What became of a request whose storage operation failed, as its error tells the client. */
-export type FailedOutcome = "nothing stored" | "maybe stored";
 
 /**
  * The caller-facing error for a failed storage operation: RESOURCE_EXHAUSTED when the disk or a

@@ -1,18 +1,19 @@
 import type { Logger } from "pino";
 import { Code, lengthMismatch, SessionStoreError } from "../../errors.js";
-import type { AppendChain, ChainMember } from "../append-chain.js";
+import { type AppendChain, type ChainMember, followerError } from "../append-chain.js";
 import { type BufferBudget, bufferedSize } from "../buffer-budget.js";
 import { resolveRange } from "../read-range.js";
 import type {
   AppendAck,
   Appended,
   AppendOptions,
+  FailedOutcome,
   MessagePage,
   ReadRange,
   SessionChange,
   SessionMeta,
 } from "../storage.js";
-import { type FailedOutcome, storageFailure } from "./file-io.js";
+import { storageFailure } from "./file-io.js";
 import { corruption, FileChangedError, type SessionFile } from "./session-file.js";
 
 /** When buffered messages are written to the file. */
@@ -541,11 +542,22 @@ export class SessionLog {
    * so requests that arrived together go out in one write and one fsync.
    */
   private drain(): void {
-    this.writing ??= new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => this.writeLoop())
-      .finally(() => {
-        this.writing = undefined;
-      });
+    this.writing ??= this.runWriteLoop();
+  }
+
+  /**
+   * The write loop. Work that arrived while it was ending (an acknowledgement it gave lets the
+   * caller send the next request at once) starts the next loop instead of waiting for the
+   * flush timer.
+   */
+  private async runWriteLoop(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    try {
+      await this.writeLoop();
+    } finally {
+      this.writing = undefined;
+    }
+    if (!this.discarded && !this.failing && this.hasWriteDue()) this.drain();
   }
 
   private async writeLoop(): Promise<void> {
@@ -681,17 +693,5 @@ function deletedError(sessionId: string, outcome: FailedOutcome): SessionStoreEr
     `session ${sessionId} was deleted before this request was acknowledged; ${
       outcome === "nothing stored" ? "nothing of it was stored" : "it may have been stored"
     }`,
-  );
-}
-
-/** The error of a request that fails because the one before it on its stream failed. */
-function followerError(
-  sessionId: string,
-  cause: SessionStoreError,
-  outcome: FailedOutcome,
-): SessionStoreError {
-  return new SessionStoreError(
-    cause.code,
-    `an earlier request on this stream failed (${cause.message}), so this request to session ${sessionId} was not acknowledged; ${adviceFor(outcome)}`,
   );
 }

@@ -1,0 +1,234 @@
+import type { Pool } from "pg";
+import { lengthMismatch, type SessionStoreError } from "../../errors.js";
+import { type AppendChain, type ChainMember, followerError } from "../append-chain.js";
+import { AGENT_LOOP_VERSION, type AppendAck } from "../storage.js";
+import { databaseFailure } from "./database-errors.js";
+
+/** A request waiting for the transaction that decides it. */
+export interface QueuedAppend {
+  tenant: string;
+  sessionId: string;
+  messages: readonly string[];
+  expectedSeq: number | undefined;
+  sync: boolean;
+  chain: AppendChain | undefined;
+  bytes: number;
+}
+
+/** Most requests and message bytes one transaction takes; the rest wait for the next. */
+const MAX_BATCH_REQUESTS = 4096;
+const MAX_BATCH_BYTES = 8 << 20;
+
+interface Row {
+  first_seq: string;
+  next_seq: string;
+  outcome: "ok" | "aborted" | "chain";
+  actual: string;
+  durable_count: string;
+}
+
+class Pending implements ChainMember {
+  settled = false;
+  readonly ack: Promise<AppendAck>;
+  resolve!: (ack: AppendAck) => void;
+  reject!: (error: SessionStoreError) => void;
+
+  constructor(
+    readonly request: QueuedAppend,
+    private readonly batcher: AppendBatcher,
+  ) {
+    this.ack = new Promise<AppendAck>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    this.ack.catch(() => undefined);
+  }
+
+  previousAcknowledged(): void {}
+
+  previousFailed(error: SessionStoreError): void {
+    this.batcher.failQueued(this, error);
+  }
+}
+
+/**
+ * Group commit on PostgreSQL. Requests of this process queue in the order they are made; one
+ * transaction at a time takes everything queued (it starts as soon as the previous one ends, so
+ * requests that arrive meanwhile share the next one) and runs sessionstore.append_batch: each
+ * request is decided in the database, under its session's row lock, so writers on other replicas
+ * are ordered with ours. A transaction commits synchronously only when one of its requests asked
+ * for `sync`. Every acknowledgement follows the commit that decided its seqs.
+ */
+export class AppendBatcher {
+  #queue: Pending[] = [];
+  #running: Promise<void> | undefined;
+  #queuedBytes = 0;
+  readonly #roomWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly maxQueuedBytes: number,
+    /** Told of each session appended without a synchronous commit (to make it durable later). */
+    private readonly onUnflushed: (tenant: string, sessionId: string) => void,
+    /** Told of failures that say the database is unreachable. */
+    private readonly onDatabaseFailure: (error: unknown) => void,
+  ) {}
+
+  /** Whether `bytes` more fit in the queue now. */
+  hasRoom(bytes: number): boolean {
+    return this.#queuedBytes === 0 || this.#queuedBytes + bytes <= this.maxQueuedBytes;
+  }
+
+  /** Resolves when the queue shrinks. */
+  roomChanged(): Promise<void> {
+    return new Promise((resolve) => this.#roomWaiters.push(resolve));
+  }
+
+  enqueue(request: QueuedAppend): Promise<AppendAck> {
+    const pending = new Pending(request, this);
+    request.chain?.add(pending);
+    this.#queue.push(pending);
+    this.#queuedBytes += request.bytes;
+    this.#running ??= this.#runBatches();
+    return pending.ack;
+  }
+
+  /** Resolves once every queued request is decided. */
+  async drain(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
+  /** A queued request whose chain failed: it fails too, and is not sent. */
+  failQueued(pending: Pending, error: SessionStoreError): void {
+    if (pending.settled) return;
+    const index = this.#queue.indexOf(pending);
+    if (index !== -1) {
+      this.#queue.splice(index, 1);
+      this.#release(pending.request.bytes);
+    }
+    this.#fail(pending, followerError(pending.request.sessionId, error, "nothing stored"));
+  }
+
+  /**
+   * Runs transactions while requests are queued, starting once the I/O callbacks under way are
+   * done (so requests that arrived together share one). It stops in the same step that sees the
+   * queue empty: a request queued after that starts a new run, never waits for a timer.
+   */
+  async #runBatches(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    try {
+      while (this.#queue.length > 0) await this.#runBatch(this.#takeBatch());
+    } finally {
+      this.#running = undefined;
+    }
+  }
+
+  #takeBatch(): Pending[] {
+    let bytes = 0;
+    let count = 0;
+    while (
+      count < this.#queue.length &&
+      count < MAX_BATCH_REQUESTS &&
+      (count === 0 || bytes + (this.#queue[count] as Pending).request.bytes <= MAX_BATCH_BYTES)
+    ) {
+      bytes += (this.#queue[count] as Pending).request.bytes;
+      count++;
+    }
+    const batch = this.#queue.splice(0, count);
+    this.#release(bytes);
+    return batch;
+  }
+
+  async #runBatch(batch: Pending[]): Promise<void> {
+    const chainIds = new Map<AppendChain, number>();
+    const columns = {
+      tenants: [] as string[],
+      ids: [] as string[],
+      expected: [] as (number | null)[],
+      counts: [] as number[],
+      bodies: [] as string[],
+      chains: [] as (number | null)[],
+    };
+    let durable = false;
+    for (const { request } of batch) {
+      columns.tenants.push(request.tenant);
+      columns.ids.push(request.sessionId);
+      columns.expected.push(request.expectedSeq ?? null);
+      columns.counts.push(request.messages.length);
+      for (const message of request.messages) columns.bodies.push(message);
+      let chainId: number | null = null;
+      if (request.chain) {
+        chainId = chainIds.get(request.chain) ?? chainIds.size;
+        chainIds.set(request.chain, chainId);
+      }
+      columns.chains.push(chainId);
+      durable ||= request.sync;
+    }
+    let rows: Row[];
+    try {
+      const result = await this.pool.query<Row>(
+        "SELECT * FROM sessionstore.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        [
+          columns.tenants,
+          columns.ids,
+          columns.expected,
+          columns.counts,
+          columns.bodies,
+          columns.chains,
+          Date.now(),
+          AGENT_LOOP_VERSION,
+          durable,
+        ],
+      );
+      rows = result.rows;
+    } catch (error) {
+      // An error the server reported (it has an SQLSTATE) rolled the statement back; a lost
+      // connection leaves its commit's outcome unknown.
+      const reported =
+        typeof (error as { code?: unknown }).code === "string" &&
+        /^[0-9A-Z]{5}$/.test((error as { code: string }).code);
+      if (!reported) this.onDatabaseFailure(error);
+      const failure = databaseFailure(
+        "append",
+        error,
+        reported ? "nothing stored" : "maybe stored",
+      );
+      for (const pending of batch) this.#fail(pending, failure);
+      return;
+    }
+    for (const [index, pending] of batch.entries()) {
+      const row = rows[index] as Row;
+      const { request } = pending;
+      if (row.outcome === "ok") {
+        if (!durable && request.messages.length > 0)
+          this.onUnflushed(request.tenant, request.sessionId);
+        pending.settled = true;
+        pending.resolve({
+          sessionId: request.sessionId,
+          firstSeq: Number(row.first_seq),
+          nextSeq: Number(row.next_seq),
+          durableCount: Number(row.durable_count),
+        });
+        request.chain?.acknowledged(pending);
+      } else if (row.outcome === "aborted") {
+        this.#fail(
+          pending,
+          lengthMismatch(request.sessionId, request.expectedSeq ?? 0, Number(row.actual)),
+        );
+      }
+      // "chain": its chain's earlier request in this batch failed, which already failed it.
+    }
+  }
+
+  #fail(pending: Pending, error: SessionStoreError): void {
+    if (pending.settled) return;
+    pending.settled = true;
+    pending.reject(error);
+    pending.request.chain?.failed(pending, error);
+  }
+
+  #release(bytes: number): void {
+    this.#queuedBytes -= bytes;
+    for (const wake of this.#roomWaiters.splice(0)) wake();
+  }
+}

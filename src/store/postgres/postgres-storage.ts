@@ -1,0 +1,408 @@
+import pg from "pg";
+import type { Logger } from "pino";
+import { Code, SessionStoreError } from "../../errors.js";
+import { bufferedSize } from "../buffer-budget.js";
+import { resolveRange } from "../read-range.js";
+import type {
+  Appended,
+  Appending,
+  AppendOptions,
+  FlushReport,
+  ListQuery,
+  MessagePage,
+  ReadRange,
+  SessionChange,
+  SessionMeta,
+  SessionStorage,
+} from "../storage.js";
+import { Subscribers } from "../subscribers.js";
+import { AppendBatcher } from "./append-batches.js";
+import { databaseFailure } from "./database-errors.js";
+import { migrate } from "./migrations.js";
+import { CHANNEL, ChangeListener } from "./notifications.js";
+
+export interface PostgresStorageOptions {
+  /** libpq connection URL. */
+  databaseUrl: string;
+  /** Connections to the database, besides the one that listens for changes. */
+  poolSize: number;
+  /** The longest a call waits for a connection or a statement before it fails with UNAVAILABLE. */
+  timeoutMs: number;
+  /** How soon messages appended without a synchronous commit are made durable, at the latest. */
+  flushIntervalMs: number;
+  /** Message bytes queued for the next transaction; past them, appends wait. */
+  maxBufferBytes: number;
+  log: Logger;
+}
+
+/** Bytes of messages per page of a read. */
+const PAGE_BYTES = 1 << 20;
+/** Rows fetched per page at most (a page stops earlier at PAGE_BYTES). */
+const PAGE_ROWS = 4096;
+/** How often an unreachable database is probed. */
+const PROBE_INTERVAL_MS = 500;
+
+/** The one tenant of a server without authentication (tenants come with issue 13's auth). */
+const TENANT = "";
+
+interface SessionRow {
+  session_id: string;
+  length: string;
+  durable_length: string;
+  created_at_ms: string;
+  updated_at_ms: string;
+  agent_loop_version: string;
+}
+
+/**
+ * The shared backend: sessions in PostgreSQL, for many stateless replicas behind a load
+ * balancer. The database decides each session's order (see AppendBatcher); every replica hears
+ * every change through LISTEN/NOTIFY. durable_count counts the messages whose commit is known
+ * to have reached disk: all of them after a `sync` request or a Flush, and, for buffered
+ * appends committed with synchronous_commit=off, once the next interval flush (a synchronous
+ * commit) has covered them.
+ */
+export class PostgresStorage implements SessionStorage {
+  readonly #options: PostgresStorageOptions;
+  readonly #pool: pg.Pool;
+  readonly #batcher: AppendBatcher;
+  readonly #subscribers = new Subscribers();
+  readonly #listener: ChangeListener;
+  /** Sessions this process appended to without a synchronous commit since the last flush. */
+  #unflushed = new Set<string>();
+  #flushTimer: NodeJS.Timeout | undefined;
+  #serving = true;
+  readonly #healthListeners = new Set<(serving: boolean) => void>();
+  #probe: NodeJS.Timeout | undefined;
+  #closing = false;
+
+  constructor(options: PostgresStorageOptions) {
+    this.#options = options;
+    const connection: pg.ClientConfig = {
+      connectionString: options.databaseUrl,
+      connectionTimeoutMillis: options.timeoutMs,
+      query_timeout: options.timeoutMs,
+      keepAlive: true,
+      application_name: "sessionstore",
+    };
+    this.#pool = new pg.Pool({ ...connection, max: options.poolSize });
+    // An idle connection the database closed: the pool drops it; the next call gets another.
+    this.#pool.on("error", (error) => this.#onDatabaseFailure(error));
+    this.#batcher = new AppendBatcher(
+      this.#pool,
+      options.maxBufferBytes,
+      (tenant, sessionId) => this.#unflushed.add(key(tenant, sessionId)),
+      (error) => this.#onDatabaseFailure(error),
+    );
+    this.#listener = new ChangeListener(
+      connection,
+      (tenant, sessionId, change) => {
+        if (tenant === TENANT) this.#subscribers.notify(sessionId, change);
+      },
+      () => this.#subscribers.notifyAll({ kind: "appended" }),
+      options.log,
+    );
+  }
+
+  async open(): Promise<void> {
+    await migrate(this.#pool, this.#options.log);
+    await this.#listener.start();
+    this.#flushTimer = setInterval(() => {
+      void this.#flushUnflushed().catch(() => undefined);
+    }, this.#options.flushIntervalMs).unref();
+    this.#options.log.info({ poolSize: this.#options.poolSize }, "connected to PostgreSQL");
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    clearInterval(this.#flushTimer);
+    clearTimeout(this.#probe);
+    await this.#batcher.drain();
+    try {
+      await this.#flushUnflushed();
+      this.#options.log.info(
+        "closed the database; every acknowledged message is committed durably",
+      );
+    } catch (error) {
+      this.#options.log.error(
+        { err: error, sessions: this.#unflushed.size },
+        "could not make the last buffered appends durable before shutdown (they are committed)",
+      );
+    }
+    await this.#listener.close();
+    await this.#pool.end();
+  }
+
+  append(sessionId: string, messages: readonly string[], options: AppendOptions): Appending {
+    const bytes = bufferedSize(messages);
+    if (!this.#batcher.hasRoom(bytes))
+      return this.#appendWhenRoom(sessionId, messages, options, bytes);
+    return this.#enqueue(sessionId, messages, options, bytes);
+  }
+
+  async *read(sessionId: string, range: ReadRange): AsyncGenerator<MessagePage> {
+    const meta = await this.meta(sessionId);
+    if (!meta) return;
+    const { from, to } = resolveRange(range, meta.messageCount);
+    for (let seq = from; seq < to; ) {
+      const rows = await this.#query<{ seq: string; body: string }>(
+        "read",
+        `SELECT seq, body FROM (
+           SELECT seq, body, sum(octet_length(body)) OVER (ORDER BY seq) AS running
+           FROM sessionstore.messages
+           WHERE session_id = $1 AND tenant = $2 AND seq >= $3 AND seq < $4
+           ORDER BY seq LIMIT $5) page
+         WHERE running - octet_length(body) < $6 ORDER BY seq`,
+        [sessionId, TENANT, seq, to, PAGE_ROWS, PAGE_BYTES],
+      );
+      const messages: string[] = [];
+      for (const row of rows) {
+        if (Number(row.seq) !== seq + messages.length) break;
+        messages.push(row.body);
+      }
+      if (messages.length === 0) {
+        // The session shrank under the read only if it was deleted; a gap otherwise is damage.
+        if (!(await this.meta(sessionId))) return;
+        throw new SessionStoreError(
+          Code.DataLoss,
+          `session ${sessionId} has no stored message at seq ${seq + messages.length} although its length is ${meta.messageCount}; ` +
+            "an operator must restore it from a backup",
+        );
+      }
+      yield { firstSeq: seq, messages };
+      seq += messages.length;
+    }
+  }
+
+  async meta(sessionId: string): Promise<SessionMeta | undefined> {
+    const rows = await this.#query<SessionRow>(
+      "read",
+      "SELECT * FROM sessionstore.sessions WHERE session_id = $1 AND tenant = $2",
+      [sessionId, TENANT],
+    );
+    return rows[0] && toMeta(rows[0]);
+  }
+
+  async list(query: ListQuery): Promise<SessionMeta[]> {
+    // The prefix as a range of the index on (tenant, session_id): ids are ASCII, compared as bytes.
+    const rows = await this.#query<SessionRow>(
+      "list sessions",
+      `SELECT * FROM sessionstore.sessions
+       WHERE tenant = $1 AND session_id > $2 AND session_id >= $3 AND ($4::text IS NULL OR session_id < $4)
+       ORDER BY session_id LIMIT $5`,
+      [TENANT, query.after, query.prefix, prefixEnd(query.prefix), query.limit],
+    );
+    return rows.map(toMeta);
+  }
+
+  async delete(sessionId: string): Promise<boolean> {
+    this.#checkOpen();
+    let existed = false;
+    await this.#transaction("delete", async (client) => {
+      await client.query(
+        "DELETE FROM sessionstore.messages WHERE session_id = $1 AND tenant = $2",
+        [sessionId, TENANT],
+      );
+      const deleted = await client.query(
+        "DELETE FROM sessionstore.sessions WHERE session_id = $1 AND tenant = $2",
+        [sessionId, TENANT],
+      );
+      existed = (deleted.rowCount ?? 0) > 0;
+      await client.query("SELECT pg_notify($1, $2)", [
+        CHANNEL,
+        JSON.stringify({ k: "d", t: TENANT, s: sessionId }),
+      ]);
+    });
+    this.#unflushed.delete(key(TENANT, sessionId));
+    // This replica's watchers hear it now; every replica's (again) through the notification.
+    this.#subscribers.notify(sessionId, { kind: "deleted" });
+    return existed;
+  }
+
+  async flush(sessionId?: string): Promise<FlushReport> {
+    if (sessionId !== undefined)
+      return { flushed: await this.#makeDurable([sessionId]), failures: [] };
+    return { flushed: await this.#flushUnflushed(), failures: [] };
+  }
+
+  subscribe(sessionId: string, listener: (change: SessionChange) => void): () => void {
+    return this.#subscribers.add(sessionId, listener);
+  }
+
+  watchHealth(listener: (serving: boolean) => void): () => void {
+    this.#healthListeners.add(listener);
+    return () => this.#healthListeners.delete(listener);
+  }
+
+  #enqueue(
+    sessionId: string,
+    messages: readonly string[],
+    options: AppendOptions,
+    bytes: number,
+  ): Appended {
+    this.#checkOpen();
+    options.chain?.checkOpen();
+    return {
+      ack: this.#batcher.enqueue({
+        tenant: TENANT,
+        sessionId,
+        messages,
+        expectedSeq: options.expectedSeq,
+        sync: options.sync,
+        chain: options.chain,
+        bytes,
+      }),
+    };
+  }
+
+  async #appendWhenRoom(
+    sessionId: string,
+    messages: readonly string[],
+    options: AppendOptions,
+    bytes: number,
+  ): Promise<Appended> {
+    while (!this.#batcher.hasRoom(bytes)) {
+      this.#checkOpen();
+      await this.#batcher.roomChanged();
+    }
+    return this.#enqueue(sessionId, messages, options, bytes);
+  }
+
+  /** Makes what this process appended without a synchronous commit durable. */
+  async #flushUnflushed(): Promise<number> {
+    if (this.#unflushed.size === 0) return 0;
+    const keys = [...this.#unflushed];
+    this.#unflushed = new Set();
+    try {
+      return await this.#makeDurable(keys.map((entry) => entry.slice(entry.indexOf("/") + 1)));
+    } catch (error) {
+      for (const entry of keys) this.#unflushed.add(entry);
+      throw error;
+    }
+  }
+
+  /**
+   * A synchronous commit that counts the sessions' messages durable: the WAL is flushed up to it,
+   * so every earlier commit, of any replica, is on disk too. Resolves to the messages it covered.
+   */
+  async #makeDurable(sessionIds: string[]): Promise<number> {
+    let flushed = 0;
+    await this.#transaction("flush", async (client) => {
+      await client.query("SET LOCAL synchronous_commit = on");
+      const result = await client.query<{ flushed: string }>(
+        `WITH before AS (
+           SELECT session_id, length - durable_length AS pending FROM sessionstore.sessions
+           WHERE tenant = $1 AND session_id = ANY($2) AND durable_length < length FOR UPDATE)
+         UPDATE sessionstore.sessions s SET durable_length = s.length FROM before
+         WHERE s.tenant = $1 AND s.session_id = before.session_id
+         RETURNING before.pending AS flushed`,
+        [TENANT, sessionIds],
+      );
+      for (const row of result.rows) flushed += Number(row.flushed);
+    });
+    return flushed;
+  }
+
+  async #transaction(
+    action: string,
+    work: (client: pg.PoolClient) => Promise<void>,
+  ): Promise<void> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      this.#onDatabaseFailure(error);
+      throw databaseFailure(action, error);
+    }
+    try {
+      await client.query("BEGIN");
+      await work(client);
+      await client.query("COMMIT");
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      if (error instanceof SessionStoreError) throw error;
+      this.#onDatabaseFailure(error);
+      throw databaseFailure(action, error, "maybe stored");
+    } finally {
+      client.release();
+    }
+  }
+
+  async #query<Row extends pg.QueryResultRow>(
+    action: string,
+    text: string,
+    values: unknown[],
+  ): Promise<Row[]> {
+    try {
+      return (await this.#pool.query<Row>(text, values)).rows;
+    } catch (error) {
+      this.#onDatabaseFailure(error);
+      throw databaseFailure(action, error);
+    }
+  }
+
+  #checkOpen(): void {
+    if (this.#closing) {
+      throw new SessionStoreError(
+        Code.Unavailable,
+        "the server is shutting down; retry on another",
+      );
+    }
+  }
+
+  /** The database seems unreachable: report NOT_SERVING and probe until it answers again. */
+  #onDatabaseFailure(error: unknown): void {
+    if (!this.#serving || this.#closing) return;
+    if (
+      typeof (error as { code?: unknown }).code === "string" &&
+      /^[0-9A-Z]{5}$/.test((error as { code: string }).code)
+    ) {
+      // The server answered: it is up (a statement failed, or it is shutting down: 57P01).
+      if (!(error as { code: string }).code.startsWith("57")) return;
+    }
+    this.#setServing(false);
+    this.#options.log.warn(
+      { err: error },
+      "the database is unreachable; health is NOT_SERVING until it answers",
+    );
+    const probe = () => {
+      this.#pool.query("SELECT 1").then(
+        () => {
+          this.#setServing(true);
+          this.#options.log.info("the database answers again; health is SERVING");
+        },
+        () => {
+          if (!this.#closing) this.#probe = setTimeout(probe, PROBE_INTERVAL_MS).unref();
+        },
+      );
+    };
+    this.#probe = setTimeout(probe, PROBE_INTERVAL_MS).unref();
+  }
+
+  #setServing(serving: boolean): void {
+    if (this.#serving === serving) return;
+    this.#serving = serving;
+    for (const listener of this.#healthListeners) listener(serving);
+  }
+}
+
+/** The first string after every string that starts with `prefix`, or null for "". */
+function prefixEnd(prefix: string): string | null {
+  if (prefix === "") return null;
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}
+
+function key(tenant: string, sessionId: string): string {
+  return `${tenant}/${sessionId}`;
+}
+
+function toMeta(row: SessionRow): SessionMeta {
+  return {
+    sessionId: row.session_id,
+    createdAtMs: Number(row.created_at_ms),
+    agentLoopVersion: row.agent_loop_version,
+    messageCount: Number(row.length),
+    durableCount: Number(row.durable_length),
+    updatedAtMs: Number(row.updated_at_ms),
+  };
+}

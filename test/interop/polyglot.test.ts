@@ -20,6 +20,7 @@ import {
   loadMeta,
   sessionFilePath,
 } from "../integration/support.js";
+import { SERDE_JSON_CORPUS, type Verdict } from "./serde-json-corpus.js";
 
 /**
  * The Python and Go clients, grpcurl and motosan's own Rust crate against the real server.
@@ -336,6 +337,28 @@ describe.skipIf(skipWithout(missingForMotosan, "the motosan (Rust) interop tests
       ]);
       conversation = await motosan("messages");
     }, 600_000);
+
+    /** serde_json's verdict on each text, with its error when it refuses. */
+    async function serdeJsonVerdicts(texts: string[]) {
+      const input = Buffer.from(texts.map((text) => `${JSON.stringify(text)}\n`).join(""));
+      const verdicts = lines(await ok(MOTOSAN, ["check-json"], { input })).map(
+        (line) => JSON.parse(line) as { accepted: boolean; error?: string },
+      );
+      expect(verdicts).toHaveLength(texts.length);
+      return verdicts.map(({ accepted, error }) => ({
+        serdeJson: (accepted ? "accepts" : "refuses") as Verdict,
+        error,
+      }));
+    }
+
+    it("serde_json gives every verdict the corpus of JSON edge cases records", async () => {
+      const verdicts = await serdeJsonVerdicts(SERDE_JSON_CORPUS.map(({ text }) => text));
+      const changed = SERDE_JSON_CORPUS.flatMap(({ name, serdeJson }, index) => {
+        const verdict = verdicts[index];
+        return verdict?.serdeJson === serdeJson ? [] : [{ name, recorded: serdeJson, ...verdict }];
+      });
+      expect(changed).toEqual([]);
+    });
 
     it("serves a session that motosan's FileSessionStore wrote, and motosan reads it back after our appends", async () => {
       const dataDir = await makeTempDir();

@@ -6,6 +6,8 @@ import { fileURLToPath } from "node:url";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WatchResponse } from "../../gen/sessionstore/v1/session_store.js";
+import { Code, SessionStoreError } from "../../src/errors.js";
+import { normalizeMessages } from "../../src/sessions/validation.js";
 import {
   append,
   loadAll,
@@ -319,6 +321,28 @@ describe.skipIf(skipWithout(missingForClients, "the Python and Go client interop
   },
 );
 
+/**
+ * Where our validator refuses what serde_json accepts as a `serde_json::Value`, on purpose; by
+ * case name in test/interop/serde-json-corpus.ts. The reverse never is: motosan must read every
+ * message we store.
+ */
+const DELIBERATE_DIFFERENCES: { name: string; serdeJson: Verdict; ours: Verdict }[] = [
+  // The contract makes each message one JSON object; serde_json reads any JSON value (and
+  // motosan's Message type would refuse an array too).
+  { name: "an array", serdeJson: "accepts", ours: "refuses" },
+];
+
+/** Whether our validator stores `text` as a message: the rule behind every Append. */
+function ourVerdict(text: string): Verdict {
+  try {
+    normalizeMessages([text], { maxMessageBytes: 1 << 20, maxRequestMessages: 1 });
+    return "accepts";
+  } catch (error) {
+    if (error instanceof SessionStoreError && error.code === Code.InvalidArgument) return "refuses";
+    throw error;
+  }
+}
+
 describe.skipIf(skipWithout(missingForMotosan, "the motosan (Rust) interop tests"))(
   "motosan_agent_loop's own FileSessionStore, Message and SessionStore trait (Rust crate 0.7)",
   () => {
@@ -358,6 +382,25 @@ describe.skipIf(skipWithout(missingForMotosan, "the motosan (Rust) interop tests
         return verdict?.serdeJson === serdeJson ? [] : [{ name, recorded: serdeJson, ...verdict }];
       });
       expect(changed).toEqual([]);
+    });
+
+    it("our validator refuses what serde_json refuses, case by case, and motosan reads what it stores", async () => {
+      const verdicts = await serdeJsonVerdicts(SERDE_JSON_CORPUS.map(({ text }) => text));
+      const disagreements = SERDE_JSON_CORPUS.flatMap(({ name, text }, index) => {
+        const ours = ourVerdict(text);
+        const serdeJson = verdicts[index]?.serdeJson;
+        return ours === serdeJson ? [] : [{ name, serdeJson, ours }];
+      });
+      expect(disagreements).toEqual(DELIBERATE_DIFFERENCES);
+
+      // What we store of each case we accept (CR/LF turned into spaces) is what motosan reads.
+      const stored = SERDE_JSON_CORPUS.filter(({ text }) => ourVerdict(text) === "accepts").flatMap(
+        ({ text }) =>
+          normalizeMessages([text], { maxMessageBytes: 1 << 20, maxRequestMessages: 1 }),
+      );
+      expect((await serdeJsonVerdicts(stored)).filter((v) => v.serdeJson !== "accepts")).toEqual(
+        [],
+      );
     });
 
     it("serves a session that motosan's FileSessionStore wrote, and motosan reads it back after our appends", async () => {

@@ -128,6 +128,24 @@ describe("hostile input", () => {
     expect((await loadAll(server.client, "deep")).messages).toEqual([atLimit]);
   });
 
+  it.each([
+    ["a lone surrogate escape", String.raw`{"s":"\ud800"}`, /lone UTF-16 surrogate escape/],
+    ["a number past f64", '{"n":1e999}', /does not fit a 64-bit float \(1e999 at byte 5\)/],
+  ])(
+    "rejects %s, which motosan's reader refuses, with INVALID_ARGUMENT, storing nothing of the request",
+    async (_name, unreadable, reason) => {
+      const server = await start();
+      const { error, acks } = await appendStream(server.client, [
+        { sessionId: "serde", messages: ['{"fine":1}'] },
+        { sessionId: "serde", messages: ['{"fine":2}', unreadable] },
+      ]);
+      expect(acks).toHaveLength(1);
+      expectStreamError(error, status.INVALID_ARGUMENT, reason);
+      expect((await loadAll(server.client, "serde")).messages).toEqual(['{"fine":1}']);
+      await expectStillServing(server);
+    },
+  );
+
   it("rejects a message over the size limit with RESOURCE_EXHAUSTED naming the limit", async () => {
     const server = await start();
     const { error, acks } = await appendStream(server.client, [

@@ -6,6 +6,8 @@ import { fileURLToPath } from "node:url";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it, type SuiteOptions } from "vitest";
 import type { WatchResponse } from "../../gen/sessionstore/v1/session_store.js";
+import { Code, SessionStoreError } from "../../src/errors.js";
+import { normalizeMessages } from "../../src/sessions/validation.js";
 import { skipWithReason } from "../helpers/skipped-suites.js";
 import {
   append,
@@ -21,6 +23,7 @@ import {
   loadMeta,
   sessionFilePath,
 } from "../integration/support.js";
+import { SERDE_JSON_CORPUS, type Verdict } from "./serde-json-corpus.js";
 
 /**
  * The Python and Go clients, grpcurl and motosan's own Rust crate against the real server.
@@ -327,6 +330,28 @@ describe(
   },
 );
 
+/**
+ * Where our validator refuses what serde_json accepts as a `serde_json::Value`, on purpose; by
+ * case name in test/interop/serde-json-corpus.ts. The reverse never is: motosan must read every
+ * message we store.
+ */
+const DELIBERATE_DIFFERENCES: { name: string; serdeJson: Verdict; ours: Verdict }[] = [
+  // The contract makes each message one JSON object; serde_json reads any JSON value (and
+  // motosan's Message type would refuse an array too).
+  { name: "an array", serdeJson: "accepts", ours: "refuses" },
+];
+
+/** Whether our validator stores `text` as a message: the rule behind every Append. */
+function ourVerdict(text: string): Verdict {
+  try {
+    normalizeMessages([text], { maxMessageBytes: 1 << 20, maxRequestMessages: 1 });
+    return "accepts";
+  } catch (error) {
+    if (error instanceof SessionStoreError && error.code === Code.InvalidArgument) return "refuses";
+    throw error;
+  }
+}
+
 describe(
   "motosan_agent_loop's own FileSessionStore, Message and SessionStore trait (Rust crate 0.7)",
   skipWithout(missingForMotosan),
@@ -346,6 +371,47 @@ describe(
       ]);
       conversation = await motosan("messages");
     }, 600_000);
+
+    /** serde_json's verdict on each text, with its error when it refuses. */
+    async function serdeJsonVerdicts(texts: string[]) {
+      const input = Buffer.from(texts.map((text) => `${JSON.stringify(text)}\n`).join(""));
+      const verdicts = lines(await ok(MOTOSAN, ["check-json"], { input })).map(
+        (line) => JSON.parse(line) as { accepted: boolean; error?: string },
+      );
+      expect(verdicts).toHaveLength(texts.length);
+      return verdicts.map(({ accepted, error }) => ({
+        serdeJson: (accepted ? "accepts" : "refuses") as Verdict,
+        error,
+      }));
+    }
+
+    it("serde_json gives every verdict the corpus of JSON edge cases records", async () => {
+      const verdicts = await serdeJsonVerdicts(SERDE_JSON_CORPUS.map(({ text }) => text));
+      const changed = SERDE_JSON_CORPUS.flatMap(({ name, serdeJson }, index) => {
+        const verdict = verdicts[index];
+        return verdict?.serdeJson === serdeJson ? [] : [{ name, recorded: serdeJson, ...verdict }];
+      });
+      expect(changed).toEqual([]);
+    });
+
+    it("our validator refuses what serde_json refuses, case by case, and motosan reads what it stores", async () => {
+      const verdicts = await serdeJsonVerdicts(SERDE_JSON_CORPUS.map(({ text }) => text));
+      const disagreements = SERDE_JSON_CORPUS.flatMap(({ name, text }, index) => {
+        const ours = ourVerdict(text);
+        const serdeJson = verdicts[index]?.serdeJson;
+        return ours === serdeJson ? [] : [{ name, serdeJson, ours }];
+      });
+      expect(disagreements).toEqual(DELIBERATE_DIFFERENCES);
+
+      // What we store of each case we accept (CR/LF turned into spaces) is what motosan reads.
+      const stored = SERDE_JSON_CORPUS.filter(({ text }) => ourVerdict(text) === "accepts").flatMap(
+        ({ text }) =>
+          normalizeMessages([text], { maxMessageBytes: 1 << 20, maxRequestMessages: 1 }),
+      );
+      expect((await serdeJsonVerdicts(stored)).filter((v) => v.serdeJson !== "accepts")).toEqual(
+        [],
+      );
+    });
 
     it("serves a session that motosan's FileSessionStore wrote, and motosan reads it back after our appends", async () => {
       const dataDir = await makeTempDir();

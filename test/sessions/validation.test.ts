@@ -108,3 +108,79 @@ describe("normalizeMessages", () => {
     expect(tooMany.message).toContain("--max-request-messages");
   });
 });
+
+describe("normalizeMessages: what motosan's reader (serde_json) refuses", () => {
+  const limits = { maxMessageBytes: 1 << 20, maxRequestMessages: 10 };
+  const raw = String.raw;
+
+  it.each([
+    ["a lone leading escape", raw`{"s":"\ud800"}`, raw`\ud800 at byte 6`],
+    ["a lone trailing escape", raw`{"s":"\uDFFF"}`, raw`\uDFFF at byte 6`],
+    ["a pair escaped in reverse", raw`{"s":"\ude00\ud83d"}`, raw`\ude00 at byte 6`],
+    ["a leading escape before a BMP escape", raw`{"s":"\ud83d\u0041"}`, raw`\ud83d at byte 6`],
+    ["a leading escape before another escape", raw`{"s":"\ud83d\n"}`, raw`\ud83d at byte 6`],
+    ["a lone escape after a pair", raw`{"s":"\ud83d\ude00\udc00"}`, raw`\udc00 at byte 18`],
+    ["a lone escape in a key", raw`{"\udbff":1}`, raw`\udbff at byte 2`],
+    ["a lone escape after an escaped backslash", raw`{"s":"\\\ud800"}`, raw`\ud800 at byte 8`],
+    ["a lone escape after non-ASCII text", raw`{"é":"\ud800"}`, raw`\ud800 at byte 7`],
+  ])("refuses %s with INVALID_ARGUMENT, saying where and what to send", (_name, text, where) => {
+    const error = rejection(() => normalizeMessages(['{"fine":1}', text], limits));
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.message).toContain(`message 1 holds a lone UTF-16 surrogate escape (${where})`);
+    expect(error.message).toContain("escape a whole surrogate pair");
+    expect(error.message).toContain("or send the character itself");
+  });
+
+  it.each([
+    ["an escaped pair", raw`{"s":"\ud83d\ude00"}`],
+    ["pairs in mixed case, one after another", raw`{"s":"\uD83D\uDe00\ud83e\udd80"}`],
+    ["an escaped backslash before text like an escape", raw`{"s":"\\ud800","t":"\\\\udc00"}`],
+    ["the characters around the surrogates", raw`{"s":"\ud7ff\ue000\uffff"}`],
+    ["an escaped NUL", raw`{"s":"\u0000"}`],
+    ["the character itself", '{"s":"🦀"}'],
+  ])("keeps %s byte for byte", (_name, text) => {
+    expect(normalizeMessages([text], limits)).toEqual([text]);
+  });
+
+  it.each([
+    ["1e999", '{"n":1e999}', "1e999 at byte 5"],
+    ["-1e400", '{"a":[0,-1e400]}', "-1e400 at byte 8"],
+    ["1.8e308", '{"n":1.8e308}', "1.8e308 at byte 5"],
+    // JSON.parse rounds this to f64::MAX; serde_json's arithmetic overflows.
+    ["f64::MAX rounded up", '{"n":1.7976931348623158e308}', "1.7976931348623158e308 at byte 5"],
+    [
+      "a 400-digit integer, shortened",
+      `{"n":${"9".repeat(400)}}`,
+      `${"9".repeat(24)}... (400 characters) at byte 5`,
+    ],
+    ["an exponent past i32", '{"n":1e2147483648}', "1e2147483648 at byte 5"],
+    ["after a string holding 1e999", raw`{"s":"1e999 \"","n":1e999}`, "1e999 at byte 20"],
+  ])("refuses %s with INVALID_ARGUMENT, saying which number", (_name, text, which) => {
+    const error = rejection(() => normalizeMessages([text], limits));
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.message).toContain(
+      `message 0 holds a number that does not fit a 64-bit float (${which})`,
+    );
+    expect(error.message).toContain("send it as a string");
+  });
+
+  it.each([
+    ["f64::MAX as printed", '{"n":1.7976931348623157e308}'],
+    ["1.5e308", '{"n":-1.5e308}'],
+    ["a 309-digit integer (1e308)", `{"n":1${"0".repeat(308)}}`],
+    ["a 400-digit mantissa with exponent -300", `{"n":1${"0".repeat(399)}e-300}`],
+    ["1e-400, which underflows to zero", '{"n":1e-400}'],
+    ["zero with any exponent", '{"n":[0e999,-0.0e+99999999999]}'],
+    ["integers past u64, digits intact", '{"n":[18446744073709551616,-9223372036854775809]}'],
+    ["-0", '{"n":-0}'],
+    ["huge numbers inside strings", '{"s":"1e999","1e999":"9e308"}'],
+  ])("keeps %s byte for byte", (_name, text) => {
+    expect(normalizeMessages([text], limits)).toEqual([text]);
+  });
+
+  it("checks nesting before strings and numbers, and still keeps CR/LF out of stored lines", () => {
+    const deepAndLone = `{"s":"\\ud800","a":${"[".repeat(130)}${"]".repeat(130)}}`;
+    expect(() => normalizeMessages([deepAndLone], limits)).toThrow("deeper than 127 levels");
+    expect(normalizeMessages(['{"n":\r\n1e308}'], limits)).toEqual(['{"n":  1e308}']);
+  });
+});

@@ -13,12 +13,20 @@
 //!   remote-read ADDRESS SESSION    loads SESSION; one `Message` per line
 //!   remote-list ADDRESS            the session ids, as a JSON array
 //!   remote-delete ADDRESS SESSION  deletes SESSION
+//!
+//! and, to learn what motosan's reader accepts at all:
+//!
+//!   check-json    reads one JSON string per line of stdin, the text to check (encoded so that it
+//!                 may hold any character, CR and LF included), and prints for each whether
+//!                 `serde_json::from_str::<serde_json::Value>` accepts that text:
+//!                 {"accepted":true} or {"accepted":false,"error":"…"}
 
 mod remote;
 
 use motosan_agent_loop::{FileSessionStore, Message, SessionStore, ToolCallRef};
 use remote::RemoteSessionStore;
 use serde_json::json;
+use std::io::BufRead;
 
 /// A conversation that exercises every part of `Message`: each role, a tool call with nested
 /// arguments, a tool result, and text that needs escaping.
@@ -64,6 +72,7 @@ async fn main() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["messages"] => print_messages(&conversation()),
+        ["check-json"] => check_json(),
         ["write", dir, session] => {
             let store = FileSessionStore::new(*dir);
             for message in conversation() {
@@ -95,11 +104,27 @@ async fn main() {
         }
         _ => {
             eprintln!(
-                "usage: sessionstore-motosan-interop messages | write|read|meta DIR SESSION \
+                "usage: sessionstore-motosan-interop messages | check-json \
+                 | write|read|meta DIR SESSION \
                  | remote-write|remote-read|remote-delete ADDRESS SESSION | remote-list ADDRESS"
             );
             std::process::exit(2);
         }
+    }
+}
+
+/// The check-json command. `Value`, not `Message`: motosan reads lines as its `Message`, but the
+/// messages sessionstore keeps are any agent's JSON objects, so what matters is what serde_json
+/// accepts as JSON at all (its grammar, number range, string escapes and recursion limit).
+fn check_json() {
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("stdin is UTF-8 text");
+        let text: String = serde_json::from_str(&line).expect("each line is one JSON string");
+        let verdict = match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(_) => json!({"accepted": true}),
+            Err(error) => json!({"accepted": false, "error": error.to_string()}),
+        };
+        println!("{verdict}");
     }
 }
 

@@ -15,6 +15,9 @@ import { StreamingCalls } from "./streaming-calls.js";
 
 export const SERVICE_NAME = "sessionstore.v1.SessionStore";
 
+/** How long shutdown waits, after the streams ended, for their statuses to reach the clients. */
+const STATUS_GRACE_MS = 250;
+
 export interface RunningServer {
   /** The address bound, host:port (the port chosen when the config asked for 0). */
   address: string;
@@ -91,7 +94,9 @@ async function shutDown(parts: {
   const started = Date.now();
   health.setStatus("", "NOT_SERVING");
   health.setStatus(SERVICE_NAME, "NOT_SERVING");
-  server.tryShutdown(() => undefined); // refuses new calls; running ones go on
+  // Refuses new calls; running ones go on. It completes once every call has ended and its status
+  // reached the client.
+  const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
   const deadline = new Promise<"timeout">((resolve) =>
     setTimeout(() => resolve("timeout"), timeoutMs).unref(),
   );
@@ -99,8 +104,13 @@ async function shutDown(parts: {
     log.warn({ timeoutMs }, "streams did not end in time; cancelling them");
   }
   await sessions.close();
-  // What still runs cannot change stored data any more (unary reads, health watches): cancel it
+  // The streams ended with their statuses: give grpc-js a moment to send them. What still runs
+  // after that cannot change stored data any more (unary reads, health watches): cancel it
   // rather than let a watcher hold the process.
+  await Promise.race([
+    drained,
+    new Promise((resolve) => setTimeout(resolve, STATUS_GRACE_MS).unref()),
+  ]);
   server.forceShutdown();
   log.info({ ms: Date.now() - started }, "sessionstore stopped");
 }

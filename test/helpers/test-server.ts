@@ -19,6 +19,7 @@ import {
 import { type Config, loadConfig } from "../../src/config.js";
 import type { RunningServer } from "../../src/server/server.js";
 import { startService } from "../../src/service.js";
+import { testDatabases } from "./postgres.js";
 
 /** A real server on 127.0.0.1:0 over a fresh temp data directory, and a generated client for it. */
 export interface TestServer {
@@ -36,8 +37,17 @@ export async function makeTempDir(prefix = "sessionstore-test-"): Promise<string
   return mkdtemp(join(tmpdir(), prefix));
 }
 
+/**
+ * Starts the service on 127.0.0.1:0 with test defaults and `overrides`. A jsonl server gets a
+ * fresh temp data directory unless `dataDir` says which; a postgres one a fresh database in the
+ * run's cluster unless `databaseUrl` says which (pass a stopped server's to restart on its data).
+ */
 export async function startTestServer(overrides: Partial<Config> = {}): Promise<TestServer> {
   const dataDir = overrides.dataDir ?? (await makeTempDir());
+  const databaseUrl =
+    overrides.storage === "postgres" && !overrides.databaseUrl
+      ? await testDatabases().create()
+      : (overrides.databaseUrl ?? "");
   const config: Config = {
     ...loadConfig([], {}),
     listen: "127.0.0.1:0",
@@ -46,6 +56,7 @@ export async function startTestServer(overrides: Partial<Config> = {}): Promise<
     maxOpenFiles: 64,
     shutdownTimeoutMs: 5000,
     ...overrides,
+    databaseUrl,
   };
   const server = await startService(config, pino({ level: config.logLevel }));
   const client = new SessionStoreClient(server.address, credentials.createInsecure());

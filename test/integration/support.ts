@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type ServiceError, status } from "@grpc/grpc-js";
-import { afterEach, expect } from "vitest";
+import { afterEach, describe, expect } from "vitest";
 import type {
   DeleteResponse,
   FlushResponse,
@@ -12,7 +12,38 @@ import type {
   SessionStoreClient,
 } from "../../gen/sessionstore/v1/session_store.js";
 import type { Config } from "../../src/config.js";
+import { testDatabases } from "../helpers/postgres.js";
+import { skipWithReason } from "../helpers/skipped-suites.js";
 import { collect, startTestServer, type TestServer, unaryRpcs } from "../helpers/test-server.js";
+
+/** The storage backends the integration suites run on, each a describe of its own. */
+export const BACKENDS = ["jsonl", "memory", "postgres"] as const;
+export type Backend = (typeof BACKENDS)[number];
+
+/** Backends that keep data across a restart. */
+export const PERSISTENT_BACKENDS = ["jsonl", "postgres"] as const;
+
+/**
+ * Declares `body` once per backend (`backends`, every one by default): a describe named
+ * "`name` [backend]", whose servers (started by the function `body` gets) use that backend. The
+ * postgres one is skipped, saying why, when the run has no PostgreSQL.
+ */
+export function describeEachBackend(
+  name: string,
+  body: (start: (overrides?: Partial<Config>) => Promise<TestServer>, backend: Backend) => void,
+  options: { defaults?: Partial<Config>; backends?: readonly Backend[] } = {},
+): void {
+  const missing = testDatabases().missing;
+  for (const backend of options.backends ?? BACKENDS) {
+    describe(
+      `${name} [${backend}]`,
+      skipWithReason(backend === "postgres" ? missing : undefined),
+      () => {
+        body(serversClosedAfterEach({ ...options.defaults, storage: backend }), backend);
+      },
+    );
+  }
+}
 
 /**
  * Registers an afterEach that closes every server the returned function started during the test

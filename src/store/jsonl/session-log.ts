@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { Code, lengthMismatch, SessionStoreError } from "../../errors.js";
 import { type AppendChain, type ChainMember, followerError } from "../append-chain.js";
 import { type BufferBudget, bufferedSize } from "../buffer-budget.js";
-import { resolveRange } from "../read-range.js";
+import { pagesOf, resolveRange } from "../read-range.js";
 import type {
   AppendAck,
   Appended,
@@ -36,8 +36,6 @@ export interface LogContext {
 
 /** How soon a failed write is retried. */
 const RETRY_DELAY_MS = 1000;
-/** Buffered messages are served in pages of about this many bytes. */
-const PAGE_BYTES = 1 << 20;
 
 /** Why `admit` could not place a request now; the caller waits as told and tries again. */
 export type Deferred =
@@ -447,16 +445,7 @@ export class SessionLog {
       }
       if (readable < storedTo) throw corruption(this.sessionId, readable);
     }
-    let start = 0;
-    let bytes = 0;
-    for (let index = 0; index < buffered.length; index++) {
-      bytes += (buffered[index] as string).length;
-      if (bytes >= PAGE_BYTES || index === buffered.length - 1) {
-        yield { firstSeq: seq + start, messages: buffered.slice(start, index + 1) };
-        start = index + 1;
-        bytes = 0;
-      }
-    }
+    yield* pagesOf(buffered, seq);
   }
 
   private get undecidedCount(): number {

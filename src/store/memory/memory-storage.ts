@@ -1,5 +1,5 @@
 import { lengthMismatch } from "../../errors.js";
-import { resolveRange } from "../read-range.js";
+import { pagesOf, resolveRange } from "../read-range.js";
 import {
   AGENT_LOOP_VERSION,
   type Appended,
@@ -68,7 +68,7 @@ export class MemoryStorage implements SessionStorage {
   async *read(sessionId: string, range: ReadRange): AsyncGenerator<MessagePage> {
     const messages = this.#sessions.get(sessionId)?.messages ?? [];
     const { from, to } = resolveRange(range, messages.length);
-    if (from < to) yield { firstSeq: from, messages: messages.slice(from, to) };
+    yield* pagesOf(messages.slice(from, to), from);
   }
 
   async meta(sessionId: string): Promise<SessionMeta | undefined> {

@@ -1,11 +1,17 @@
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WatchResponse } from "../../gen/sessionstore/v1/session_store.js";
+import {
+  GRPCURL,
+  missingToolchains,
+  PYTHON,
+  REPOSITORY,
+  requireTools,
+  skipWithout,
+} from "../helpers/polyglot-tools.js";
+import { run, runOk } from "../helpers/run-program.js";
 import {
   append,
   loadAll,
@@ -22,83 +28,16 @@ import {
 } from "../integration/support.js";
 
 /**
- * The Python and Go clients, grpcurl and motosan's own Rust crate against the real server.
- * scripts/setup-polyglot.sh installs what they need into .tools/; without it (or without python3,
- * go or cargo) these tests are skipped with a notice, unless SESSIONSTORE_REQUIRE_POLYGLOT=1 (CI),
- * which makes a missing toolchain a failure.
+ * The Python and Go clients, grpcurl and motosan's own Rust crate against the real server; each
+ * suite is skipped with a notice when its toolchain is missing (see test/helpers/polyglot-tools.ts).
  */
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const HERE = join(ROOT, "test/interop");
-const PYTHON = join(ROOT, ".tools/venv/bin/python");
-const GRPCURL = join(ROOT, ".tools/bin/grpcurl");
+const HERE = join(REPOSITORY, "test/interop");
 const MOTOSAN_CRATE = join(HERE, "motosan");
 const MOTOSAN = join(MOTOSAN_CRATE, "target/debug/sessionstore-motosan-interop");
-const REQUIRED = process.env.SESSIONSTORE_REQUIRE_POLYGLOT === "1";
 
-function onPath(command: string): boolean {
-  return spawnSync("sh", ["-c", `command -v ${command}`]).status === 0;
-}
-
-const missingForClients = [
-  existsSync(PYTHON) ? "" : "the Python client's venv (.tools/venv)",
-  onPath("go") ? "" : "go",
-  existsSync(GRPCURL) ? "" : "grpcurl (.tools/bin)",
-].filter(Boolean);
-const missingForMotosan = onPath("cargo") ? [] : ["cargo"];
-
-/** Skips a suite whose tools are missing, saying so, unless they are required. */
-function skipWithout(missing: string[], what: string): boolean {
-  if (missing.length === 0 || REQUIRED) return false;
-  console.warn(
-    `skipping ${what}: ${missing.join(", ")} not found; run scripts/setup-polyglot.sh ` +
-      "(SESSIONSTORE_REQUIRE_POLYGLOT=1, as in CI, makes this a failure)",
-  );
-  return true;
-}
-
-function requireTools(missing: string[]): void {
-  if (missing.length > 0) {
-    throw new Error(
-      `SESSIONSTORE_REQUIRE_POLYGLOT=1 but ${missing.join(", ")} not found: run scripts/setup-polyglot.sh`,
-    );
-  }
-}
-
-interface Run {
-  stdout: Buffer;
-  stderr: string;
-  code: number | null;
-}
-
-/** Runs a program to its end, feeding it `input`; never rejects for a non-zero exit. */
-function run(command: string, args: string[], options: { cwd?: string; input?: Buffer } = {}) {
-  return new Promise<Run>((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: options.cwd ?? ROOT,
-      env: { ...process.env, PYTHONUTF8: "1" },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    const stdout: Buffer[] = [];
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ stdout: Buffer.concat(stdout), stderr, code }));
-    child.stdin.end(options.input);
-  });
-}
-
-/** Runs a program that must succeed; resolves to its stdout. */
-async function ok(command: string, args: string[], options: { cwd?: string; input?: Buffer } = {}) {
-  const result = await run(command, args, options);
-  if (result.code !== 0) {
-    throw new Error(`${command} ${args.join(" ")} exited ${result.code}:\n${result.stderr}`);
-  }
-  return result.stdout;
-}
+const missingForClients = missingToolchains("python", "go", "grpcurl");
+const missingForMotosan = missingToolchains("cargo");
 
 function lines(text: Buffer | string): string[] {
   return text.toString("utf8").split("\n").slice(0, -1);
@@ -183,7 +122,7 @@ describe.skipIf(skipWithout(missingForClients, "the Python and Go client interop
       requireTools(missingForClients);
       workDir = await makeTempDir("sessionstore-interop-");
       goProgram = join(workDir, "interop-go");
-      await ok("go", ["build", "-o", goProgram, "."], { cwd: join(HERE, "go") });
+      await runOk("go", ["build", "-o", goProgram, "."], { cwd: join(HERE, "go") });
       vectors = await readFile(join(HERE, "messages.jsonl"));
       server = await startTestServer({ flushMessages: 10_000, flushIntervalMs: 60_000 });
     }, 300_000);
@@ -194,12 +133,12 @@ describe.skipIf(skipWithout(missingForClients, "the Python and Go client interop
     });
 
     it("Python: every call of the client, the error cases included, as the Go client sees them", async () => {
-      const report = JSON.parse((await ok(PYTHON, python("tour", "py"))).toString("utf8"));
+      const report = JSON.parse((await runOk(PYTHON, python("tour", "py"))).toString("utf8"));
       expect(report).toEqual(expectedTour("py"));
     });
 
     it("Go: every call of the client, the error cases included, as the Python client sees them", async () => {
-      const report = JSON.parse((await ok(goProgram, go("tour", "go"))).toString("utf8"));
+      const report = JSON.parse((await runOk(goProgram, go("tour", "go"))).toString("utf8"));
       expect(report).toEqual(expectedTour("go"));
     });
 
@@ -208,7 +147,7 @@ describe.skipIf(skipWithout(missingForClients, "the Python and Go client interop
       const watched = watchUntil(server, "from-python", count);
 
       const ack = JSON.parse(
-        (await ok(PYTHON, python("append", "from-python"), { input: vectors })).toString(),
+        (await runOk(PYTHON, python("append", "from-python"), { input: vectors })).toString(),
       );
       expect(ack).toEqual({
         session_id: "from-python",
@@ -217,7 +156,7 @@ describe.skipIf(skipWithout(missingForClients, "the Python and Go client interop
         durable_count: 0,
       });
 
-      const loadedByGo = await ok(goProgram, go("load", "from-python"));
+      const loadedByGo = await runOk(goProgram, go("load", "from-python"));
       expect(loadedByGo.toString("utf8")).toBe(vectors.toString("utf8"));
       expect(loadedByGo.equals(vectors)).toBe(true);
       expect(Buffer.from((await watched).map((m) => `${m}\n`).join(""))).toEqual(vectors);
@@ -229,27 +168,31 @@ describe.skipIf(skipWithout(missingForClients, "the Python and Go client interop
 
     it("a session appended from Go is loaded from Python, byte for byte", async () => {
       const ack = JSON.parse(
-        (await ok(goProgram, go("append", "from-go"), { input: vectors })).toString(),
+        (await runOk(goProgram, go("append", "from-go"), { input: vectors })).toString(),
       );
       expect(ack).toMatchObject({
         session_id: "from-go",
         first_seq: 0,
         next_seq: lines(vectors).length,
       });
-      expect(await ok(PYTHON, python("load", "from-go"))).toEqual(vectors);
+      expect(await runOk(PYTHON, python("load", "from-go"))).toEqual(vectors);
     });
 
     it("the example agents of both languages take turns on one session", async () => {
       const address = server.server.address;
-      const pythonAgent = [join(ROOT, "clients/python/examples/agent.py"), "--address", address];
+      const pythonAgent = [
+        join(REPOSITORY, "clients/python/examples/agent.py"),
+        "--address",
+        address,
+      ];
       const goAgent = ["run", "./examples/agent", "-address", address];
       const session = ["--session", "agents"];
-      await ok(PYTHON, [...pythonAgent, ...session, "first"]);
-      const goOutput = await ok("go", [...goAgent, "-session", "agents", "second"], {
-        cwd: join(ROOT, "clients/go"),
+      await runOk(PYTHON, [...pythonAgent, ...session, "first"]);
+      const goOutput = await runOk("go", [...goAgent, "-session", "agents", "second"], {
+        cwd: join(REPOSITORY, "clients/go"),
       });
       expect(goOutput.toString()).toContain("session agents: turn stored at seqs 2-3");
-      const third = await ok(PYTHON, [...pythonAgent, ...session, "third"]);
+      const third = await runOk(PYTHON, [...pythonAgent, ...session, "third"]);
       expect(lines(third)).toEqual([
         "session agents: turn stored at seqs 4-5",
         "  2 user      second",
@@ -271,7 +214,7 @@ describe.skipIf(skipWithout(missingForClients, "the Python and Go client interop
 
     it("grpcurl lists, describes and calls the service through reflection", async () => {
       const address = server.server.address;
-      const grpcurl = (...args: string[]) => ok(GRPCURL, ["-plaintext", ...args]);
+      const grpcurl = (...args: string[]) => runOk(GRPCURL, ["-plaintext", ...args]);
       expect(lines(await grpcurl(address, "list"))).toContain("sessionstore.v1.SessionStore");
       expect(
         (await grpcurl(address, "describe", "sessionstore.v1.SessionStore")).toString(),
@@ -322,12 +265,12 @@ describe.skipIf(skipWithout(missingForMotosan, "the motosan (Rust) interop tests
   "motosan_agent_loop's own FileSessionStore, Message and SessionStore trait (Rust crate 0.7)",
   () => {
     let conversation: Buffer;
-    const motosan = (...args: string[]) => ok(MOTOSAN, args);
+    const motosan = (...args: string[]) => runOk(MOTOSAN, args);
 
     beforeAll(async () => {
       requireTools(missingForMotosan);
       // Quick when scripts/setup-polyglot.sh built it; the first build takes a minute or more.
-      await ok("cargo", [
+      await runOk("cargo", [
         "build",
         "--quiet",
         "--locked",

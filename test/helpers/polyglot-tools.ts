@@ -1,0 +1,58 @@
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/**
+ * The Python, Go, grpcurl and Rust toolchains of the clients and the interop tests.
+ * scripts/setup-polyglot.sh installs what they need into .tools/; without it (or without python3,
+ * go or cargo) the tests that need them are skipped with a notice, unless
+ * SESSIONSTORE_REQUIRE_POLYGLOT=1 (CI), which makes a missing toolchain a failure.
+ */
+
+/** The repository's root directory. */
+export const REPOSITORY = fileURLToPath(new URL("../..", import.meta.url));
+/** The Python of .tools/venv, where the Python client is installed editable. */
+export const PYTHON = join(REPOSITORY, ".tools/venv/bin/python");
+export const GRPCURL = join(REPOSITORY, ".tools/bin/grpcurl");
+const REQUIRED = process.env.SESSIONSTORE_REQUIRE_POLYGLOT === "1";
+
+function onPath(command: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${command}`]).status === 0;
+}
+
+const TOOLCHAINS = {
+  python: { what: "the Python client's venv (.tools/venv)", present: () => existsSync(PYTHON) },
+  go: { what: "go", present: () => onPath("go") },
+  grpcurl: { what: "grpcurl (.tools/bin)", present: () => existsSync(GRPCURL) },
+  cargo: { what: "cargo", present: () => onPath("cargo") },
+};
+
+/** A toolchain some tests need. */
+export type Toolchain = keyof typeof TOOLCHAINS;
+
+/** What is missing of `toolchains`, described for a notice. */
+export function missingToolchains(...toolchains: Toolchain[]): string[] {
+  return toolchains
+    .filter((name) => !TOOLCHAINS[name].present())
+    .map((name) => TOOLCHAINS[name].what);
+}
+
+/** Whether to skip the tests of `what` for want of `missing`; says so when it does. */
+export function skipWithout(missing: string[], what: string): boolean {
+  if (missing.length === 0 || REQUIRED) return false;
+  console.warn(
+    `skipping ${what}: ${missing.join(", ")} not found; run scripts/setup-polyglot.sh ` +
+      "(SESSIONSTORE_REQUIRE_POLYGLOT=1, as in CI, makes this a failure)",
+  );
+  return true;
+}
+
+/** Fails, when tests run that need `missing` (SESSIONSTORE_REQUIRE_POLYGLOT=1), saying what to do. */
+export function requireTools(missing: string[]): void {
+  if (missing.length > 0) {
+    throw new Error(
+      `SESSIONSTORE_REQUIRE_POLYGLOT=1 but ${missing.join(", ")} not found: run scripts/setup-polyglot.sh`,
+    );
+  }
+}

@@ -1,7 +1,5 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
-import { ReflectionService } from "@grpc/reflection";
-import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import { SessionManager } from "../sessions/session-manager.js";
@@ -10,7 +8,7 @@ import { MemoryStorage } from "../store/memory-storage.js";
 import type { SessionStorage } from "../store/storage.js";
 import { widenConnectionWindows, widenStreamWindows } from "./flow-control.js";
 import { loggingInterceptor } from "./logging-interceptor.js";
-import { sessionStoreProtoPath } from "./proto-files.js";
+import { reflectionService } from "./reflection.js";
 import { strictSessionStoreService } from "./request-decoding.js";
 import { sessionStoreHandlers } from "./session-store-service.js";
 import { StreamingCalls } from "./streaming-calls.js";
@@ -44,9 +42,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   widenStreamWindows(server, log);
   server.addService(strictSessionStoreService, sessionStoreHandlers(sessions, streams, log));
   health.addToServer(server);
-  new ReflectionService(
-    loadSync([sessionStoreProtoPath(), healthProtoPath], { keepCase: true }),
-  ).addToServer(server);
+  reflectionService().addToServer(server);
 
   let port: number;
   try {

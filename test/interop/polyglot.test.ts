@@ -117,6 +117,8 @@ describe.skipIf(skipWithout(missingForClients, "the Python and Go client interop
       ...args,
     ];
     const go = (...args: string[]) => [server.server.address, ...args];
+    const grpcurl = async (...args: string[]) =>
+      (await runOk(GRPCURL, ["-plaintext", ...args])).toString();
 
     beforeAll(async () => {
       requireTools(missingForClients);
@@ -212,41 +214,59 @@ describe.skipIf(skipWithout(missingForClients, "the Python and Go client interop
       await deleteSession(server.client, "agents");
     });
 
+    it("grpcurl describes every service reflection lists, and calls health through it", async () => {
+      const address = server.server.address;
+      const services = lines(await grpcurl(address, "list"));
+      expect(services).toEqual(
+        expect.arrayContaining(["grpc.health.v1.Health", "sessionstore.v1.SessionStore"]),
+      );
+      for (const service of services) {
+        expect(await grpcurl(address, "describe", service)).toContain(`${service} is a service:`);
+      }
+      // With no symbol, grpcurl describes every service at once.
+      expect(await grpcurl(address, "describe")).toContain("service Health {");
+      expect(JSON.parse(await grpcurl(address, "grpc.health.v1.Health/Check"))).toEqual({
+        status: "SERVING",
+      });
+      // Map fields and proto3 `optional` are described as their protos declare them.
+      expect(await grpcurl(address, "describe", "grpc.health.v1.HealthListResponse")).toContain(
+        "map<string, .grpc.health.v1.HealthCheckResponse> statuses = 1;",
+      );
+      expect(await grpcurl(address, "describe", "sessionstore.v1.AppendRequest")).toContain(
+        "optional uint64 expected_seq = 3;",
+      );
+    });
+
     it("grpcurl lists, describes and calls the service through reflection", async () => {
       const address = server.server.address;
-      const grpcurl = (...args: string[]) => runOk(GRPCURL, ["-plaintext", ...args]);
       expect(lines(await grpcurl(address, "list"))).toContain("sessionstore.v1.SessionStore");
-      expect(
-        (await grpcurl(address, "describe", "sessionstore.v1.SessionStore")).toString(),
-      ).toContain(
+      expect(await grpcurl(address, "describe", "sessionstore.v1.SessionStore")).toContain(
         "rpc Watch ( .sessionstore.v1.WatchRequest ) returns ( stream .sessionstore.v1.WatchResponse );",
       );
 
-      // Requests in proto3's canonical JSON form (lowerCamelCase field names); grpcurl answers
-      // with the proto's field names, as reflection serves the descriptor as written.
+      // Requests and answers in proto3's canonical JSON form (lowerCamelCase field names), as
+      // grpcurl speaks it with a server in any language: reflection serves protoc's descriptors.
       const request = { sessionId: "via-grpcurl", messages: ['{"via":"grpcurl","n":1}'] };
       const method = "sessionstore.v1.SessionStore";
       const ack = JSON.parse(
-        (await grpcurl("-d", JSON.stringify(request), address, `${method}/Append`)).toString(),
+        await grpcurl("-d", JSON.stringify(request), address, `${method}/Append`),
       );
-      expect(ack).toEqual({ session_id: "via-grpcurl", next_seq: "1" });
+      expect(ack).toEqual({ sessionId: "via-grpcurl", nextSeq: "1" });
       const meta = JSON.parse(
-        (
-          await grpcurl("-d", '{"sessionId":"via-grpcurl"}', address, `${method}/LoadMeta`)
-        ).toString(),
+        await grpcurl("-d", '{"sessionId":"via-grpcurl"}', address, `${method}/LoadMeta`),
       );
-      expect(meta.meta).toMatchObject({ session_id: "via-grpcurl", message_count: "1" });
+      expect(meta.meta).toMatchObject({ sessionId: "via-grpcurl", messageCount: "1" });
       expect((await loadAll(server.client, "via-grpcurl")).messages).toEqual(request.messages);
 
       // The proto's own field names work too: reflection serves the descriptor as written.
-      expect(
-        (await grpcurl(address, "describe", "sessionstore.v1.AppendRequest")).toString(),
-      ).toMatch(/string session_id = 1;[\s\S]*uint64 expected_seq = 3;/);
+      expect(await grpcurl(address, "describe", "sessionstore.v1.AppendRequest")).toMatch(
+        /string session_id = 1;[\s\S]*uint64 expected_seq = 3;/,
+      );
       const snake = { session_id: "via-grpcurl", messages: ['{"n":2}'], expected_seq: 1 };
       const snakeAck = JSON.parse(
-        (await grpcurl("-d", JSON.stringify(snake), address, `${method}/Append`)).toString(),
+        await grpcurl("-d", JSON.stringify(snake), address, `${method}/Append`),
       );
-      expect(snakeAck).toEqual({ session_id: "via-grpcurl", first_seq: "1", next_seq: "2" });
+      expect(snakeAck).toEqual({ sessionId: "via-grpcurl", firstSeq: "1", nextSeq: "2" });
 
       const unknown = await run(GRPCURL, [
         "-plaintext",

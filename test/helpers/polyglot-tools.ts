@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { REPOSITORY } from "./repository.js";
 
 /**
  * The Python, Go, grpcurl and Rust toolchains of the clients and the interop tests.
@@ -10,8 +10,6 @@ import { fileURLToPath } from "node:url";
  * SESSIONSTORE_REQUIRE_POLYGLOT=1 (CI), which makes a missing toolchain a failure.
  */
 
-/** The repository's root directory. */
-export const REPOSITORY = fileURLToPath(new URL("../..", import.meta.url));
 /** The Python of .tools/venv, where the Python client is installed editable. */
 export const PYTHON = join(REPOSITORY, ".tools/venv/bin/python");
 export const GRPCURL = join(REPOSITORY, ".tools/bin/grpcurl");

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { REPOSITORY } from "./polyglot-tools.js";
+import { REPOSITORY } from "./repository.js";
 
 /** How a program ended, and what it wrote. */
 export interface ProgramRun {

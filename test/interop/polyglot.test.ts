@@ -7,10 +7,10 @@ import {
   GRPCURL,
   missingToolchains,
   PYTHON,
-  REPOSITORY,
   requireTools,
   skipWithout,
 } from "../helpers/polyglot-tools.js";
+import { REPOSITORY } from "../helpers/repository.js";
 import { run, runOk } from "../helpers/run-program.js";
 import {
   append,

@@ -2,10 +2,13 @@
 call) and records the turn with optimistic concurrency, so that two copies of the agent on one
 session never interleave their turns.
 
-    python examples/agent.py --address 127.0.0.1:50051 --session demo "What is the capital of France?"
+    python examples/agent.py --session demo "What is the capital of France?"
+
+The server is --address, else $SESSIONSTORE_ADDRESS, else 127.0.0.1:50051.
 """
 
 import argparse
+import os
 
 import grpc
 
@@ -19,7 +22,9 @@ def think(history: list, prompt: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--address", default="127.0.0.1:50051")
+    parser.add_argument(
+        "--address", default=os.environ.get("SESSIONSTORE_ADDRESS", "127.0.0.1:50051")
+    )
     parser.add_argument("--session", default="python-agent-demo")
     parser.add_argument("prompt", nargs="*", default=["Hello!"])
     args = parser.parse_args()

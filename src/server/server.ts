@@ -1,14 +1,12 @@
 import { Server } from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
-import { ReflectionService } from "@grpc/reflection";
-import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import type { SessionService } from "../sessions/session-service.js";
 import { bindInsecure } from "./bind.js";
 import { widenConnectionWindows, widenStreamWindows } from "./flow-control.js";
 import { loggingInterceptor } from "./logging-interceptor.js";
-import { sessionStoreProtoPath } from "./proto-files.js";
+import { reflectionService } from "./reflection.js";
 import { strictSessionStoreService } from "./request-decoding.js";
 import { sessionStoreHandlers } from "./session-store-service.js";
 import { StreamingCalls } from "./streaming-calls.js";
@@ -49,9 +47,7 @@ export async function startServer(
   widenStreamWindows(server, log);
   server.addService(strictSessionStoreService, sessionStoreHandlers(sessions, streams, log));
   health.addToServer(server);
-  new ReflectionService(
-    loadSync([sessionStoreProtoPath(), healthProtoPath], { keepCase: true }),
-  ).addToServer(server);
+  reflectionService().addToServer(server);
 
   let port: number;
   try {

@@ -1,5 +1,5 @@
 import { type ServiceError, status } from "@grpc/grpc-js";
-import { describe, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import type { AppendRequest, AppendResponse } from "../../gen/sessionstore/v1/session_store.js";
 import { append, appendStream, loadAll } from "../helpers/test-server.js";
 import { describeEachBackend, messages } from "./support.js";

@@ -6,7 +6,7 @@ import {
   type ServiceError,
   status,
 } from "@grpc/grpc-js";
-import { describe, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { AppendResponse, LoadMetaResponse } from "../../gen/sessionstore/v1/session_store.js";
 import type { TestServer } from "../helpers/test-server.js";
 import { append, appendStream, loadAll } from "../helpers/test-server.js";

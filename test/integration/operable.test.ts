@@ -133,8 +133,10 @@ describe.each(["v1", "v1alpha"] as const)("server reflection %s", (version) => {
     const files = (response.file_descriptor_response?.file_descriptor_proto ?? []).map((bytes) =>
       fromBinary(FileDescriptorProtoSchema, bytes),
     );
-    // @grpc/reflection regroups descriptors by package and names the files after it.
-    const file = files.find((descriptor) => descriptor.package === "sessionstore.v1");
+    // The file as buf compiled it, under its own name.
+    const file = files.find(
+      (descriptor) => descriptor.name === "sessionstore/v1/session_store.proto",
+    );
     const service = file?.service.find((descriptor) => descriptor.name === "SessionStore");
     expect(service?.method.map((method) => method.name).sort()).toEqual([
       "Append",

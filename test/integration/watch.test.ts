@@ -1,5 +1,5 @@
 import { type ClientReadableStream, type ServiceError, status } from "@grpc/grpc-js";
-import { describe, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import type { WatchResponse } from "../../gen/sessionstore/v1/session_store.js";
 import type { TestServer } from "../helpers/test-server.js";
 import { append, loadAll } from "../helpers/test-server.js";

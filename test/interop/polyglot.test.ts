@@ -1,14 +1,19 @@
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { status } from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it, type SuiteOptions } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WatchResponse } from "../../gen/sessionstore/v1/session_store.js";
 import { Code, SessionStoreError } from "../../src/errors.js";
 import { normalizeMessages } from "../../src/sessions/validation.js";
-import { skipWithReason } from "../helpers/skipped-suites.js";
+import {
+  GRPCURL,
+  missingToolchains,
+  PYTHON,
+  requireTools,
+  skipWithout,
+} from "../helpers/polyglot-tools.js";
+import { REPOSITORY } from "../helpers/repository.js";
+import { run, runOk } from "../helpers/run-program.js";
 import {
   append,
   loadAll,
@@ -32,77 +37,12 @@ import { SERDE_JSON_CORPUS, type Verdict } from "./serde-json-corpus.js";
  * SESSIONSTORE_REQUIRE_POLYGLOT=1 (CI), which makes a missing toolchain a failure.
  */
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const HERE = join(ROOT, "test/interop");
-const PYTHON = join(ROOT, ".tools/venv/bin/python");
-const GRPCURL = join(ROOT, ".tools/bin/grpcurl");
+const HERE = join(REPOSITORY, "test/interop");
 const MOTOSAN_CRATE = join(HERE, "motosan");
 const MOTOSAN = join(MOTOSAN_CRATE, "target/debug/sessionstore-motosan-interop");
-const REQUIRED = process.env.SESSIONSTORE_REQUIRE_POLYGLOT === "1";
 
-function onPath(command: string): boolean {
-  return spawnSync("sh", ["-c", `command -v ${command}`]).status === 0;
-}
-
-const missingForClients = [
-  existsSync(PYTHON) ? "" : "the Python client's venv (.tools/venv)",
-  onPath("go") ? "" : "go",
-  existsSync(GRPCURL) ? "" : "grpcurl (.tools/bin)",
-].filter(Boolean);
-const missingForMotosan = onPath("cargo") ? [] : ["cargo"];
-
-/** Skips a suite whose tools are missing, saying why at the end of the run, unless required. */
-function skipWithout(missing: string[]): SuiteOptions {
-  return skipWithReason(
-    missing.length === 0 || REQUIRED
-      ? undefined
-      : `${missing.join(", ")} not found; run scripts/setup-polyglot.sh ` +
-          "(SESSIONSTORE_REQUIRE_POLYGLOT=1, as in CI, makes this a failure)",
-  );
-}
-
-function requireTools(missing: string[]): void {
-  if (missing.length > 0) {
-    throw new Error(
-      `SESSIONSTORE_REQUIRE_POLYGLOT=1 but ${missing.join(", ")} not found: run scripts/setup-polyglot.sh`,
-    );
-  }
-}
-
-interface Run {
-  stdout: Buffer;
-  stderr: string;
-  code: number | null;
-}
-
-/** Runs a program to its end, feeding it `input`; never rejects for a non-zero exit. */
-function run(command: string, args: string[], options: { cwd?: string; input?: Buffer } = {}) {
-  return new Promise<Run>((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: options.cwd ?? ROOT,
-      env: { ...process.env, PYTHONUTF8: "1" },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    const stdout: Buffer[] = [];
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ stdout: Buffer.concat(stdout), stderr, code }));
-    child.stdin.end(options.input);
-  });
-}
-
-/** Runs a program that must succeed; resolves to its stdout. */
-async function ok(command: string, args: string[], options: { cwd?: string; input?: Buffer } = {}) {
-  const result = await run(command, args, options);
-  if (result.code !== 0) {
-    throw new Error(`${command} ${args.join(" ")} exited ${result.code}:\n${result.stderr}`);
-  }
-  return result.stdout;
-}
+const missingForClients = missingToolchains("python", "go", "grpcurl");
+const missingForMotosan = missingToolchains("cargo");
 
 function lines(text: Buffer | string): string[] {
   return text.toString("utf8").split("\n").slice(0, -1);
@@ -183,12 +123,14 @@ describe(
       ...args,
     ];
     const go = (...args: string[]) => [server.server.address, ...args];
+    const grpcurl = async (...args: string[]) =>
+      (await runOk(GRPCURL, ["-plaintext", ...args])).toString();
 
     beforeAll(async () => {
       requireTools(missingForClients);
       workDir = await makeTempDir("sessionstore-interop-");
       goProgram = join(workDir, "interop-go");
-      await ok("go", ["build", "-o", goProgram, "."], { cwd: join(HERE, "go") });
+      await runOk("go", ["build", "-o", goProgram, "."], { cwd: join(HERE, "go") });
       vectors = await readFile(join(HERE, "messages.jsonl"));
       server = await startTestServer({ flushMessages: 10_000, flushIntervalMs: 60_000 });
     }, 300_000);
@@ -199,12 +141,12 @@ describe(
     });
 
     it("Python: every call of the client, the error cases included, as the Go client sees them", async () => {
-      const report = JSON.parse((await ok(PYTHON, python("tour", "py"))).toString("utf8"));
+      const report = JSON.parse((await runOk(PYTHON, python("tour", "py"))).toString("utf8"));
       expect(report).toEqual(expectedTour("py"));
     });
 
     it("Go: every call of the client, the error cases included, as the Python client sees them", async () => {
-      const report = JSON.parse((await ok(goProgram, go("tour", "go"))).toString("utf8"));
+      const report = JSON.parse((await runOk(goProgram, go("tour", "go"))).toString("utf8"));
       expect(report).toEqual(expectedTour("go"));
     });
 
@@ -213,7 +155,7 @@ describe(
       const watched = watchUntil(server, "from-python", count);
 
       const ack = JSON.parse(
-        (await ok(PYTHON, python("append", "from-python"), { input: vectors })).toString(),
+        (await runOk(PYTHON, python("append", "from-python"), { input: vectors })).toString(),
       );
       expect(ack).toEqual({
         session_id: "from-python",
@@ -222,7 +164,7 @@ describe(
         durable_count: 0,
       });
 
-      const loadedByGo = await ok(goProgram, go("load", "from-python"));
+      const loadedByGo = await runOk(goProgram, go("load", "from-python"));
       expect(loadedByGo.toString("utf8")).toBe(vectors.toString("utf8"));
       expect(loadedByGo.equals(vectors)).toBe(true);
       expect(Buffer.from((await watched).map((m) => `${m}\n`).join(""))).toEqual(vectors);
@@ -234,27 +176,31 @@ describe(
 
     it("a session appended from Go is loaded from Python, byte for byte", async () => {
       const ack = JSON.parse(
-        (await ok(goProgram, go("append", "from-go"), { input: vectors })).toString(),
+        (await runOk(goProgram, go("append", "from-go"), { input: vectors })).toString(),
       );
       expect(ack).toMatchObject({
         session_id: "from-go",
         first_seq: 0,
         next_seq: lines(vectors).length,
       });
-      expect(await ok(PYTHON, python("load", "from-go"))).toEqual(vectors);
+      expect(await runOk(PYTHON, python("load", "from-go"))).toEqual(vectors);
     });
 
     it("the example agents of both languages take turns on one session", async () => {
       const address = server.server.address;
-      const pythonAgent = [join(ROOT, "clients/python/examples/agent.py"), "--address", address];
+      const pythonAgent = [
+        join(REPOSITORY, "clients/python/examples/agent.py"),
+        "--address",
+        address,
+      ];
       const goAgent = ["run", "./examples/agent", "-address", address];
       const session = ["--session", "agents"];
-      await ok(PYTHON, [...pythonAgent, ...session, "first"]);
-      const goOutput = await ok("go", [...goAgent, "-session", "agents", "second"], {
-        cwd: join(ROOT, "clients/go"),
+      await runOk(PYTHON, [...pythonAgent, ...session, "first"]);
+      const goOutput = await runOk("go", [...goAgent, "-session", "agents", "second"], {
+        cwd: join(REPOSITORY, "clients/go"),
       });
       expect(goOutput.toString()).toContain("session agents: turn stored at seqs 2-3");
-      const third = await ok(PYTHON, [...pythonAgent, ...session, "third"]);
+      const third = await runOk(PYTHON, [...pythonAgent, ...session, "third"]);
       expect(lines(third)).toEqual([
         "session agents: turn stored at seqs 4-5",
         "  2 user      second",
@@ -275,47 +221,66 @@ describe(
     });
 
     it("the Python example agent's --help says, in whole sentences, what it does and how to run it", async () => {
-      const agent = join(ROOT, "clients/python/examples/agent.py");
-      const help = (await ok(PYTHON, [agent, "--help"])).toString();
+      const agent = join(REPOSITORY, "clients/python/examples/agent.py");
+      const help = (await runOk(PYTHON, [agent, "--help"])).toString();
       expect(help).toContain("session never interleave their turns.");
-      expect(help).toContain("python examples/agent.py --address 127.0.0.1:50051 --session demo");
+      expect(help).toContain('python examples/agent.py --session demo "What is the capital of France?"');
+      expect(help).toContain("else $SESSIONSTORE_ADDRESS, else 127.0.0.1:50051.");
+    });
+
+    it("grpcurl describes every service reflection lists, and calls health through it", async () => {
+      const address = server.server.address;
+      const services = lines(await grpcurl(address, "list"));
+      expect(services).toEqual(
+        expect.arrayContaining(["grpc.health.v1.Health", "sessionstore.v1.SessionStore"]),
+      );
+      for (const service of services) {
+        expect(await grpcurl(address, "describe", service)).toContain(`${service} is a service:`);
+      }
+      // With no symbol, grpcurl describes every service at once.
+      expect(await grpcurl(address, "describe")).toContain("service Health {");
+      expect(JSON.parse(await grpcurl(address, "grpc.health.v1.Health/Check"))).toEqual({
+        status: "SERVING",
+      });
+      // Map fields and proto3 `optional` are described as their protos declare them.
+      expect(await grpcurl(address, "describe", "grpc.health.v1.HealthListResponse")).toContain(
+        "map<string, .grpc.health.v1.HealthCheckResponse> statuses = 1;",
+      );
+      expect(await grpcurl(address, "describe", "sessionstore.v1.AppendRequest")).toContain(
+        "optional uint64 expected_seq = 3;",
+      );
     });
 
     it("grpcurl lists, describes and calls the service through reflection", async () => {
       const address = server.server.address;
-      const grpcurl = (...args: string[]) => ok(GRPCURL, ["-plaintext", ...args]);
       expect(lines(await grpcurl(address, "list"))).toContain("sessionstore.v1.SessionStore");
-      expect(
-        (await grpcurl(address, "describe", "sessionstore.v1.SessionStore")).toString(),
-      ).toContain(
+      expect(await grpcurl(address, "describe", "sessionstore.v1.SessionStore")).toContain(
         "rpc Watch ( .sessionstore.v1.WatchRequest ) returns ( stream .sessionstore.v1.WatchResponse );",
       );
 
-      // Requests in proto3's canonical JSON form (lowerCamelCase field names); grpcurl answers
-      // with the proto's field names, as reflection serves the descriptor as written.
+      // Requests and answers in proto3's canonical JSON form (lowerCamelCase field names), as
+      // grpcurl speaks it with a server in any language: reflection serves protoc's descriptors.
       const request = { sessionId: "via-grpcurl", messages: ['{"via":"grpcurl","n":1}'] };
       const method = "sessionstore.v1.SessionStore";
       const ack = JSON.parse(
-        (await grpcurl("-d", JSON.stringify(request), address, `${method}/Append`)).toString(),
+        await grpcurl("-d", JSON.stringify(request), address, `${method}/Append`),
       );
-      expect(ack).toEqual({ session_id: "via-grpcurl", next_seq: "1" });
+      expect(ack).toEqual({ sessionId: "via-grpcurl", nextSeq: "1" });
       const meta = JSON.parse(
-        (
-          await grpcurl("-d", '{"sessionId":"via-grpcurl"}', address, `${method}/LoadMeta`)
-        ).toString(),
+        await grpcurl("-d", '{"sessionId":"via-grpcurl"}', address, `${method}/LoadMeta`),
       );
-      expect(meta.meta).toMatchObject({ session_id: "via-grpcurl", message_count: "1" });
+      expect(meta.meta).toMatchObject({ sessionId: "via-grpcurl", messageCount: "1" });
       expect((await loadAll(server.client, "via-grpcurl")).messages).toEqual(request.messages);
 
       // The proto's own field names work too: reflection serves the descriptor as written.
-      expect(
-        (await grpcurl(address, "describe", "sessionstore.v1.AppendRequest")).toString(),
-      ).toMatch(/string session_id = 1;[\s\S]*uint64 expected_seq = 3;/);
+      expect(await grpcurl(address, "describe", "sessionstore.v1.AppendRequest")).toMatch(
+        /string session_id = 1;[\s\S]*uint64 expected_seq = 3;/,
+      );
       const snake = { session_id: "via-grpcurl", messages: ['{"n":2}'], expected_seq: 1 };
       const snakeAck = JSON.parse(
-        (await grpcurl("-d", JSON.stringify(snake), address, `${method}/Append`)).toString(),
+        await grpcurl("-d", JSON.stringify(snake), address, `${method}/Append`),
       );
-      expect(snakeAck).toEqual({ session_id: "via-grpcurl", first_seq: "1", next_seq: "2" });
+      expect(snakeAck).toEqual({ sessionId: "via-grpcurl", firstSeq: "1", nextSeq: "2" });
 
       const unknown = await run(GRPCURL, [
         "-plaintext",
@@ -357,12 +322,12 @@ describe(
   skipWithout(missingForMotosan),
   () => {
     let conversation: Buffer;
-    const motosan = (...args: string[]) => ok(MOTOSAN, args);
+    const motosan = (...args: string[]) => runOk(MOTOSAN, args);
 
     beforeAll(async () => {
       requireTools(missingForMotosan);
       // Quick when scripts/setup-polyglot.sh built it; the first build takes a minute or more.
-      await ok("cargo", [
+      await runOk("cargo", [
         "build",
         "--quiet",
         "--locked",
@@ -375,7 +340,7 @@ describe(
     /** serde_json's verdict on each text, with its error when it refuses. */
     async function serdeJsonVerdicts(texts: string[]) {
       const input = Buffer.from(texts.map((text) => `${JSON.stringify(text)}\n`).join(""));
-      const verdicts = lines(await ok(MOTOSAN, ["check-json"], { input })).map(
+      const verdicts = lines(await runOk(MOTOSAN, ["check-json"], { input })).map(
         (line) => JSON.parse(line) as { accepted: boolean; error?: string },
       );
       expect(verdicts).toHaveLength(texts.length);

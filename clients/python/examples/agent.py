@@ -2,10 +2,13 @@
 call) and records the turn with optimistic concurrency, so that two copies of the agent on one
 session never interleave their turns.
 
-    python examples/agent.py --address 127.0.0.1:50051 --session demo "What is the capital of France?"
+    python examples/agent.py --session demo "What is the capital of France?"
+
+The server is --address, else $SESSIONSTORE_ADDRESS, else 127.0.0.1:50051.
 """
 
 import argparse
+import os
 
 import grpc
 
@@ -23,7 +26,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--address", default="127.0.0.1:50051", help="the server, host:port (default: %(default)s)"
+        "--address",
+        default=os.environ.get("SESSIONSTORE_ADDRESS", "127.0.0.1:50051"),
+        help="the server, host:port (default: %(default)s)",
     )
     parser.add_argument(
         "--session",

@@ -1,14 +1,14 @@
 import { execFile } from "node:child_process";
-import { copyFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
+import { compileTypeScript, installPackedClient } from "../../../test/helpers/packed-client.js";
 import { makeTempDir } from "../../../test/helpers/test-server.js";
 import { fixturesClosedAfterEach } from "./support.js";
 
 const run = promisify(execFile);
-const PACKAGE_DIR = fileURLToPath(new URL("..", import.meta.url));
 const EXAMPLE = fileURLToPath(new URL("../../../examples/agent.mjs", import.meta.url));
 const fixtures = fixturesClosedAfterEach();
 const tempDirs: string[] = [];
@@ -55,17 +55,10 @@ async function node(cwd: string, args: string[], env: Record<string, string> = {
 
 describe("the packed tarball", () => {
   it("installs into an empty project, without server dependencies, and works there", async () => {
-    const work = await makeTempDir("sessionstore-pack-");
-    tempDirs.push(work);
+    const project = await makeTempDir("sessionstore-pack-");
+    tempDirs.push(project);
     // `npm pack` runs the build (prepack) and writes the tarball.
-    const { stdout: packed } = await run("npm", ["pack", "--json", "--pack-destination", work], {
-      cwd: PACKAGE_DIR,
-    });
-    const [info] = JSON.parse(packed.slice(packed.indexOf("["))) as {
-      filename: string;
-      files: { path: string }[];
-    }[];
-    const files = info?.files.map((file) => file.path) ?? [];
+    const { files } = await installPackedClient(project);
     expect(files).toEqual(
       expect.arrayContaining([
         "README.md",
@@ -79,28 +72,6 @@ describe("the packed tarball", () => {
     );
     expect(files.filter((file) => /^(src|test|scripts)\//.test(file))).toEqual([]);
 
-    const project = join(work, "project");
-    await mkdir(project);
-    await writeFile(
-      join(project, "package.json"),
-      JSON.stringify({ name: "pack-test", private: true, type: "module" }),
-    );
-    const grpcVersion = JSON.parse(
-      await readFile(new URL("../../../node_modules/@grpc/grpc-js/package.json", import.meta.url), {
-        encoding: "utf8",
-      }),
-    ).version as string;
-    await run(
-      "npm",
-      [
-        "install",
-        "--no-audit",
-        "--no-fund",
-        join(work, info?.filename ?? ""),
-        `@grpc/grpc-js@${grpcVersion}`,
-      ],
-      { cwd: project },
-    );
     const installed = await readdir(join(project, "node_modules"));
     for (const serverOnly of ["pino", "grpc-health-check", "vitest", "typescript", "ts-proto"]) {
       expect(installed, serverOnly).not.toContain(serverOnly);
@@ -113,18 +84,7 @@ describe("the packed tarball", () => {
     // The declarations type-check a user's code, imported as ESM and required as CommonJS.
     await writeFile(join(project, "typed.mts"), TYPED_ESM);
     await writeFile(join(project, "typed.cts"), TYPED_CJS);
-    const root = fileURLToPath(new URL("../../../", import.meta.url));
-    await run(
-      process.execPath,
-      [
-        join(root, "node_modules/typescript/bin/tsc"),
-        ...["--noEmit", "--strict", "--module", "nodenext", "--target", "es2022"],
-        ...["--typeRoots", join(root, "node_modules/@types"), "--types", "node"],
-        "typed.mts",
-        "typed.cts",
-      ],
-      { cwd: project },
-    );
+    await compileTypeScript(project, ["typed.mts", "typed.cts"]);
 
     const { server } = await fixtures.start();
     const env = { ADDRESS: server.server.address };

@@ -2,10 +2,13 @@
 // call) and records the turn with optimistic concurrency, so that two copies of the agent on one
 // session never interleave their turns.
 //
-//	go run ./examples/agent -address 127.0.0.1:50051 -session demo "What is the capital of France?"
+//	go run ./examples/agent -session demo "What is the capital of France?"
+//
+// The server is -address, else $SESSIONSTORE_ADDRESS, else 127.0.0.1:50051.
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -27,7 +30,8 @@ type message struct {
 }
 
 func main() {
-	address := flag.String("address", sessionstore.DefaultAddress, "sessionstore server")
+	address := flag.String("address",
+		cmp.Or(os.Getenv("SESSIONSTORE_ADDRESS"), sessionstore.DefaultAddress), "sessionstore server")
 	session := flag.String("session", "go-agent-demo", "session id")
 	flag.Parse()
 	prompt := strings.Join(flag.Args(), " ")

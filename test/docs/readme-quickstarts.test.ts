@@ -1,0 +1,170 @@
+import { readFileSync } from "node:fs";
+import { rm, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { type CodeBlock, codeBlocks } from "../helpers/markdown-code-blocks.js";
+import { compileTypeScript, installPackedClient, packedClient } from "../helpers/packed-client.js";
+import {
+  missingToolchains,
+  PYTHON,
+  requireTools,
+  type Toolchain,
+} from "../helpers/polyglot-tools.js";
+import { REPOSITORY } from "../helpers/repository.js";
+import { runOk } from "../helpers/run-program.js";
+import { makeTempDir, startTestServer } from "../helpers/test-server.js";
+
+/**
+ * Every code block of the READMEs runs here as written, against a server of its own, or says
+ * where it is exercised instead. The comment on the line before a block says which:
+ * - `<!-- ci: run -->`: run by its language, with SESSIONSTORE_ADDRESS naming the server. sh:
+ *   by bash at the repository's root. python: as a script, by .tools/venv's Python (where the
+ *   client is installed). ts: as a module of a new project where the packed client is installed,
+ *   type-checked and compiled by tsc. go: saved as main.go in a new directory and run there by
+ *   the block of clients/go/README.md marked `<!-- ci: runs each go block -->`, as written.
+ * - `<!-- ci: output -->`: exactly what the last block marked run before it prints.
+ * - `<!-- ci: not run: why, and where it is exercised -->`.
+ */
+
+const READMES = [
+  "README.md",
+  "clients/ts/README.md",
+  "clients/python/README.md",
+  "clients/go/README.md",
+];
+const RUNS_EACH_GO_BLOCK = "runs each go block";
+const MARKER = /^(run|output|runs each go block|not run: .+)$/;
+
+const blocks = READMES.flatMap((file) =>
+  codeBlocks(readFileSync(join(REPOSITORY, file), "utf8"), file),
+);
+const goRunner = blocks.find((block) => block.ci === RUNS_EACH_GO_BLOCK);
+
+/** Each block marked run, and the output block that says what it prints, if any. */
+const runs: { block: CodeBlock; output?: CodeBlock }[] = [];
+for (const block of blocks) {
+  if (block.ci === "run") runs.push({ block });
+  const last = runs.at(-1);
+  if (block.ci === "output" && last?.block.file === block.file) last.output = block;
+}
+
+const where = (block: CodeBlock) => `${block.file}:${block.line}`;
+
+/** The toolchains a block needs: its language's, and in a client's README, that client's. */
+function toolchainsOf(block: CodeBlock): Toolchain[] {
+  const needs = new Set<Toolchain>();
+  if (block.language === "python" || block.file === "clients/python/README.md") needs.add("python");
+  if (block.language === "go" || block.file === "clients/go/README.md") needs.add("go");
+  return [...needs];
+}
+
+const tempDirs: string[] = [];
+afterAll(async () => {
+  for (const dir of tempDirs) await rm(dir, { recursive: true, force: true });
+});
+
+async function tempDir(): Promise<string> {
+  const dir = await makeTempDir("sessionstore-readme-");
+  tempDirs.push(dir);
+  return dir;
+}
+
+/** The module a ts block is compiled to, in the project of tsProject(). */
+const tsModule = (block: CodeBlock) =>
+  `quickstart-${block.file.replaceAll("/", "-")}-${block.line}`;
+
+let tsCompiled: Promise<string> | undefined;
+
+/** A new project with the packed client installed and every ts block compiled (one tsc run). */
+function tsProject(): Promise<string> {
+  tsCompiled ??= (async () => {
+    const project = await tempDir();
+    await installPackedClient(project);
+    const sources: string[] = [];
+    for (const { block } of runs.filter(({ block }) => block.language === "ts")) {
+      sources.push(`${tsModule(block)}.mts`);
+      await writeFile(join(project, `${tsModule(block)}.mts`), block.code);
+    }
+    await compileTypeScript(project, sources, { outDir: "out" });
+    return project;
+  })();
+  return tsCompiled;
+}
+
+/** Runs `block` as its marker says, against the server at `address`; resolves to its stdout. */
+async function runBlock(block: CodeBlock, address: string): Promise<string> {
+  const env = {
+    SESSIONSTORE_ADDRESS: address,
+    SESSIONSTORE_CHECKOUT: resolve(REPOSITORY),
+    // `python` and `pip` in a command are the venv's, where the client is installed.
+    PATH: `${dirname(PYTHON)}:${process.env.PATH}`,
+    // Off the network: the module cache holds every module (scripts/setup-polyglot.sh built
+    // clients/go), and the new module's go.sum lines would otherwise be checked with
+    // sum.golang.org.
+    GOPROXY: "off",
+    GOSUMDB: "off",
+  };
+  const options = { env, timeoutMs: 90_000 };
+  const bash = (code: string, cwd: string) =>
+    runOk("bash", ["-e", "-o", "pipefail", "-c", code], { ...options, cwd });
+  switch (block.language) {
+    case "sh":
+      // A command may build the workspace's packages (`npm run example` builds clients/ts):
+      // wait until this run's pack of the client, which builds it too, is done.
+      await packedClient();
+      return (await bash(block.code, REPOSITORY)).toString();
+    case "python": {
+      const script = join(await tempDir(), "quickstart.py");
+      await writeFile(script, block.code);
+      return (await runOk(PYTHON, [script], options)).toString();
+    }
+    case "ts": {
+      const cwd = await tsProject();
+      const compiled = join("out", `${tsModule(block)}.mjs`);
+      return (await runOk(process.execPath, [compiled], { ...options, cwd })).toString();
+    }
+    case "go": {
+      if (!goRunner) throw new Error(`no block is marked "${RUNS_EACH_GO_BLOCK}"`);
+      const dir = await tempDir();
+      await writeFile(join(dir, "main.go"), block.code);
+      return (await bash(goRunner.code, dir)).toString();
+    }
+    default:
+      throw new Error(`${where(block)}: no way to run a ${block.language || "plain"} block`);
+  }
+}
+
+describe("the READMEs' code blocks", () => {
+  it("each says whether it runs here, and a block marked output follows one that runs", () => {
+    const unmarked = blocks.filter((block) => !MARKER.test(block.ci ?? "")).map(where);
+    expect(unmarked, "blocks without a valid <!-- ci: ... --> comment").toEqual([]);
+    const outputs = blocks.filter((block) => block.ci === "output");
+    const shown = runs.flatMap(({ output }) => (output ? [output] : []));
+    expect(outputs.map(where)).toEqual(shown.map(where));
+    expect(outputs.filter((block) => block.language !== "text").map(where)).toEqual([]);
+    const goRunners = blocks.filter((block) => block.ci === RUNS_EACH_GO_BLOCK);
+    expect(goRunners.map((block) => [block.file, block.language])).toEqual([
+      ["clients/go/README.md", "sh"],
+    ]);
+  });
+
+  for (const { block, output } of runs) {
+    const missing = missingToolchains(...toolchainsOf(block));
+    it.skipIf(missing.length > 0 && process.env.SESSIONSTORE_REQUIRE_POLYGLOT !== "1")(
+      `${where(block)} (${block.language}) runs as written${output ? ", printing what it shows" : ""}`,
+      async () => {
+        requireTools(missing);
+        // Flushing only on request, so that the durable counts a block prints do not depend on
+        // how long it takes.
+        const server = await startTestServer({ flushIntervalMs: 600_000 });
+        try {
+          const stdout = await runBlock(block, server.server.address);
+          if (output) expect(stdout).toBe(output.code);
+        } finally {
+          await server.close();
+        }
+      },
+      120_000,
+    );
+  }
+});

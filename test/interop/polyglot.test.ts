@@ -224,7 +224,9 @@ describe(
       const agent = join(REPOSITORY, "clients/python/examples/agent.py");
       const help = (await runOk(PYTHON, [agent, "--help"])).toString();
       expect(help).toContain("session never interleave their turns.");
-      expect(help).toContain('python examples/agent.py --session demo "What is the capital of France?"');
+      expect(help).toContain(
+        'python examples/agent.py --session demo "What is the capital of France?"',
+      );
       expect(help).toContain("else $SESSIONSTORE_ADDRESS, else 127.0.0.1:50051.");
     });
 

@@ -16,7 +16,9 @@ export interface Config {
   maxRequestBytes: number;
   maxSessionBufferBytes: number;
   maxBufferBytes: number;
-  maxStreams: number;
+  maxAppendStreams: number;
+  maxReadStreams: number;
+  maxStreamsPerConnection: number;
 }
 
 interface Setting<K extends keyof Config> {
@@ -123,10 +125,24 @@ export const SETTINGS: readonly AnySetting[] = [
     parse: integer(1),
   },
   {
-    key: "maxStreams",
-    flag: "max-streams",
-    description: "concurrent streaming calls (Append, Load, Watch); more are RESOURCE_EXHAUSTED",
+    key: "maxAppendStreams",
+    flag: "max-append-streams",
+    description: "concurrent Append streams; more are RESOURCE_EXHAUSTED (reads cannot take these)",
     default: 1000,
+    parse: integer(1),
+  },
+  {
+    key: "maxReadStreams",
+    flag: "max-read-streams",
+    description: "concurrent Load and Watch streams; more are RESOURCE_EXHAUSTED",
+    default: 1000,
+    parse: integer(1),
+  },
+  {
+    key: "maxStreamsPerConnection",
+    flag: "max-streams-per-connection",
+    description: "concurrent calls on one connection (HTTP/2); more wait in the client",
+    default: 100,
     parse: integer(1),
   },
   {
@@ -137,6 +153,16 @@ export const SETTINGS: readonly AnySetting[] = [
     parse: integer(0),
   },
 ];
+
+/**
+ * Settings that were removed, with what replaced them. Naming one (flag or environment variable)
+ * fails rather than being ignored: a deployment that set it must learn that its meaning changed.
+ */
+const RETIRED_SETTINGS: Readonly<Record<string, string>> = {
+  "max-streams":
+    "replaced by --max-append-streams and --max-read-streams: Append and reads (Load, Watch) " +
+    "each have their own limit now, so that readers cannot starve writers",
+};
 
 /** The environment variable of a flag: `--data-dir` is SESSIONSTORE_DATA_DIR. */
 export function envName(flag: string): string {
@@ -149,6 +175,12 @@ export class ConfigError extends Error {
 
 /** Settings from flags, then environment variables, then defaults. Throws ConfigError. */
 export function loadConfig(args: readonly string[], env: NodeJS.ProcessEnv): Config {
+  for (const [flag, replacement] of Object.entries(RETIRED_SETTINGS)) {
+    const named = args.some((arg) => arg === `--${flag}` || arg.startsWith(`--${flag}=`));
+    if (named || env[envName(flag)] !== undefined) {
+      throw new ConfigError(`--${flag} (${envName(flag)}) was ${replacement}`);
+    }
+  }
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
@@ -181,9 +213,10 @@ export function loadConfig(args: readonly string[], env: NodeJS.ProcessEnv): Con
 }
 
 export function usage(): string {
+  const width = Math.max(...SETTINGS.map((setting) => setting.flag.length));
   const lines = SETTINGS.map(
     (setting) =>
-      `  --${setting.flag.padEnd(22)} ${setting.description}\n  ${" ".repeat(25)}env ${envName(setting.flag)}, default ${setting.default}`,
+      `  --${setting.flag.padEnd(width)} ${setting.description}\n  ${" ".repeat(width + 3)}env ${envName(setting.flag)}, default ${setting.default}`,
   );
   return `Usage: sessionstore serve [options]\n\nOptions:\n${lines.join("\n")}\n`;
 }

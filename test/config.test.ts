@@ -34,6 +34,15 @@ describe("loadConfig", () => {
     expect(() => loadConfig(args, {})).toThrow(text);
   });
 
+  it.each([
+    [["--max-streams", "10"], {}],
+    [["--max-streams=10"], {}],
+    [[], { SESSIONSTORE_MAX_STREAMS: "10" }],
+  ])("rejects the retired --max-streams (%j, %j), naming what replaced it", (args, env) => {
+    expect(() => loadConfig(args, env)).toThrow(ConfigError);
+    expect(() => loadConfig(args, env)).toThrow(/--max-append-streams and --max-read-streams/);
+  });
+
   it("is documented in the README, every flag with its variable and default", async () => {
     const readme = await readFile(new URL("../README.md", import.meta.url), "utf8");
     const rows = readme

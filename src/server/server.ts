@@ -34,12 +34,16 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const storage = createStorage(config, log);
   await storage.open();
   const sessions = new SessionManager(storage, config, log);
-  const streams = new StreamingCalls(config.maxStreams, log);
+  const streams = new StreamingCalls(
+    { append: config.maxAppendStreams, read: config.maxReadStreams },
+    log,
+  );
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
 
   const server = new Server({
     interceptors: [loggingInterceptor(log)],
     "grpc.max_receive_message_length": config.maxRequestBytes,
+    "grpc.max_concurrent_streams": config.maxStreamsPerConnection,
   });
   widenStreamWindows(server, log);
   server.addService(strictSessionStoreService, sessionStoreHandlers(sessions, streams, log));

@@ -32,12 +32,13 @@ export function sessionStoreHandlers(
   }
 
   return {
-    append: (call) => streams.run(call, (stopped) => serveAppend(call, sessions, stopped, log)),
+    append: (call) =>
+      streams.run(call, "append", (stopped) => serveAppend(call, sessions, stopped, log)),
 
     flush: unary(async (request) => ({ flushed: await sessions.flush(request.sessionId) })),
 
     load: (call) =>
-      streams.run(call, (stopped) =>
+      streams.run(call, "read", (stopped) =>
         streamResponses(
           call,
           checkedStream(call.request, () =>
@@ -64,7 +65,7 @@ export function sessionStoreHandlers(
     delete: unary(async (request) => ({ existed: await sessions.delete(request.sessionId) })),
 
     watch: (call) =>
-      streams.run(call, (stopped) => {
+      streams.run(call, "read", (stopped) => {
         // Ends the watch when the client goes away or the server stops, even while it waits.
         const cancelled = new AbortController();
         call.on("cancelled", () => cancelled.abort());

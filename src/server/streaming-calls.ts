@@ -11,27 +11,49 @@ export function shuttingDown(): SessionStoreError {
 }
 
 /**
+ * The kinds of streaming call, each with its own limit so that one kind cannot take the room of
+ * the other: a reader holding idle Watch streams must not make appends fail.
+ */
+export type StreamKind = "append" | "read";
+
+/** The concurrent streams allowed of each kind. */
+export type StreamLimits = Readonly<Record<StreamKind, number>>;
+
+/** How a full limit is reported: what is counted, and the setting that raises it. */
+const LIMIT_NAMES: Readonly<Record<StreamKind, { streams: string; flag: string }>> = {
+  append: { streams: "Append streams", flag: "--max-append-streams" },
+  read: { streams: "read streams (Load, Watch)", flag: "--max-read-streams" },
+};
+
+/**
  * The streaming calls in progress. Shutdown asks each to stop (it ends with UNAVAILABLE after
  * answering what it already took) and waits for them.
  */
 export class StreamingCalls {
   private readonly running = new Set<{ stop: AbortController; done: Promise<void> }>();
+  private readonly open: Record<StreamKind, number> = { append: 0, read: 0 };
   private stopping = false;
 
   constructor(
-    private readonly maxStreams: number,
+    private readonly limits: StreamLimits,
     private readonly log: Logger,
   ) {}
 
   /**
    * Runs a streaming call's handler; `stopped` aborts when the server asks the call to end.
-   * Past the limit of concurrent streams the call ends at once with RESOURCE_EXHAUSTED.
+   * Past the limit of concurrent streams of its kind the call ends at once with RESOURCE_EXHAUSTED.
    */
-  run(call: ResponseStream<unknown>, handler: (stopped: AbortSignal) => Promise<void>): void {
-    if (this.running.size >= this.maxStreams) {
+  run(
+    call: ResponseStream<unknown>,
+    kind: StreamKind,
+    handler: (stopped: AbortSignal) => Promise<void>,
+  ): void {
+    const limit = this.limits[kind];
+    if (this.open[kind] >= limit) {
+      const { streams, flag } = LIMIT_NAMES[kind];
       const error = new SessionStoreError(
         Code.ResourceExhausted,
-        `the server has ${this.maxStreams} streams open, its limit (--max-streams); ` +
+        `the server has ${limit} ${streams} open, its limit (${flag}); ` +
           "close idle streams or retry later",
       );
       call.emit("error", toServiceError(error, this.log));
@@ -41,7 +63,11 @@ export class StreamingCalls {
     if (this.stopping) stop.abort();
     const running = { stop, done: handler(stop.signal) };
     this.running.add(running);
-    void running.done.finally(() => this.running.delete(running));
+    this.open[kind]++;
+    void running.done.finally(() => {
+      this.running.delete(running);
+      this.open[kind]--;
+    });
   }
 
   /** Asks every call to stop and resolves once all have ended. */

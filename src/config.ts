@@ -19,6 +19,12 @@ export interface Config {
   maxAppendStreams: number;
   maxReadStreams: number;
   maxStreamsPerConnection: number;
+  maxConnections: number;
+  handshakeTimeoutMs: number;
+  maxConnectionIdleMs: number;
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
+  keepaliveMinPingIntervalMs: number;
 }
 
 interface Setting<K extends keyof Config> {
@@ -146,6 +152,48 @@ export const SETTINGS: readonly AnySetting[] = [
     parse: integer(1),
   },
   {
+    key: "maxConnections",
+    flag: "max-connections",
+    description: "open client connections; more are closed as they arrive",
+    default: 4096,
+    parse: integer(1),
+  },
+  {
+    key: "handshakeTimeoutMs",
+    flag: "handshake-timeout-ms",
+    description: "time a client has to open HTTP/2, or to close after the server closed",
+    default: 10_000,
+    parse: milliseconds(1),
+  },
+  {
+    key: "maxConnectionIdleMs",
+    flag: "max-connection-idle-ms",
+    description: "close a connection without calls for this long (GOAWAY); 0: never",
+    default: 300_000,
+    parse: milliseconds(0),
+  },
+  {
+    key: "keepaliveTimeMs",
+    flag: "keepalive-time-ms",
+    description: "ping each connection this often, to find clients that are gone; 0: never",
+    default: 60_000,
+    parse: milliseconds(0),
+  },
+  {
+    key: "keepaliveTimeoutMs",
+    flag: "keepalive-timeout-ms",
+    description: "close a connection whose client does not answer a ping within this long",
+    default: 20_000,
+    parse: milliseconds(1),
+  },
+  {
+    key: "keepaliveMinPingIntervalMs",
+    flag: "keepalive-min-ping-interval-ms",
+    description: "clients pinging more often, no data between, are refused (GOAWAY); 0: any",
+    default: 10_000,
+    parse: milliseconds(0),
+  },
+  {
     key: "shutdownTimeoutMs",
     flag: "shutdown-timeout-ms",
     description: "on SIGTERM/SIGINT, cancel calls still running after this long",
@@ -221,14 +269,20 @@ export function usage(): string {
   return `Usage: sessionstore serve [options]\n\nOptions:\n${lines.join("\n")}\n`;
 }
 
-function integer(min: number): (text: string) => number {
+function integer(min: number, max = Number.MAX_SAFE_INTEGER): (text: string) => number {
   return (text) => {
     const value = Number(text);
-    if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min) {
-      throw new Error(`expected a whole number of at least ${min}, got ${JSON.stringify(text)}`);
+    if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : `from ${min} to ${max}`;
+      throw new Error(`expected a whole number ${range}, got ${JSON.stringify(text)}`);
     }
     return value;
   };
+}
+
+/** A duration for a timer: Node fires timers longer than 2^31 - 1 ms (24.8 days) after 1 ms. */
+function milliseconds(min: number): (text: string) => number {
+  return integer(min, 2 ** 31 - 1);
 }
 
 function oneOf<const T extends string>(choices: readonly T[]): (text: string) => T {

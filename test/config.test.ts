@@ -29,6 +29,8 @@ describe("loadConfig", () => {
     [["--flush-interval-ms", "soon"], "--flush-interval-ms"],
     [["--durability", "maybe"], "expected one of buffered, sync"],
     [["--no-such-flag", "1"], "no-such-flag"],
+    // Node would fire a longer timer after 1 ms: an idle timeout of 25 days must not mean 1 ms.
+    [["--max-connection-idle-ms", String(2 ** 31)], "from 0 to 2147483647"],
   ])("rejects %j with a message naming the problem", (args, text) => {
     expect(() => loadConfig(args, {})).toThrow(ConfigError);
     expect(() => loadConfig(args, {})).toThrow(text);

@@ -8,6 +8,7 @@ import { SessionManager } from "../sessions/session-manager.js";
 import { JsonlFileStorage } from "../store/jsonl/jsonl-storage.js";
 import { MemoryStorage } from "../store/memory-storage.js";
 import type { SessionStorage } from "../store/storage.js";
+import { ConnectionLimits } from "./connection-limits.js";
 import { widenConnectionWindows, widenStreamWindows } from "./flow-control.js";
 import { loggingInterceptor } from "./logging-interceptor.js";
 import { sessionStoreProtoPath } from "./proto-files.js";
@@ -34,6 +35,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const storage = createStorage(config, log);
   await storage.open();
   const sessions = new SessionManager(storage, config, log);
+  const connections = new ConnectionLimits(config, log);
   const streams = new StreamingCalls(
     { append: config.maxAppendStreams, read: config.maxReadStreams },
     log,
@@ -41,9 +43,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
 
   const server = new Server({
-    interceptors: [loggingInterceptor(log)],
+    interceptors: [loggingInterceptor(log), connections.interceptor],
     "grpc.max_receive_message_length": config.maxRequestBytes,
-    "grpc.max_concurrent_streams": config.maxStreamsPerConnection,
+    ...connections.channelOptions(),
   });
   widenStreamWindows(server, log);
   server.addService(strictSessionStoreService, sessionStoreHandlers(sessions, streams, log));
@@ -64,6 +66,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     throw error;
   }
   widenConnectionWindows(server, log);
+  connections.watch(server);
   const address = `${config.listen.slice(0, config.listen.lastIndexOf(":"))}:${port}`;
   log.info({ address, settings: config }, "sessionstore listening");
 

@@ -22,6 +22,8 @@ export interface Config {
   maxConnections: number;
   handshakeTimeoutMs: number;
   maxConnectionIdleMs: number;
+  maxConnectionAgeMs: number;
+  maxConnectionAgeGraceMs: number;
   keepaliveTimeMs: number;
   keepaliveTimeoutMs: number;
   keepaliveMinPingIntervalMs: number;
@@ -170,6 +172,20 @@ export const SETTINGS: readonly AnySetting[] = [
     flag: "max-connection-idle-ms",
     description: "close a connection without calls for this long (GOAWAY); 0: never",
     default: 300_000,
+    parse: milliseconds(0),
+  },
+  {
+    key: "maxConnectionAgeMs",
+    flag: "max-connection-age-ms",
+    description: "move clients to a new connection after this long (±10%, GOAWAY); 0: never",
+    default: 1_800_000,
+    parse: milliseconds(0),
+  },
+  {
+    key: "maxConnectionAgeGraceMs",
+    flag: "max-connection-age-grace-ms",
+    description: "calls still running this long after a max-age GOAWAY are cut off",
+    default: 60_000,
     parse: milliseconds(0),
   },
   {

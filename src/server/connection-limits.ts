@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { type Http2Session, constants as http2 } from "node:http2";
 import type { Socket } from "node:net";
 import {
@@ -9,8 +10,10 @@ import {
 } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
+import { Code, SessionStoreError } from "../errors.js";
 import { listeningHttp2Servers } from "./grpc-internals.js";
 import { PingPolicy } from "./ping-policy.js";
+import type { ConnectionClosing } from "./streaming-calls.js";
 
 /** The settings of connections: how many, for how long, and how they ping. */
 export type ConnectionSettings = Pick<
@@ -19,18 +22,25 @@ export type ConnectionSettings = Pick<
   | "maxConnections"
   | "handshakeTimeoutMs"
   | "maxConnectionIdleMs"
+  | "maxConnectionAgeMs"
+  | "maxConnectionAgeGraceMs"
   | "keepaliveTimeMs"
   | "keepaliveTimeoutMs"
   | "keepaliveMinPingIntervalMs"
 >;
 
-/** GOAWAY debug data as gRPC servers send it: on it, gRPC clients ping less often. */
+/** GOAWAY debug data as gRPC servers send it; on the second, gRPC clients ping less often. */
+const MAX_AGE = Buffer.from("max_age");
 const TOO_MANY_PINGS = Buffer.from("too_many_pings");
+/** The highest stream id: a first GOAWAY with it still admits the calls already on their way. */
+const ANY_STREAM = 2 ** 31 - 1;
 /** Connections refused at --max-connections are logged at most this often. */
 const DROP_LOG_INTERVAL_MS = 10_000;
 
-/** What one live connection knows: how its client pings. */
+/** What one live connection knows: whether it is closing, and how its client pings. */
 interface Connection {
+  /** Aborts, with the error streams end with, when the connection is past its age. */
+  closing: AbortController;
   pings: PingPolicy;
 }
 
@@ -38,8 +48,9 @@ interface Connection {
  * The limits on client connections. grpc-js enforces some itself, given its options: streams per
  * connection (SETTINGS_MAX_CONCURRENT_STREAMS), the idle timeout and the keepalive pings it sends.
  * The rest is done here on the HTTP/2 sessions grpc-js creates: the cap on connections, the
- * handshake deadline, closing sockets whose client ignores GOAWAY, and refusing clients that ping
- * too often.
+ * handshake deadline, closing sockets whose client ignores GOAWAY, the connection age (grpc-js
+ * has one, but at its end resets server-streaming calls with RST_STREAM NO_ERROR, which its own
+ * client reports as INTERNAL, a status nobody retries), and refusing clients that ping too often.
  */
 export class ConnectionLimits {
   /** Live connections by peer address, as grpc-js's `getPeer()` names a call's connection. */
@@ -68,6 +79,9 @@ export class ConnectionLimits {
         : {}),
     };
   }
+
+  /** The signal that a call's connection is closing, for StreamingCalls to stop the call. */
+  readonly closing: ConnectionClosing = (call) => this.byPeer.get(call.getPeer())?.closing.signal;
 
   /**
    * An interceptor that tells each connection's ping policy when data flows (messages received,
@@ -106,7 +120,7 @@ export class ConnectionLimits {
     const http2Servers = listeningHttp2Servers(
       server,
       this.log,
-      "enforce --max-connections, --handshake-timeout-ms and the ping rate",
+      "enforce --max-connections, --handshake-timeout-ms, --max-connection-age-ms and the ping rate",
     );
     for (const http2Server of http2Servers ?? []) {
       // Node's net.Server closes connections past this at once, before they cost more than a
@@ -121,7 +135,12 @@ export class ConnectionLimits {
   private track(session: Http2Session): void {
     const { settings, log } = this;
     const peer = peerName(session.socket.remoteAddress, session.socket.remotePort);
-    const connection: Connection = { pings: new PingPolicy(settings.keepaliveMinPingIntervalMs) };
+    const connection: Connection = {
+      closing: new AbortController(),
+      pings: new PingPolicy(settings.keepaliveMinPingIntervalMs),
+    };
+    // Each stream on the connection listens, up to --max-streams-per-connection: not a leak.
+    setMaxListeners(0, connection.closing.signal);
     if (peer !== "unknown") this.byPeer.set(peer, connection);
     // grpc-js's idle timeout covers a connection that never completes the handshake, but only with
     // a graceful close that waits for the client (closeAbandonedSocket), and it is minutes long.
@@ -130,13 +149,42 @@ export class ConnectionLimits {
       session.destroy();
     }, settings.handshakeTimeoutMs).unref();
     session.once("remoteSettings", () => clearTimeout(handshake));
+    const timers = [handshake];
+    if (settings.maxConnectionAgeMs > 0) {
+      timers.push(
+        setTimeout(() => {
+          const grace = this.recycle(session, connection, peer);
+          if (grace) timers.push(grace);
+        }, withJitter(settings.maxConnectionAgeMs)).unref(),
+      );
+    }
     session.on("ping", () => {
       if (connection.pings.pingReceived(Date.now())) this.refusePings(session, peer);
     });
     session.once("close", () => {
-      clearTimeout(handshake);
+      for (const timer of timers) clearTimeout(timer);
       if (this.byPeer.get(peer) === connection) this.byPeer.delete(peer);
     });
+  }
+
+  /**
+   * Moves a connection's clients to a new one (behind a load balancer, maybe to another replica):
+   * GOAWAY, then our streams on it end with UNAVAILABLE after answering what they took, as at
+   * shutdown, and once the calls are done (or the grace period is over) the connection closes.
+   * Returns the grace timer.
+   */
+  private recycle(
+    session: Http2Session,
+    connection: Connection,
+    peer: string,
+  ): NodeJS.Timeout | undefined {
+    if (session.closed || session.destroyed) return undefined;
+    this.log.debug({ peer }, "closing a connection past --max-connection-age-ms (GOAWAY)");
+    // GOAWAY goes out before any stream's status, so the client's retry takes a new connection.
+    session.goaway(http2.NGHTTP2_NO_ERROR, ANY_STREAM, MAX_AGE);
+    connection.closing.abort(connectionPastAge());
+    session.close();
+    return setTimeout(() => session.destroy(), this.settings.maxConnectionAgeGraceMs).unref();
   }
 
   /** Per gRPC's keepalive spec: GOAWAY ENHANCE_YOUR_CALM "too_many_pings", and close at once. */
@@ -181,4 +229,17 @@ export class ConnectionLimits {
 function peerName(address: string | undefined, port: number | undefined): string {
   if (!address) return "unknown";
   return port ? `${address}:${port}` : address;
+}
+
+/** ±10 %, as gRPC servers spread connection ages so that clients do not reconnect together. */
+function withJitter(ms: number): number {
+  return Math.min(2 ** 31 - 1, Math.round(ms * (0.9 + Math.random() * 0.2)));
+}
+
+function connectionPastAge(): SessionStoreError {
+  return new SessionStoreError(
+    Code.Unavailable,
+    "this connection reached its maximum age (--max-connection-age-ms) and is closing; retry on " +
+      "a new connection: resend what was not acknowledged, watch again from the next seq",
+  );
 }

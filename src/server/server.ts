@@ -38,6 +38,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const connections = new ConnectionLimits(config, log);
   const streams = new StreamingCalls(
     { append: config.maxAppendStreams, read: config.maxReadStreams },
+    connections.closing,
     log,
   );
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });

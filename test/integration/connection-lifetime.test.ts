@@ -1,9 +1,11 @@
 import { once } from "node:events";
 import { type ClientHttp2Session, connect, constants as http2 } from "node:http2";
+import { type ServiceError, status } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
+import type { AppendResponse } from "../../gen/sessionstore/v1/session_store.js";
 import type { TestServer } from "../helpers/test-server.js";
 import { append, loadAll } from "../helpers/test-server.js";
-import { serversClosedAfterEach, sleep, watch } from "./support.js";
+import { expectStreamError, serversClosedAfterEach, sleep, watch } from "./support.js";
 
 /** A bare HTTP/2 connection to the server, once its handshake is done. */
 async function connectBare(server: TestServer): Promise<ClientHttp2Session> {
@@ -55,6 +57,56 @@ async function goaway(session: ClientHttp2Session): Promise<{ code: number; data
 
 describe("connection lifetime", () => {
   const start = serversClosedAfterEach({ storage: "memory" });
+
+  describe("--max-connection-age-ms", () => {
+    it("sends GOAWAY, then closes the connection once the grace period is over", async () => {
+      const server = await start({ maxConnectionAgeMs: 200, maxConnectionAgeGraceMs: 400 });
+      const session = await connectBare(server);
+      // A call the server never ends by itself (health Watch is not one of our streams).
+      bareCall(session, "/grpc.health.v1.Health/Watch", false);
+      const received = await goaway(session);
+      const goawayAt = Date.now();
+      expect(received).toEqual({ code: http2.NGHTTP2_NO_ERROR, data: "max_age" });
+      await closed(session);
+      expect(Date.now() - goawayAt, "the call got the grace period").toBeGreaterThanOrEqual(300);
+    });
+
+    it("ends Append and Watch on it with UNAVAILABLE after acknowledging what they took, losing nothing", async () => {
+      const server = await start({ maxConnectionAgeMs: 300, maxConnectionAgeGraceMs: 20_000 });
+      const { client } = server;
+      const watcher = watch(client, "aged");
+      const stream = client.append();
+      const acks: AppendResponse[] = [];
+      stream.on("data", (ack: AppendResponse) => acks.push(ack));
+      const appendEnded = new Promise<ServiceError | undefined>((resolve) => {
+        stream.on("error", resolve);
+        stream.on("end", () => resolve(undefined));
+      });
+      const sent: string[] = [];
+      const writing = setInterval(() => {
+        const message = JSON.stringify({ n: sent.length });
+        sent.push(message);
+        stream.write({ sessionId: "aged", messages: [message], sync: false });
+      }, 5);
+      const appendError = await appendEnded;
+      clearInterval(writing);
+      // Well before the 20 s grace: the server ended the streams itself, with a status to retry.
+      expectStreamError(appendError, status.UNAVAILABLE, /maximum age/);
+      expectStreamError(await watcher.ended, status.UNAVAILABLE, /maximum age/);
+      expect(acks.length).toBeGreaterThan(10);
+      expect(acks.map((ack) => ack.firstSeq)).toEqual(acks.map((_, index) => index));
+
+      // On a new connection: exactly the acknowledged messages are stored, and the client goes on.
+      const stored = (await loadAll(client, "aged")).messages;
+      expect(stored).toEqual(sent.slice(0, acks.length));
+      const resumed = watch(client, "aged", watcher.received.length);
+      await append(client, [{ sessionId: "aged", messages: ['{"after":"recycling"}'] }]);
+      await expect
+        .poll(() => [...watcher.received, ...resumed.received])
+        .toEqual([...stored, '{"after":"recycling"}']);
+      resumed.call.cancel();
+    });
+  });
 
   describe("keepalive", () => {
     it("pings every connection every --keepalive-time-ms", async () => {

@@ -19,7 +19,17 @@ export interface Config {
   maxRequestBytes: number;
   maxSessionBufferBytes: number;
   maxBufferBytes: number;
-  maxStreams: number;
+  maxAppendStreams: number;
+  maxReadStreams: number;
+  maxStreamsPerConnection: number;
+  maxConnections: number;
+  handshakeTimeoutMs: number;
+  maxConnectionIdleMs: number;
+  maxConnectionAgeMs: number;
+  maxConnectionAgeGraceMs: number;
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
+  keepaliveMinPingIntervalMs: number;
 }
 
 interface Setting<K extends keyof Config> {
@@ -148,11 +158,81 @@ export const SETTINGS: readonly AnySetting[] = [
     parse: integer(1),
   },
   {
-    key: "maxStreams",
-    flag: "max-streams",
-    description: "concurrent streaming calls (Append, Load, Watch); more are RESOURCE_EXHAUSTED",
+    key: "maxAppendStreams",
+    flag: "max-append-streams",
+    description: "concurrent Append streams; more are RESOURCE_EXHAUSTED (reads cannot take these)",
     default: 1000,
     parse: integer(1),
+  },
+  {
+    key: "maxReadStreams",
+    flag: "max-read-streams",
+    description: "concurrent Load and Watch streams; more are RESOURCE_EXHAUSTED",
+    default: 1000,
+    parse: integer(1),
+  },
+  {
+    key: "maxStreamsPerConnection",
+    flag: "max-streams-per-connection",
+    description: "concurrent calls on one connection (HTTP/2); more wait in the client",
+    default: 100,
+    parse: integer(1),
+  },
+  {
+    key: "maxConnections",
+    flag: "max-connections",
+    description: "open client connections; more are closed as they arrive",
+    default: 4096,
+    parse: integer(1),
+  },
+  {
+    key: "handshakeTimeoutMs",
+    flag: "handshake-timeout-ms",
+    description: "time a client has to open HTTP/2, or to close after the server closed",
+    default: 10_000,
+    parse: milliseconds(1),
+  },
+  {
+    key: "maxConnectionIdleMs",
+    flag: "max-connection-idle-ms",
+    description: "close a connection without calls for this long (GOAWAY); 0: never",
+    default: 300_000,
+    parse: milliseconds(0),
+  },
+  {
+    key: "maxConnectionAgeMs",
+    flag: "max-connection-age-ms",
+    description: "move clients to a new connection after this long (±10%, GOAWAY); 0: never",
+    default: 1_800_000,
+    parse: milliseconds(0),
+  },
+  {
+    key: "maxConnectionAgeGraceMs",
+    flag: "max-connection-age-grace-ms",
+    description: "calls still running this long after a max-age GOAWAY are cut off",
+    default: 60_000,
+    parse: milliseconds(0),
+  },
+  {
+    key: "keepaliveTimeMs",
+    flag: "keepalive-time-ms",
+    description: "ping each connection this often, to find clients that are gone; 0: never",
+    default: 60_000,
+    parse: milliseconds(0),
+  },
+  {
+    key: "keepaliveTimeoutMs",
+    flag: "keepalive-timeout-ms",
+    description: "close a connection whose client does not answer a ping within this long",
+    default: 20_000,
+    parse: milliseconds(1),
+  },
+  {
+    key: "keepaliveMinPingIntervalMs",
+    flag: "keepalive-min-ping-interval-ms",
+    description: "clients pinging more often, no data between, are refused (GOAWAY); 0: any",
+    default: 10_000,
+    parse: milliseconds(0),
   },
   {
     key: "shutdownTimeoutMs",
@@ -162,6 +242,16 @@ export const SETTINGS: readonly AnySetting[] = [
     parse: integer(0),
   },
 ];
+
+/**
+ * Settings that were removed, with what replaced them. Naming one (flag or environment variable)
+ * fails rather than being ignored: a deployment that set it must learn that its meaning changed.
+ */
+const RETIRED_SETTINGS: Readonly<Record<string, string>> = {
+  "max-streams":
+    "replaced by --max-append-streams and --max-read-streams: Append and reads (Load, Watch) " +
+    "each have their own limit now, so that readers cannot starve writers",
+};
 
 /** The environment variable of a flag: `--data-dir` is SESSIONSTORE_DATA_DIR. */
 export function envName(flag: string): string {
@@ -174,6 +264,12 @@ export class ConfigError extends Error {
 
 /** Settings from flags, then environment variables, then defaults. Throws ConfigError. */
 export function loadConfig(args: readonly string[], env: NodeJS.ProcessEnv): Config {
+  for (const [flag, replacement] of Object.entries(RETIRED_SETTINGS)) {
+    const named = args.some((arg) => arg === `--${flag}` || arg.startsWith(`--${flag}=`));
+    if (named || env[envName(flag)] !== undefined) {
+      throw new ConfigError(`--${flag} (${envName(flag)}) was ${replacement}`);
+    }
+  }
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
@@ -241,14 +337,20 @@ export function usage(): string {
   );
 }
 
-function integer(min: number): (text: string) => number {
+function integer(min: number, max = Number.MAX_SAFE_INTEGER): (text: string) => number {
   return (text) => {
     const value = Number(text);
-    if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min) {
-      throw new Error(`expected a whole number of at least ${min}, got ${JSON.stringify(text)}`);
+    if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : `from ${min} to ${max}`;
+      throw new Error(`expected a whole number ${range}, got ${JSON.stringify(text)}`);
     }
     return value;
   };
+}
+
+/** A duration for a timer: Node fires timers longer than 2^31 - 1 ms (24.8 days) after 1 ms. */
+function milliseconds(min: number): (text: string) => number {
+  return integer(min, 2 ** 31 - 1);
 }
 
 function oneOf<const T extends string>(choices: readonly T[]): (text: string) => T {

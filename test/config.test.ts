@@ -29,9 +29,20 @@ describe("loadConfig", () => {
     [["--flush-interval-ms", "soon"], "--flush-interval-ms"],
     [["--durability", "maybe"], "expected one of buffered, sync"],
     [["--no-such-flag", "1"], "no-such-flag"],
+    // Node would fire a longer timer after 1 ms: an idle timeout of 25 days must not mean 1 ms.
+    [["--max-connection-idle-ms", String(2 ** 31)], "from 0 to 2147483647"],
   ])("rejects %j with a message naming the problem", (args, text) => {
     expect(() => loadConfig(args, {})).toThrow(ConfigError);
     expect(() => loadConfig(args, {})).toThrow(text);
+  });
+
+  it.each([
+    [["--max-streams", "10"], {}],
+    [["--max-streams=10"], {}],
+    [[], { SESSIONSTORE_MAX_STREAMS: "10" }],
+  ])("rejects the retired --max-streams (%j, %j), naming what replaced it", (args, env) => {
+    expect(() => loadConfig(args, env)).toThrow(ConfigError);
+    expect(() => loadConfig(args, env)).toThrow(/--max-append-streams and --max-read-streams/);
   });
 
   it("is documented in the README, every flag with its variable and default", async () => {

@@ -6,7 +6,7 @@ import { AppendChain } from "../store/append-chain.js";
 import { checkDecoded } from "./request-decoding.js";
 import { RequestReader } from "./request-reader.js";
 import { toServiceError } from "./status.js";
-import { send, shuttingDown } from "./streaming-calls.js";
+import { send, stopReason } from "./streaming-calls.js";
 
 /** Requests whose acknowledgement is pending before the stream stops reading more. */
 const MAX_UNACKNOWLEDGED = 1024;
@@ -63,7 +63,7 @@ export async function serveAppend(
       if (unacknowledged >= MAX_UNACKNOWLEDGED) await acknowledgements;
       if (acknowledgementFailed || chain.failure) break;
     }
-    if (requests.wasStopped) throw shuttingDown();
+    if (requests.wasStopped) throw stopReason(stopped);
   } catch (error) {
     failure = error;
   }

@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import type { SessionService } from "../sessions/session-service.js";
 import { bindInsecure } from "./bind.js";
+import { ConnectionLimits } from "./connection-limits.js";
 import { widenConnectionWindows, widenStreamWindows } from "./flow-control.js";
 import { loggingInterceptor } from "./logging-interceptor.js";
 import { reflectionService } from "./reflection.js";
@@ -37,12 +38,18 @@ export async function startServer(
   config: Config,
   log: Logger,
 ): Promise<RunningServer> {
-  const streams = new StreamingCalls(config.maxStreams, log);
+  const connections = new ConnectionLimits(config, log);
+  const streams = new StreamingCalls(
+    { append: config.maxAppendStreams, read: config.maxReadStreams },
+    connections.closing,
+    log,
+  );
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
 
   const server = new Server({
-    interceptors: [loggingInterceptor(log)],
+    interceptors: [loggingInterceptor(log), connections.interceptor],
     "grpc.max_receive_message_length": config.maxRequestBytes,
+    ...connections.channelOptions(),
   });
   widenStreamWindows(server, log);
   server.addService(strictSessionStoreService, sessionStoreHandlers(sessions, streams, log));
@@ -57,6 +64,7 @@ export async function startServer(
     throw error;
   }
   widenConnectionWindows(server, log);
+  connections.watch(server);
   const address = `${config.listen.slice(0, config.listen.lastIndexOf(":"))}:${port}`;
   log.info({ address, settings: config }, "sessionstore listening");
 

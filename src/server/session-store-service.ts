@@ -32,7 +32,8 @@ export function sessionStoreHandlers(
   }
 
   return {
-    append: (call) => streams.run(call, (stopped) => serveAppend(call, sessions, stopped, log)),
+    append: (call) =>
+      streams.run(call, "append", (stopped) => serveAppend(call, sessions, stopped, log)),
 
     flush: unary(async (request) => {
       const { flushed, failures } = await sessions.flush(request.sessionId);
@@ -47,7 +48,7 @@ export function sessionStoreHandlers(
     }),
 
     load: (call) =>
-      streams.run(call, (stopped) =>
+      streams.run(call, "read", (stopped) =>
         streamResponses(
           call,
           checkedStream(call.request, () =>
@@ -74,7 +75,7 @@ export function sessionStoreHandlers(
     delete: unary(async (request) => ({ existed: await sessions.delete(request.sessionId) })),
 
     watch: (call) =>
-      streams.run(call, (stopped) => {
+      streams.run(call, "read", (stopped) => {
         // Ends the watch when the client goes away or the server stops, even while it waits.
         const cancelled = new AbortController();
         call.on("cancelled", () => cancelled.abort());

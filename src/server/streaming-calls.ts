@@ -11,44 +11,88 @@ export function shuttingDown(): SessionStoreError {
 }
 
 /**
+ * The error a stopped streaming call ends with: the reason it was stopped for (the server shutting
+ * down, or the call's connection closing).
+ */
+export function stopReason(stopped: AbortSignal): SessionStoreError {
+  return stopped.reason instanceof SessionStoreError ? stopped.reason : shuttingDown();
+}
+
+/**
+ * The kinds of streaming call, each with its own limit so that one kind cannot take the room of
+ * the other: a reader holding idle Watch streams must not make appends fail.
+ */
+export type StreamKind = "append" | "read";
+
+/** The concurrent streams allowed of each kind. */
+export type StreamLimits = Readonly<Record<StreamKind, number>>;
+
+/** How a full limit is reported: what is counted, and the setting that raises it. */
+const LIMIT_NAMES: Readonly<Record<StreamKind, { streams: string; flag: string }>> = {
+  append: { streams: "Append streams", flag: "--max-append-streams" },
+  read: { streams: "read streams (Load, Watch)", flag: "--max-read-streams" },
+};
+
+/** Where a call learns that its connection is closing: an AbortSignal, if the call has one. */
+export type ConnectionClosing = (call: { getPeer(): string }) => AbortSignal | undefined;
+
+/**
  * The streaming calls in progress. Shutdown asks each to stop (it ends with UNAVAILABLE after
- * answering what it already took) and waits for them.
+ * answering what it already took) and waits for them; so does the closing of a call's connection.
  */
 export class StreamingCalls {
   private readonly running = new Set<{ stop: AbortController; done: Promise<void> }>();
+  private readonly open: Record<StreamKind, number> = { append: 0, read: 0 };
   private stopping = false;
 
   constructor(
-    private readonly maxStreams: number,
+    private readonly limits: StreamLimits,
+    private readonly connectionClosing: ConnectionClosing,
     private readonly log: Logger,
   ) {}
 
   /**
-   * Runs a streaming call's handler; `stopped` aborts when the server asks the call to end.
-   * Past the limit of concurrent streams the call ends at once with RESOURCE_EXHAUSTED.
+   * Runs a streaming call's handler; `stopped` aborts, with the error to end with as its reason,
+   * when the server or the call's connection asks the call to end. Past the limit of concurrent
+   * streams of its kind the call ends at once with RESOURCE_EXHAUSTED.
    */
-  run(call: ResponseStream<unknown>, handler: (stopped: AbortSignal) => Promise<void>): void {
-    if (this.running.size >= this.maxStreams) {
+  run(
+    call: ResponseStream<unknown>,
+    kind: StreamKind,
+    handler: (stopped: AbortSignal) => Promise<void>,
+  ): void {
+    const limit = this.limits[kind];
+    if (this.open[kind] >= limit) {
+      const { streams, flag } = LIMIT_NAMES[kind];
       const error = new SessionStoreError(
         Code.ResourceExhausted,
-        `the server has ${this.maxStreams} streams open, its limit (--max-streams); ` +
+        `the server has ${limit} ${streams} open, its limit (${flag}); ` +
           "close idle streams or retry later",
       );
       call.emit("error", toServiceError(error, this.log));
       return;
     }
     const stop = new AbortController();
-    if (this.stopping) stop.abort();
+    if (this.stopping) stop.abort(shuttingDown());
+    const closing = this.connectionClosing(call);
+    const onClosing = () => stop.abort(closing?.reason);
+    if (closing?.aborted) onClosing();
+    else closing?.addEventListener("abort", onClosing, { once: true });
     const running = { stop, done: handler(stop.signal) };
     this.running.add(running);
-    void running.done.finally(() => this.running.delete(running));
+    this.open[kind]++;
+    void running.done.finally(() => {
+      this.running.delete(running);
+      this.open[kind]--;
+      closing?.removeEventListener("abort", onClosing);
+    });
   }
 
   /** Asks every call to stop and resolves once all have ended. */
   async stopAll(): Promise<void> {
     this.stopping = true;
     const calls = [...this.running];
-    for (const call of calls) call.stop.abort();
+    for (const call of calls) call.stop.abort(shuttingDown());
     await Promise.allSettled(calls.map((call) => call.done));
   }
 }
@@ -89,11 +133,11 @@ export async function streamResponses<T>(
 ): Promise<void> {
   try {
     for await (const response of responses) {
-      if (stopped.aborted) throw shuttingDown();
+      if (stopped.aborted) throw stopReason(stopped);
       if (call.cancelled) return;
       await send(call, response);
     }
-    if (stopped.aborted) throw shuttingDown();
+    if (stopped.aborted) throw stopReason(stopped);
     call.end();
   } catch (error) {
     call.emit("error", toServiceError(error, log));

@@ -194,20 +194,20 @@ describeEachBackend(
       await expectStillServing(server);
     });
 
-    it("refuses streams past --max-streams with RESOURCE_EXHAUSTED, and serves again once they close", async () => {
-      const server = await start({ maxStreams: 2 });
+    it("refuses Append streams past --max-append-streams with RESOURCE_EXHAUSTED, and serves again once they close", async () => {
+      const server = await start({ maxAppendStreams: 2 });
       const open = [server.client.append(), server.client.append()];
       for (const stream of open) {
         stream.on("data", () => undefined);
         stream.on("error", () => undefined);
         stream.write({ sessionId: "held", messages: ['{"a":1}'], sync: false });
       }
-      // Counted with LoadMeta: a Load is a stream too.
+      // Counted with LoadMeta, a unary call: the streams' limit does not apply to it.
       await expect.poll(async () => (await loadMeta(server.client, "held")).messageCount).toBe(2);
       const { error } = await appendStream(server.client, [
         { sessionId: "third", messages: ['{"a":1}'] },
       ]);
-      expectStreamError(error, status.RESOURCE_EXHAUSTED, /--max-streams/);
+      expectStreamError(error, status.RESOURCE_EXHAUSTED, /--max-append-streams/);
       for (const stream of open) stream.end();
       await expect
         .poll(

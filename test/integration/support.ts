@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type ServiceError, status } from "@grpc/grpc-js";
+import { type ClientReadableStream, type ServiceError, status } from "@grpc/grpc-js";
 import { afterEach, describe, expect } from "vitest";
 import type {
   DeleteResponse,
@@ -10,6 +10,7 @@ import type {
   LoadResponse,
   SessionMeta,
   SessionStoreClient,
+  WatchResponse,
 } from "../../gen/sessionstore/v1/session_store.js";
 import type { Config } from "../../src/config.js";
 import { testDatabases } from "../helpers/postgres.js";
@@ -107,6 +108,28 @@ export function loadPages(
       last: options.last ?? false,
     }),
   );
+}
+
+/** A Watch call and everything it has received so far, checked to arrive without gaps. */
+export interface Watching {
+  call: ClientReadableStream<WatchResponse>;
+  received: string[];
+  ended: Promise<ServiceError | undefined>;
+}
+
+/** Starts watching `sessionId` from `fromSeq`. */
+export function watch(client: SessionStoreClient, sessionId: string, fromSeq = 0): Watching {
+  const call = client.watch({ sessionId, fromSeq });
+  const received: string[] = [];
+  call.on("data", (page: WatchResponse) => {
+    expect(page.firstSeq, "pages join without gaps or repeats").toBe(fromSeq + received.length);
+    received.push(...page.messages);
+  });
+  const ended = new Promise<ServiceError | undefined>((resolve) => {
+    call.on("error", resolve);
+    call.on("end", () => resolve(undefined));
+  });
+  return { call, received, ended };
 }
 
 /** Awaits `call`, expecting it to fail with `code`; returns the error for further checks. */

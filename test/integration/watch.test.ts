@@ -1,37 +1,14 @@
-import { type ClientReadableStream, type ServiceError, status } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import { expect, it } from "vitest";
-import type { WatchResponse } from "../../gen/sessionstore/v1/session_store.js";
-import type { TestServer } from "../helpers/test-server.js";
 import { append, loadAll } from "../helpers/test-server.js";
-import { deleteSession, describeEachBackend, flush, messages } from "./support.js";
-
-/** A Watch call and everything it has received so far, checked to arrive without gaps. */
-interface Watching {
-  call: ClientReadableStream<WatchResponse>;
-  received: string[];
-  ended: Promise<ServiceError | undefined>;
-}
-
-function watch(server: TestServer, sessionId: string, fromSeq = 0): Watching {
-  const call = server.client.watch({ sessionId, fromSeq });
-  const received: string[] = [];
-  call.on("data", (page: WatchResponse) => {
-    expect(page.firstSeq, "pages join without gaps or repeats").toBe(fromSeq + received.length);
-    received.push(...page.messages);
-  });
-  const ended = new Promise<ServiceError | undefined>((resolve) => {
-    call.on("error", resolve);
-    call.on("end", () => resolve(undefined));
-  });
-  return { call, received, ended };
-}
+import { deleteSession, describeEachBackend, flush, messages, watch } from "./support.js";
 
 describeEachBackend(
   "Watch",
   (start) => {
     it("streams a session created after the watch began, each message once, across flushes", async () => {
       const server = await start();
-      const watcher = watch(server, "later");
+      const watcher = watch(server.client, "later");
       const sent = messages("later", 10);
       for (let i = 0; i < sent.length; i += 2) {
         await append(server.client, [{ sessionId: "later", messages: sent.slice(i, i + 2) }]);
@@ -45,8 +22,8 @@ describeEachBackend(
       const server = await start();
       const before = messages("mid", 8);
       await append(server.client, [{ sessionId: "mid", messages: before }]); // 6 written, 2 buffered
-      const fromMiddle = watch(server, "mid", 5);
-      const fromStart = watch(server, "mid", 0);
+      const fromMiddle = watch(server.client, "mid", 5);
+      const fromStart = watch(server.client, "mid", 0);
       await expect.poll(() => fromMiddle.received).toEqual(before.slice(5));
       const after = messages("mid", 7, 8);
       await append(server.client, [{ sessionId: "mid", messages: after.slice(0, 4) }]);
@@ -60,7 +37,11 @@ describeEachBackend(
 
     it("lets many watchers follow one session, all seeing the same order as Load", async () => {
       const server = await start();
-      const watchers = [watch(server, "many"), watch(server, "many"), watch(server, "many", 3)];
+      const watchers = [
+        watch(server.client, "many"),
+        watch(server.client, "many"),
+        watch(server.client, "many", 3),
+      ];
       const streams = [0, 1, 2].map((writer) =>
         append(
           server.client,
@@ -81,7 +62,7 @@ describeEachBackend(
 
     it("lets writers finish 10,000 messages while a watcher reads nothing, which then catches up exactly once", async () => {
       const server = await start({ flushMessages: 100 });
-      const slow = watch(server, "firehose");
+      const slow = watch(server.client, "firehose");
       slow.call.pause(); // reads nothing: the server must neither block writers nor queue for it
       const payload = "x".repeat(1000);
       const requests = Array.from({ length: 200 }, (_, i) => ({
@@ -99,7 +80,7 @@ describeEachBackend(
     it("ends watchers with NOT_FOUND when the session is deleted", async () => {
       const server = await start();
       await append(server.client, [{ sessionId: "doomed", messages: messages("d", 2) }]);
-      const watcher = watch(server, "doomed");
+      const watcher = watch(server.client, "doomed");
       await expect.poll(() => watcher.received).toHaveLength(2);
       await deleteSession(server.client, "doomed");
       const error = await watcher.ended;
@@ -109,7 +90,7 @@ describeEachBackend(
 
     it("ends watchers with UNAVAILABLE when the server shuts down", async () => {
       const server = await start();
-      const watcher = watch(server, "waiting");
+      const watcher = watch(server.client, "waiting");
       await append(server.client, [{ sessionId: "waiting", messages: messages("s", 1) }]);
       await expect.poll(() => watcher.received).toHaveLength(1);
       await server.stop();
@@ -119,7 +100,7 @@ describeEachBackend(
 
     it("rejects an invalid session id with INVALID_ARGUMENT", async () => {
       const server = await start();
-      const error = await watch(server, "../x").ended;
+      const error = await watch(server.client, "../x").ended;
       expect(error?.code).toBe(status.INVALID_ARGUMENT);
     });
   },

@@ -3,7 +3,7 @@ import { InterceptingCall, type Interceptor } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
 import { isLoopback } from "../src/client.js";
 import { type SessionMeta, SessionStoreError, Status } from "../src/index.js";
-import { collect, fixturesClosedAfterEach, objects } from "./support.js";
+import { collect, fixturesClosedAfterEach, objects, sleep } from "./support.js";
 
 const fixtures = fixturesClosedAfterEach({ flushMessages: 1000, flushIntervalMs: 60_000 });
 
@@ -354,5 +354,34 @@ describe("connections", () => {
     expect(received).toEqual([...Array(20).keys()]);
     expect((await collect(client.load("resume", { fromSeq: 10 }))).length).toBe(10);
     await second.stop();
+  });
+
+  it("watches and appends across connections recycled at --max-connection-age-ms, losing nothing", async () => {
+    // A new connection every ~300 ms; what still runs on the old one 200 ms later is cut off.
+    const { client } = await fixtures.start({
+      maxConnectionAgeMs: 300,
+      maxConnectionAgeGraceMs: 200,
+    });
+    const count = 300;
+    const watched: unknown[] = [];
+    const watching = (async () => {
+      for await (const { seq, message } of client.watch("recycled")) {
+        expect(seq).toBe(watched.length);
+        watched.push(message);
+        if (watched.length === count) return;
+      }
+    })();
+    const appender = client.appender("recycled");
+    for (const message of objects("recycled", count)) {
+      await appender.ready();
+      void appender.write(message);
+      await sleep(5); // 1.5 s of appends: several connections
+    }
+    await appender.close();
+    await watching;
+    expect(await collect(client.load("recycled"))).toEqual(
+      objects("recycled", count).map((message, seq) => ({ seq, message })),
+    );
+    expect(watched).toEqual(objects("recycled", count));
   });
 });

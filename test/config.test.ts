@@ -54,7 +54,8 @@ describe("loadConfig", () => {
     for (const setting of SETTINGS) {
       const row = rows.find((cells) => cells[1] === `\`--${setting.flag}\``);
       expect(row, `README row for --${setting.flag}`).toBeDefined();
-      expect(row?.slice(2, 4)).toEqual([`\`${envName(setting.flag)}\``, `\`${setting.default}\``]);
+      const shownDefault = setting.default === "" ? "(none)" : `\`${setting.default}\``;
+      expect(row?.slice(2, 4)).toEqual([`\`${envName(setting.flag)}\``, shownDefault]);
     }
   });
 });

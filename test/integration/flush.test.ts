@@ -13,7 +13,25 @@ import {
 
 const start = serversClosedAfterEach();
 
-describe("flushing", () => {
+describe("flushing (file backend)", () => {
+  it("writes what it was sent to the file byte for byte (raw CR/LF as spaces), a sync request before its ack", async () => {
+    const { client, dataDir } = await start({ flushMessages: 10_000, flushIntervalMs: 60_000 });
+    const exact = [
+      '{"id":12345678901234567890,"negative":-98765432109876543210}',
+      String.raw`{"text":"caf\u00e9 \u00E9","url":"http:\/\/example.com\/a\/b","quote":"\"","tab":"\t"}`,
+      '{"emoji":"🦀 👩‍💻 🇯🇵","price":1.50,"exponent":1E+2,"zero":-0.0}',
+      '{\r\n  "a": 1,\n  "list": [\n    1.50\n  ]\n}',
+    ];
+    const stored = [...exact.slice(0, 3), '{    "a": 1,   "list": [     1.50   ] }'];
+    const acks = await append(client, [
+      { sessionId: "bytes", messages: exact.slice(0, 2) },
+      { sessionId: "bytes", messages: exact.slice(2), sync: true },
+    ]);
+    expect(acks[1]?.durableCount).toBe(4);
+    // Acknowledged durable: in the file already, before any Flush.
+    expect(await readSessionFile(dataDir, "bytes")).toEqual({ headerCount: 4, lines: stored });
+  });
+
   it("writes a session once it buffers flushMessages messages, and not before", async () => {
     const { client, dataDir } = await start({ flushMessages: 5, flushIntervalMs: 60_000 });
 

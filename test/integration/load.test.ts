@@ -1,23 +1,26 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { append, loadAll, startTestServer, type TestServer } from "../helpers/test-server.js";
-import { flush, loadPages, messages, writtenLines } from "./support.js";
+import { describeEachBackend, flush, loadPages, messages } from "./support.js";
 
-let running: TestServer;
+describeEachBackend("Load", (_start, backend) => {
+  let running: TestServer;
 
-beforeAll(async () => {
-  // Nothing is written unless a test flushes: what Load returns beyond that comes from buffers.
-  running = await startTestServer({ flushMessages: 10_000, flushIntervalMs: 60_000 });
-});
+  beforeAll(async () => {
+    // Nothing is written unless a test flushes: what Load returns beyond that comes from buffers.
+    running = await startTestServer({
+      storage: backend,
+      flushMessages: 10_000,
+      flushIntervalMs: 60_000,
+    });
+  });
 
-afterAll(async () => {
-  await running.close();
-});
+  afterAll(async () => {
+    await running?.close();
+  });
 
-describe("Load", () => {
   it("returns buffered messages right after the append (read-your-writes)", async () => {
-    const { client, dataDir } = running;
+    const { client } = running;
     await append(client, [{ sessionId: "ryw", messages: messages("r", 3) }]);
-    expect(await writtenLines(dataDir, "ryw")).toEqual([]);
     expect(await loadAll(client, "ryw")).toEqual({ firstSeq: 0, messages: messages("r", 3) });
 
     await append(client, [{ sessionId: "ryw", messages: messages("r", 2, 3) }]);

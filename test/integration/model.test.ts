@@ -1,15 +1,19 @@
 import { type ServiceError, status } from "@grpc/grpc-js";
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import type { AppendRequest, AppendResponse } from "../../gen/sessionstore/v1/session_store.js";
+import { appendStream, loadAll, startTestServer, type TestServer } from "../helpers/test-server.js";
 import {
-  appendStream,
-  loadAll,
-  makeTempDir,
-  startTestServer,
-  type TestServer,
-} from "../helpers/test-server.js";
-import { deleteSession, expectStatus, flush, list, loadMeta } from "./support.js";
+  type Backend,
+  deleteSession,
+  describeEachBackend,
+  expectStatus,
+  flush,
+  list,
+  loadMeta,
+  PERSISTENT_BACKENDS,
+  storageOf,
+} from "./support.js";
 
 /**
  * Property-based tests: random sequences of commands run against the real server (through the
@@ -235,14 +239,10 @@ class Model {
 
 class Run {
   readonly model = new Model();
-  private constructor(
-    public server: TestServer,
-    private readonly dataDir: string,
-  ) {}
+  private constructor(public server: TestServer) {}
 
-  static async start(): Promise<Run> {
-    const dataDir = await makeTempDir("sessionstore-model-");
-    return new Run(await startTestServer({ ...SERVER_CONFIG, dataDir }), dataDir);
+  static async start(backend: Backend): Promise<Run> {
+    return new Run(await startTestServer({ ...SERVER_CONFIG, storage: backend }));
   }
 
   async close(): Promise<void> {
@@ -310,7 +310,7 @@ class Run {
       case "restart": {
         stats.restarts++;
         await this.server.stop();
-        this.server = await startTestServer({ ...SERVER_CONFIG, dataDir: this.dataDir });
+        this.server = await startTestServer({ ...SERVER_CONFIG, ...storageOf(this.server) });
         // A graceful stop wrote and fsynced everything.
         model.makeDurable();
         return;
@@ -441,41 +441,45 @@ function describeCommand(command: Command): string {
   return JSON.stringify(command);
 }
 
-describe("the server against a model of the contract", () => {
-  it("agrees with the model after every command of random sequences", async () => {
-    const started = Date.now();
-    await fc.assert(
-      fc.asyncProperty(
-        fc.array(commandArb, { minLength: 5, maxLength: 40, size: "max" }),
-        async (commands) => {
-          const run = await Run.start();
-          try {
-            for (const [index, command] of commands.entries()) {
-              try {
-                await withTimeout(run.execute(command), COMMAND_TIMEOUT_MS);
-                await withTimeout(run.checkAll(), COMMAND_TIMEOUT_MS);
-              } catch (error) {
-                if (error instanceof Error) {
-                  error.message = `command ${index} ${describeCommand(command)}: ${error.message}`;
+describeEachBackend(
+  "the server against a model of the contract",
+  (_start, backend) => {
+    it("agrees with the model after every command of random sequences", async () => {
+      const started = Date.now();
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(commandArb, { minLength: 5, maxLength: 40, size: "max" }),
+          async (commands) => {
+            const run = await Run.start(backend);
+            try {
+              for (const [index, command] of commands.entries()) {
+                try {
+                  await withTimeout(run.execute(command), COMMAND_TIMEOUT_MS);
+                  await withTimeout(run.checkAll(), COMMAND_TIMEOUT_MS);
+                } catch (error) {
+                  if (error instanceof Error) {
+                    error.message = `command ${index} ${describeCommand(command)}: ${error.message}`;
+                  }
+                  throw error;
                 }
-                throw error;
+                stats.commands++;
               }
-              stats.commands++;
+            } finally {
+              await run.close();
             }
-          } finally {
-            await run.close();
-          }
+          },
+        ),
+        {
+          numRuns: NUM_RUNS,
+          interruptAfterTimeLimit: 60_000,
+          markInterruptAsFailure: true,
+          ...REPLAY,
         },
-      ),
-      {
-        numRuns: NUM_RUNS,
-        interruptAfterTimeLimit: 60_000,
-        markInterruptAsFailure: true,
-        ...REPLAY,
-      },
-    );
-    console.log(
-      `model test: ${NUM_RUNS} runs in ${Date.now() - started} ms: ${JSON.stringify(stats)}`,
-    );
-  }, 120_000);
-});
+      );
+      console.log(
+        `model test: ${NUM_RUNS} runs in ${Date.now() - started} ms: ${JSON.stringify(stats)}`,
+      );
+    }, 120_000);
+  },
+  { backends: PERSISTENT_BACKENDS },
+);

@@ -46,6 +46,20 @@ export function describeEachBackend(
   }
 }
 
+/** The durable count `backend` reports where `count` messages are durable (memory keeps none). */
+export function durableOn(backend: Backend, count: number): number {
+  return backend === "memory" ? 0 : count;
+}
+
+/** The settings that start another server on `server`'s stored data (to restart it). */
+export function storageOf(server: TestServer): Partial<Config> {
+  return {
+    storage: server.config.storage,
+    dataDir: server.dataDir,
+    databaseUrl: server.config.databaseUrl,
+  };
+}
+
 /**
  * Registers an afterEach that closes every server the returned function started during the test
  * (removing its data directory), and returns that function: it starts a test server with

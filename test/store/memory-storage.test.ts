@@ -3,5 +3,6 @@ import { describeStorageConformance } from "./conformance.js";
 
 describeStorageConformance("MemoryStorage", async () => ({
   storage: new MemoryStorage(),
+  volatile: true,
   cleanup: async () => {},
 }));

@@ -22,7 +22,9 @@ interface MemorySession {
 
 /**
  * Keeps logs in process memory: for tests and for deployments that need no persistence. Every
- * append is decided when it is made, so nothing waits and nothing fails after admission.
+ * append is decided when it is made, so nothing waits and nothing fails after admission. Nothing
+ * survives the process, so no message is ever counted durable (durable_count stays 0), and a
+ * `sync` request is acknowledged at once: there is nothing to wait for.
  */
 export class MemoryStorage implements SessionStorage {
   readonly #sessions = new Map<string, MemorySession>();
@@ -61,8 +63,7 @@ export class MemoryStorage implements SessionStorage {
       this.#subscribers.notify(sessionId, { kind: "appended" });
     }
     const nextSeq = firstSeq + messages.length;
-    const durableCount = session?.messages.length ?? 0;
-    return { ack: { sessionId, firstSeq, nextSeq, durableCount } };
+    return { ack: { sessionId, firstSeq, nextSeq, durableCount: 0 } };
   }
 
   async *read(sessionId: string, range: ReadRange): AsyncGenerator<MessagePage> {
@@ -106,7 +107,7 @@ function toMeta(sessionId: string, session: MemorySession): SessionMeta {
     createdAtMs: session.createdAtMs,
     agentLoopVersion: AGENT_LOOP_VERSION,
     messageCount: session.messages.length,
-    durableCount: session.messages.length,
+    durableCount: 0,
     updatedAtMs: session.updatedAtMs,
   };
 }

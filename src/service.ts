@@ -9,7 +9,7 @@ import { createStorage } from "./store/create-storage.js";
  * the session semantics over it, and the gRPC server over those.
  */
 export async function startService(config: Config, log: Logger): Promise<RunningServer> {
-  const storage = createStorage(config, log);
+  const storage = await createStorage(config, log);
   await storage.open();
   const sessions = new SessionService(storage, config, log);
   return startServer(sessions, config, log);

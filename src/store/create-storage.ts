@@ -2,15 +2,18 @@ import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import { JsonlFileStorage } from "./jsonl/jsonl-storage.js";
 import { MemoryStorage } from "./memory/memory-storage.js";
-import { PostgresStorage } from "./postgres/postgres-storage.js";
 import type { SessionStorage } from "./storage.js";
 
-/** The backend `config.storage` names, built from its settings (not yet opened). */
-export function createStorage(config: Config, log: Logger): SessionStorage {
+/**
+ * The backend `config.storage` names, built from its settings (not yet opened). The PostgreSQL
+ * driver is loaded only for that backend: the embedded default starts without it.
+ */
+export async function createStorage(config: Config, log: Logger): Promise<SessionStorage> {
   switch (config.storage) {
     case "memory":
       return new MemoryStorage();
-    case "postgres":
+    case "postgres": {
+      const { PostgresStorage } = await import("./postgres/postgres-storage.js");
       return new PostgresStorage({
         databaseUrl: config.databaseUrl,
         poolSize: config.databasePoolSize,
@@ -19,6 +22,7 @@ export function createStorage(config: Config, log: Logger): SessionStorage {
         maxBufferBytes: config.maxBufferBytes,
         log,
       });
+    }
     case "jsonl":
       return new JsonlFileStorage({
         directory: config.dataDir,

@@ -45,6 +45,16 @@ export async function startServer(
     log,
   );
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
+  // NOT_SERVING while the storage cannot serve (its database down), so a balancer sends calls
+  // elsewhere; SERVING again when it can, unless the server is shutting down by then.
+  let stopping = false;
+  const stopWatchingHealth = sessions.watchHealth((serving) => {
+    if (stopping) return;
+    const status = serving ? "SERVING" : "NOT_SERVING";
+    health.setStatus("", status);
+    health.setStatus(SERVICE_NAME, status);
+    log.info({ status }, "health changed with the storage's");
+  });
 
   const server = new Server({
     interceptors: [loggingInterceptor(log), connections.interceptor],
@@ -73,6 +83,8 @@ export async function startServer(
     address,
     port,
     shutdown() {
+      stopping = true;
+      stopWatchingHealth();
       shutdown ??= shutDown({
         server,
         health,

@@ -143,6 +143,14 @@ export class SessionService {
     }
   }
 
+  /**
+   * Calls `listener` when the storage stops or starts again being able to serve (a database
+   * down and back); a storage that cannot fail so never calls it.
+   */
+  watchHealth(listener: (serving: boolean) => void): () => void {
+    return this.storage.watchHealth?.(listener) ?? (() => undefined);
+  }
+
   /** Refuses new work, then writes and fsyncs every buffer and closes the storage. */
   async close(): Promise<void> {
     this.#closing = true;

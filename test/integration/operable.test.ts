@@ -4,20 +4,17 @@ import { dirname, join } from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import {
-  type Client,
   type ClientDuplexStream,
   credentials,
   type GrpcObject,
   loadPackageDefinition,
-  makeGenericClientConstructor,
   type ServiceClientConstructor,
-  type ServiceError,
   status,
 } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
-import { service as healthService } from "grpc-health-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collect, startTestServer, type TestServer, unary } from "../helpers/test-server.js";
+import { healthClient } from "../helpers/health.js";
+import { collect, startTestServer, type TestServer } from "../helpers/test-server.js";
 import { expectStatus } from "./support.js";
 
 let running: TestServer;
@@ -30,38 +27,16 @@ afterAll(async () => {
   await running.close();
 });
 
-interface HealthCheckRequest {
-  service: string;
-}
-interface HealthCheckResponse {
-  status: string;
-}
-interface HealthClient extends Client {
-  check(
-    request: HealthCheckRequest,
-    callback: (error: ServiceError | null, response: HealthCheckResponse) => void,
-  ): unknown;
-}
-
 describe("health", () => {
-  let health: HealthClient;
+  let health: ReturnType<typeof healthClient>;
 
   beforeAll(() => {
-    // The package's client for the service definition it serves (grpc.health.v1.Health).
-    const Health = makeGenericClientConstructor(healthService, "grpc.health.v1.Health");
-    health = new Health(
-      running.server.address,
-      credentials.createInsecure(),
-    ) as unknown as HealthClient;
+    health = healthClient(running.server.address);
   });
 
   afterAll(() => health.close());
 
-  const check = (service: string) =>
-    unary<HealthCheckRequest, HealthCheckResponse>(
-      (request, callback) => health.check(request, callback),
-      { service },
-    );
+  const check = (service: string) => health.check(service);
 
   it.each(["", "sessionstore.v1.SessionStore"])("reports %j as SERVING", async (service) => {
     expect(await check(service)).toEqual({ status: "SERVING" });

@@ -8,12 +8,22 @@ import { packageVersion } from "./version.js";
 
 async function main(args: string[]): Promise<void> {
   const [command, ...rest] = args;
-  if (command === "--help" || command === "-h" || rest.includes("--help")) {
+  if (
+    command === "--help" ||
+    command === "-h" ||
+    (command === "serve" && rest.includes("--help"))
+  ) {
     process.stdout.write(usage());
     return;
   }
   if (command === "--version" || rest.includes("--version")) {
     process.stdout.write(`${packageVersion()}\n`);
+    return;
+  }
+  if (command === "copy" || command === "migrate") {
+    // Loaded only for these commands: the server starts without what they need.
+    const { copyCommand, migrateCommand } = await import("./commands/data-commands.js");
+    process.exitCode = await (command === "copy" ? copyCommand(rest) : migrateCommand(rest));
     return;
   }
   if (command !== "serve") {

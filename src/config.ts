@@ -332,6 +332,8 @@ export function usage(): string {
   );
   return (
     "Usage: sessionstore serve [options]\n" +
+    "       sessionstore copy --from <data-dir | postgres-url> --to <data-dir | postgres-url>\n" +
+    "       sessionstore migrate --database-url <postgres-url>\n" +
     "       sessionstore --version\n\n" +
     `Options:\n${options.join("\n")}\n`
   );

@@ -85,6 +85,8 @@ export interface AppendOptions {
   sync: boolean;
   /** The stream the request came on: once one of its requests fails, later ones are refused. */
   chain?: AppendChain;
+  /** When the request creates the session: its creation time (now by default; a copy keeps the original's). */
+  createdAtMs?: number;
 }
 
 /** What `append` answers: the acknowledgement, or a promise of it. */

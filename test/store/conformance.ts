@@ -153,6 +153,17 @@ export function describeStorageConformance(
       expect(await readMessages(storage, "agent-1")).toStrictEqual(TRICKY_MESSAGES);
     });
 
+    it("records the creation time a creating request gives (as a copy does), and only then", async () => {
+      await appendOnce(storage, "copied", numberedMessages(0, 1), {
+        createdAtMs: 1_700_000_000_123,
+      });
+      await appendOnce(storage, "copied", numberedMessages(1, 1), { createdAtMs: 42 });
+      expect(await storage.meta("copied")).toMatchObject({
+        createdAtMs: 1_700_000_000_123,
+        messageCount: 2,
+      });
+    });
+
     it("answers an empty request with the length, creating nothing, checking expected_seq", async () => {
       expect(await appendOnce(storage, "probe", [])).toMatchObject({ firstSeq: 0, nextSeq: 0 });
       expect(await appendOnce(storage, "probe", [], { sync: true, expectedSeq: 0 })).toMatchObject({

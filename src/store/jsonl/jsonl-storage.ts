@@ -163,12 +163,12 @@ export class JsonlFileStorage implements SessionStorage {
   }
 
   async *read(sessionId: string, range: ReadRange): AsyncGenerator<MessagePage> {
-    const log = await this.#logFor(sessionId, false);
+    const log = await this.#logFor(sessionId);
     if (log) yield* log.read(range);
   }
 
   async meta(sessionId: string): Promise<SessionMeta | undefined> {
-    return (await this.#logFor(sessionId, false))?.meta();
+    return (await this.#logFor(sessionId))?.meta();
   }
 
   async list(query: ListQuery): Promise<SessionMeta[]> {
@@ -181,7 +181,7 @@ export class JsonlFileStorage implements SessionStorage {
       if (ids.length === 0) break;
       const page = await Promise.all(
         ids.map((id) =>
-          this.#logFor(id, false).then(
+          this.#logFor(id).then(
             (log) => log?.meta(),
             (error: unknown) => this.#skipInList(error),
           ),
@@ -210,7 +210,7 @@ export class JsonlFileStorage implements SessionStorage {
 
   async flush(sessionId?: string): Promise<FlushReport> {
     if (sessionId !== undefined) {
-      const log = await this.#logFor(sessionId, false);
+      const log = await this.#logFor(sessionId);
       return { flushed: log ? await log.flush() : 0, failures: [] };
     }
     const logs = [...this.#logs.values()];
@@ -256,7 +256,10 @@ export class JsonlFileStorage implements SessionStorage {
       // Only a request with messages that may go first creates the session (one failing its
       // expected_seq must leave nothing behind).
       const creates = messages.length > 0 && (options.expectedSeq ?? 0) === 0;
-      const log = await this.#logFor(sessionId, creates);
+      const log = await this.#logFor(
+        sessionId,
+        creates ? { createdAtMs: options.createdAtMs ?? Date.now() } : undefined,
+      );
       if (!log) {
         options.chain?.checkOpen();
         const { expectedSeq } = options;
@@ -304,7 +307,10 @@ export class JsonlFileStorage implements SessionStorage {
    * The session's log, opening its file on first use; with `create`, a new file when there is
    * none. Concurrent first uses share one opening; deletions in progress are waited for.
    */
-  async #logFor(sessionId: string, create: boolean): Promise<SessionLog | undefined> {
+  async #logFor(
+    sessionId: string,
+    create?: { createdAtMs: number },
+  ): Promise<SessionLog | undefined> {
     for (;;) {
       const deletion = this.#deleting.get(sessionId);
       if (deletion) {
@@ -324,7 +330,10 @@ export class JsonlFileStorage implements SessionStorage {
     }
   }
 
-  async #openLog(sessionId: string, create: boolean): Promise<SessionLog | undefined> {
+  async #openLog(
+    sessionId: string,
+    create: { createdAtMs: number } | undefined,
+  ): Promise<SessionLog | undefined> {
     const context = this.#fileContext();
     let file: SessionFile | undefined;
     try {
@@ -337,7 +346,7 @@ export class JsonlFileStorage implements SessionStorage {
     }
     if (!file && create) {
       this.#checkOpen();
-      file = await SessionFile.create(context, sessionId, Date.now());
+      file = await SessionFile.create(context, sessionId, create.createdAtMs);
     }
     if (!file) return undefined;
     const log = new SessionLog(

@@ -55,7 +55,7 @@ export class MemoryStorage implements SessionStorage {
     if (added.length > 0) {
       const now = Date.now();
       if (!session) {
-        session = { createdAtMs: now, updatedAtMs: now, messages: [] };
+        session = { createdAtMs: options.createdAtMs ?? now, updatedAtMs: now, messages: [] };
         this.#sessions.set(sessionId, session);
       }
       session.messages.push(...added);

@@ -12,6 +12,8 @@ export interface QueuedAppend {
   expectedSeq: number | undefined;
   sync: boolean;
   chain: AppendChain | undefined;
+  /** The session's creation time, if this request creates it (else now). */
+  createdAtMs: number | undefined;
   bytes: number;
 }
 
@@ -148,6 +150,7 @@ export class AppendBatcher {
       counts: [] as number[],
       bodies: [] as string[],
       chains: [] as (number | null)[],
+      created: [] as (number | null)[],
     };
     let durable = false;
     for (const { request } of batch) {
@@ -162,12 +165,13 @@ export class AppendBatcher {
         chainIds.set(request.chain, chainId);
       }
       columns.chains.push(chainId);
+      columns.created.push(request.createdAtMs ?? null);
       durable ||= request.sync;
     }
     let rows: Row[];
     try {
       const result = await this.pool.query<Row>(
-        "SELECT * FROM sessionstore.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "SELECT * FROM sessionstore.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         [
           columns.tenants,
           columns.ids,
@@ -175,6 +179,7 @@ export class AppendBatcher {
           columns.counts,
           columns.bodies,
           columns.chains,
+          columns.created,
           Date.now(),
           AGENT_LOOP_VERSION,
           durable,

@@ -41,7 +41,7 @@ CREATE TABLE sessionstore.messages (
 -- rest. Each session that got messages is announced on the 'sessionstore' channel at commit.
 CREATE FUNCTION sessionstore.append_batch(
   tenants text[], ids text[], expected bigint[], counts int[], bodies text[], chains int[],
-  now_ms bigint, version text, durable boolean)
+  created bigint[], now_ms bigint, version text, durable boolean)
 RETURNS TABLE (first_seq bigint, next_seq bigint, outcome text, actual bigint, durable_count bigint)
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -69,7 +69,7 @@ BEGIN
       IF NOT FOUND AND n > 0 AND coalesce(exp, 0) = 0 THEN
         INSERT INTO sessionstore.sessions AS s
           (session_id, tenant, length, durable_length, created_at_ms, updated_at_ms, agent_loop_version)
-          VALUES (ids[i], tenants[i], 0, 0, now_ms, now_ms, version)
+          VALUES (ids[i], tenants[i], 0, 0, coalesce(created[i], now_ms), now_ms, version)
           ON CONFLICT DO NOTHING;
         SELECT s.length INTO len FROM sessionstore.sessions s
           WHERE s.session_id = ids[i] AND s.tenant = tenants[i] FOR UPDATE;

@@ -104,6 +104,16 @@ export class PostgresStorage implements SessionStorage {
     );
   }
 
+  /** Brings a database's schema up to date; resolves to the migrations applied. */
+  static async migrate(databaseUrl: string, log: Logger): Promise<number[]> {
+    const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+    try {
+      return await migrate(pool, log);
+    } finally {
+      await pool.end();
+    }
+  }
+
   async open(): Promise<void> {
     await migrate(this.#pool, this.#options.log);
     await this.#listener.start();
@@ -250,6 +260,7 @@ export class PostgresStorage implements SessionStorage {
         expectedSeq: options.expectedSeq,
         sync: options.sync,
         chain: options.chain,
+        createdAtMs: options.createdAtMs,
         bytes,
       }),
     };

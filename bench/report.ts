@@ -127,13 +127,17 @@ export function renderReport(report: Report): string {
 export function writeReport(
   report: Report,
   directory: string,
-  options: { partial: boolean; latest: boolean },
+  options: { partial: boolean; latest: boolean; kind?: string },
 ): string {
   mkdirSync(directory, { recursive: true });
   const json = `${JSON.stringify(report, null, 2)}\n`;
   const stamp = report.date.replaceAll(":", "-").replace(/\.\d+Z$/, "Z");
-  const path = join(directory, `${stamp}-${report.mode}${options.partial ? "-partial" : ""}.json`);
+  const kind = options.kind ? `-${options.kind}` : "";
+  const path = join(
+    directory,
+    `${stamp}-${report.mode}${kind}${options.partial ? "-partial" : ""}.json`,
+  );
   writeFileSync(path, json);
-  if (options.latest) writeFileSync(join(directory, "latest.json"), json);
+  if (options.latest) writeFileSync(join(directory, `latest${kind}.json`), json);
   return path;
 }

@@ -19,6 +19,7 @@ import { type Report, type Row, renderReport, writeReport } from "./report.js";
 import { durableAppend, singleMessageAppend, streamingAppend } from "./scenarios/append.js";
 import { appendToLongSession, lastMessages, loadLongSession } from "./scenarios/long-session.js";
 import { bufferedSessions, manySessions } from "./scenarios/many-sessions.js";
+import { POSTGRES_SCENARIOS, stopPostgresBench } from "./scenarios/postgres.js";
 import { findExecutable } from "./tools.js";
 
 /**
@@ -46,6 +47,8 @@ const USAGE = `Usage: npm run bench -- [options]
   --cpu-prof <dir>   run every server with --cpu-prof, profiles under <dir>/scenario-<n>/
                      (summarize with: node dist/bench/profile-summary.js <dir>/scenario-<n>)
   --work-dir <dir>   where data directories go (default: the OS temp dir); fsync costs depend on it
+  --storage <name>   jsonl (default) or postgres: the server on a throwaway PostgreSQL cluster
+                     (needs PostgreSQL installed: scripts/setup-postgres.sh), next to bare clients
 `;
 
 function parseOptions() {
@@ -56,6 +59,7 @@ function parseOptions() {
       runs: { type: "string" },
       "cpu-prof": { type: "string" },
       "work-dir": { type: "string" },
+      storage: { type: "string", default: "jsonl" },
       help: { type: "boolean", default: false },
     },
   });
@@ -63,9 +67,15 @@ function parseOptions() {
     process.stdout.write(USAGE);
     process.exit(0);
   }
+  if (values.storage !== "jsonl" && values.storage !== "postgres") {
+    throw new Error(`--storage takes jsonl or postgres, got ${values.storage}`);
+  }
+  const all = values.storage === "postgres" ? POSTGRES_SCENARIOS : SCENARIOS;
   const only = values.only?.split(",").map((id) => Number(id.trim()));
-  if (only?.some((id) => !SCENARIOS.some((scenario) => scenario.id === id))) {
-    throw new Error(`--only takes scenario numbers 1-${SCENARIOS.length}, got ${values.only}`);
+  if (only?.some((id) => !all.some((scenario) => scenario.id === id))) {
+    throw new Error(
+      `--only takes scenario numbers ${all.map((s) => s.id).join(", ")}, got ${values.only}`,
+    );
   }
   const runs = values.runs === undefined ? undefined : Number(values.runs);
   if (runs !== undefined && !(Number.isInteger(runs) && runs >= 1)) {
@@ -73,6 +83,8 @@ function parseOptions() {
   }
   return {
     mode: values.quick ? ("quick" as const) : ("full" as const),
+    storage: values.storage,
+    all,
     only,
     runs,
     cpuProfileRoot: values["cpu-prof"] && resolve(values["cpu-prof"]),
@@ -112,7 +124,7 @@ function straceWorks(): boolean {
 async function main(): Promise<void> {
   const options = parseOptions();
   const sizes = { ...SIZES[options.mode], ...(options.runs ? { runs: options.runs } : {}) };
-  const scenarios = SCENARIOS.filter((s) => !options.only || options.only.includes(s.id));
+  const scenarios = options.all.filter((s) => !options.only || options.only.includes(s.id));
   const workDir = mkdtempSync(resolve(options.workDirParent, "sessionstore-bench-"));
   const log = (message: string) => process.stderr.write(`${message}\n`);
   const started = Date.now();
@@ -129,7 +141,8 @@ async function main(): Promise<void> {
     });
   }
   try {
-    if (scenarios.some((s) => s.id === 1)) redis = await startRedis();
+    if (options.storage === "jsonl" && scenarios.some((s) => s.id === 1))
+      redis = await startRedis();
     const shared = new Map<string, Promise<unknown>>();
     const context: BenchContext = {
       mode: options.mode,
@@ -164,15 +177,25 @@ async function main(): Promise<void> {
       mode: options.mode,
       commit: sourceRevision(),
       machine: describeMachine(loadAtStart, redis?.version),
-      settings: { sizes, scenarios: scenarios.map((s) => s.id), workDir: options.workDirParent },
+      settings: {
+        sizes,
+        storage: options.storage,
+        scenarios: scenarios.map((s) => s.id),
+        workDir: options.workDirParent,
+      },
       durationSeconds: (Date.now() - started) / 1000,
       rows,
       skipped: context.skipped,
     };
     process.stdout.write(renderReport(report));
     const partial = Boolean(options.only || options.runs || options.cpuProfileRoot);
+    const kind = options.storage === "postgres" ? "postgres" : undefined;
     const complete = options.mode === "full" && !partial;
-    const path = writeReport(report, RESULTS_DIR, { partial, latest: complete });
+    const path = writeReport(report, RESULTS_DIR, {
+      partial,
+      latest: complete,
+      ...(kind ? { kind } : {}),
+    });
     log(`\nwrote ${path}${complete ? " and latest.json" : ""}`);
     if (options.cpuProfileRoot) {
       log(
@@ -181,6 +204,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await redis?.stop();
+    await stopPostgresBench();
     cleanUp();
   }
 }

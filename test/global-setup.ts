@@ -7,7 +7,7 @@ import {
   type PostgresCluster,
   postgresBinaries,
   startPostgresCluster,
-} from "./helpers/postgres.js";
+} from "./helpers/postgres-cluster.js";
 
 declare module "vitest" {
   interface ProvidedContext {

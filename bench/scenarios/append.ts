@@ -12,20 +12,20 @@ import { freshDir, type SessionStoreProcess, startSessionStore } from "../sessio
 import { median, percentile } from "../stats.js";
 
 /** One measured run, with the CPU the server and the bench (its client) used meanwhile. */
-interface MeasuredRun extends AppendResult {
+export interface MeasuredRun extends AppendResult {
   serverCpu: CpuUse;
   clientCpu: CpuUse;
 }
 
 /** What an append workload runs against: drives a load, and whose main thread serves it. */
-interface Target {
+export interface Target {
   label: string;
   pid: number;
   drive(load: AppendLoad): Promise<AppendResult>;
 }
 
 /** Runs `drive` once to warm up (a quarter of the size), then `runs` times; fresh ids each time. */
-async function measureRuns(
+export async function measureRuns(
   context: BenchContext,
   target: Target,
   load: (prefix: string, requestsPerStream: number) => AppendLoad,
@@ -48,10 +48,12 @@ async function measureRuns(
   return runs;
 }
 
-const rates = (runs: readonly AppendResult[]) => runs.map((run) => run.messagesPerSecond);
+export const rates = (runs: readonly AppendResult[]) => runs.map((run) => run.messagesPerSecond);
 
 /** The CPU each server and the bench client used (medians of the runs): who is the bottleneck. */
-function cpuNote(measured: readonly { label: string; runs: readonly MeasuredRun[] }[]): string {
+export function cpuNote(
+  measured: readonly { label: string; runs: readonly MeasuredRun[] }[],
+): string {
   return `CPU per wall second (medians; 100% = one core of ${cpus().length}): ${measured
     .map(
       ({ label, runs }) =>
@@ -84,7 +86,7 @@ async function withServer<T>(
   }
 }
 
-function sessionStoreTarget(server: SessionStoreProcess, label = "sessionstore"): Target {
+export function sessionStoreTarget(server: SessionStoreProcess, label = "sessionstore"): Target {
   return { label, pid: server.pid, drive: (load) => driveAppend(server.client, load) };
 }
 

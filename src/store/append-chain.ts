@@ -47,6 +47,11 @@ export class AppendChain {
     return this.#last !== undefined && !this.#last.settled;
   }
 
+  /** The chain's latest request, when it is not yet settled. */
+  get unsettled(): ChainMember | undefined {
+    return this.waiting ? this.#last : undefined;
+  }
+
   /**
    * Adds an unsettled request; returns whether it must wait for the one before it (which will
    * then pass on its outcome).

@@ -31,12 +31,15 @@ interface Row {
 
 class Pending implements ChainMember {
   settled = false;
+  /** Waits for the previous request of its chain, queued in another lane, to be decided. */
+  blocked = false;
   readonly ack: Promise<AppendAck>;
   resolve!: (ack: AppendAck) => void;
   reject!: (error: SessionStoreError) => void;
 
   constructor(
     readonly request: QueuedAppend,
+    readonly lane: Lane,
     private readonly batcher: AppendBatcher,
   ) {
     this.ack = new Promise<AppendAck>((resolve, reject) => {
@@ -46,7 +49,11 @@ class Pending implements ChainMember {
     this.ack.catch(() => undefined);
   }
 
-  previousAcknowledged(): void {}
+  previousAcknowledged(): void {
+    if (!this.blocked) return;
+    this.blocked = false;
+    this.lane.schedule();
+  }
 
   previousFailed(error: SessionStoreError): void {
     this.batcher.failQueued(this, error);
@@ -54,91 +61,71 @@ class Pending implements ChainMember {
 }
 
 /**
- * Group commit on PostgreSQL. Requests of this process queue in the order they are made; one
- * transaction at a time takes everything queued (it starts as soon as the previous one ends, so
- * requests that arrive meanwhile share the next one) and runs sessionstore.append_batch: each
- * request is decided in the database, under its session's row lock, so writers on other replicas
- * are ordered with ours. A transaction commits synchronously only when one of its requests asked
- * for `sync`. Every acknowledgement follows the commit that decided its seqs.
+ * Group commit on PostgreSQL. Requests of this process queue in the order they are made, each in
+ * the lane of its session (so one session's requests are decided in order); a lane runs one
+ * transaction at a time, taking everything queued in it (it starts as soon as the previous one
+ * ends, so requests that arrive meanwhile share the next one), and lanes run side by side. A
+ * transaction is one call of sessionstore.append_batch: each request is decided in the database,
+ * under its session's row lock, so writers on other replicas are ordered with ours. It commits
+ * synchronously only when one of its requests asked for `sync`. Every acknowledgement follows
+ * the commit that decided its seqs; a request whose stream's previous request waits in another
+ * lane is sent only once that one is decided.
  */
 export class AppendBatcher {
-  #queue: Pending[] = [];
-  #running: Promise<void> | undefined;
+  readonly #lanes: Lane[];
   #queuedBytes = 0;
   readonly #roomWaiters: (() => void)[] = [];
 
   constructor(
     private readonly pool: Pool,
+    lanes: number,
     private readonly maxQueuedBytes: number,
     /** Told of each session appended without a synchronous commit (to make it durable later). */
     private readonly onUnflushed: (tenant: string, sessionId: string) => void,
     /** Told of failures that say the database is unreachable. */
     private readonly onDatabaseFailure: (error: unknown) => void,
-  ) {}
+  ) {
+    this.#lanes = Array.from(
+      { length: Math.max(1, lanes) },
+      () =>
+        new Lane(
+          (batch) => this.#runBatch(batch),
+          (bytes) => this.#release(bytes),
+        ),
+    );
+  }
 
-  /** Whether `bytes` more fit in the queue now. */
+  /** Whether `bytes` more fit in the queues now. */
   hasRoom(bytes: number): boolean {
     return this.#queuedBytes === 0 || this.#queuedBytes + bytes <= this.maxQueuedBytes;
   }
 
-  /** Resolves when the queue shrinks. */
+  /** Resolves when the queues shrink. */
   roomChanged(): Promise<void> {
     return new Promise((resolve) => this.#roomWaiters.push(resolve));
   }
 
   enqueue(request: QueuedAppend): Promise<AppendAck> {
-    const pending = new Pending(request, this);
+    const lane = this.#lanes[laneOf(request.tenant, request.sessionId, this.#lanes.length)] as Lane;
+    const pending = new Pending(request, lane, this);
+    const previous = request.chain?.unsettled;
     request.chain?.add(pending);
-    this.#queue.push(pending);
+    pending.blocked = previous instanceof Pending && previous.lane !== lane;
     this.#queuedBytes += request.bytes;
-    this.#running ??= this.#runBatches();
+    lane.push(pending);
     return pending.ack;
   }
 
   /** Resolves once every queued request is decided. */
   async drain(): Promise<void> {
-    while (this.#running) await this.#running;
+    for (const lane of this.#lanes) await lane.drain();
   }
 
   /** A queued request whose chain failed: it fails too, and is not sent. */
   failQueued(pending: Pending, error: SessionStoreError): void {
     if (pending.settled) return;
-    const index = this.#queue.indexOf(pending);
-    if (index !== -1) {
-      this.#queue.splice(index, 1);
-      this.#release(pending.request.bytes);
-    }
+    if (pending.lane.remove(pending)) this.#release(pending.request.bytes);
     this.#fail(pending, followerError(pending.request.sessionId, error, "nothing stored"));
-  }
-
-  /**
-   * Runs transactions while requests are queued, starting once the I/O callbacks under way are
-   * done (so requests that arrived together share one). It stops in the same step that sees the
-   * queue empty: a request queued after that starts a new run, never waits for a timer.
-   */
-  async #runBatches(): Promise<void> {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    try {
-      while (this.#queue.length > 0) await this.#runBatch(this.#takeBatch());
-    } finally {
-      this.#running = undefined;
-    }
-  }
-
-  #takeBatch(): Pending[] {
-    let bytes = 0;
-    let count = 0;
-    while (
-      count < this.#queue.length &&
-      count < MAX_BATCH_REQUESTS &&
-      (count === 0 || bytes + (this.#queue[count] as Pending).request.bytes <= MAX_BATCH_BYTES)
-    ) {
-      bytes += (this.#queue[count] as Pending).request.bytes;
-      count++;
-    }
-    const batch = this.#queue.splice(0, count);
-    this.#release(bytes);
-    return batch;
   }
 
   async #runBatch(batch: Pending[]): Promise<void> {
@@ -236,4 +223,76 @@ export class AppendBatcher {
     this.#queuedBytes -= bytes;
     for (const wake of this.#roomWaiters.splice(0)) wake();
   }
+}
+
+/** One lane's queue and its one transaction at a time. */
+class Lane {
+  #queue: Pending[] = [];
+  #running: Promise<void> | undefined;
+
+  constructor(
+    private readonly run: (batch: Pending[]) => Promise<void>,
+    private readonly taken: (bytes: number) => void,
+  ) {}
+
+  push(pending: Pending): void {
+    this.#queue.push(pending);
+    this.schedule();
+  }
+
+  /** Starts the lane's transactions unless they run. */
+  schedule(): void {
+    this.#running ??= this.#runBatches();
+  }
+
+  remove(pending: Pending): boolean {
+    const index = this.#queue.indexOf(pending);
+    if (index === -1) return false;
+    this.#queue.splice(index, 1);
+    this.schedule();
+    return true;
+  }
+
+  async drain(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
+  /**
+   * Runs transactions while requests are ready, starting once the I/O callbacks under way are
+   * done (so requests that arrived together share one). It stops in the same step that sees
+   * nothing ready: a request queued (or unblocked) after that starts a new run.
+   */
+  async #runBatches(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    try {
+      for (let batch = this.#take(); batch.length > 0; batch = this.#take()) await this.run(batch);
+    } finally {
+      this.#running = undefined;
+    }
+  }
+
+  /** The queued requests up to the first blocked one, within a transaction's size. */
+  #take(): Pending[] {
+    let bytes = 0;
+    let count = 0;
+    for (const pending of this.#queue) {
+      if (pending.blocked || count >= MAX_BATCH_REQUESTS) break;
+      if (count > 0 && bytes + pending.request.bytes > MAX_BATCH_BYTES) break;
+      bytes += pending.request.bytes;
+      count++;
+    }
+    const batch = this.#queue.splice(0, count);
+    this.taken(bytes);
+    return batch;
+  }
+}
+
+/** The lane of a session: the same for all its requests. */
+function laneOf(tenant: string, sessionId: string, lanes: number): number {
+  if (lanes === 1) return 0;
+  let hash = 2166136261;
+  for (const text of [tenant, sessionId]) {
+    for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 16777619);
+  }
+  return (hash >>> 0) % lanes;
 }

@@ -2,7 +2,7 @@ import pg from "pg";
 import type { Logger } from "pino";
 import { Code, SessionStoreError } from "../../errors.js";
 import { bufferedSize } from "../buffer-budget.js";
-import { resolveRange } from "../read-range.js";
+import { pagesOf, resolveRange } from "../read-range.js";
 import type {
   Appended,
   Appending,
@@ -35,10 +35,8 @@ export interface PostgresStorageOptions {
   log: Logger;
 }
 
-/** Bytes of messages per page of a read. */
-const PAGE_BYTES = 1 << 20;
-/** Rows fetched per page at most (a page stops earlier at PAGE_BYTES). */
-const PAGE_ROWS = 4096;
+/** Rows a read fetches per query (served in pages of about a megabyte). */
+const ROWS_PER_QUERY = 4096;
 /** How often an unreachable database is probed. */
 const PROBE_INTERVAL_MS = 500;
 
@@ -90,6 +88,8 @@ export class PostgresStorage implements SessionStorage {
     this.#pool.on("error", (error) => this.#onDatabaseFailure(error));
     this.#batcher = new AppendBatcher(
       this.#pool,
+      // Transactions side by side, leaving connections for reads.
+      Math.max(1, Math.floor(options.poolSize / 2)),
       options.maxBufferBytes,
       (tenant, sessionId) => this.#unflushed.add(key(tenant, sessionId)),
       (error) => this.#onDatabaseFailure(error),
@@ -155,31 +155,27 @@ export class PostgresStorage implements SessionStorage {
     if (!meta) return;
     const { from, to } = resolveRange(range, meta.messageCount);
     for (let seq = from; seq < to; ) {
-      const rows = await this.#query<{ seq: string; body: string }>(
+      const rows = await this.#rows(
         "read",
-        `SELECT seq, body FROM (
-           SELECT seq, body, sum(octet_length(body)) OVER (ORDER BY seq) AS running
-           FROM sessionstore.messages
-           WHERE session_id = $1 AND tenant = $2 AND seq >= $3 AND seq < $4
-           ORDER BY seq LIMIT $5) page
-         WHERE running - octet_length(body) < $6 ORDER BY seq`,
-        [sessionId, TENANT, seq, to, PAGE_ROWS, PAGE_BYTES],
+        `SELECT seq, body FROM sessionstore.messages
+         WHERE session_id = $1 AND tenant = $2 AND seq >= $3 AND seq < $4 ORDER BY seq LIMIT $5`,
+        [sessionId, TENANT, seq, to, ROWS_PER_QUERY],
       );
       const messages: string[] = [];
-      for (const row of rows) {
-        if (Number(row.seq) !== seq + messages.length) break;
-        messages.push(row.body);
+      for (const [rowSeq, body] of rows as [string, string][]) {
+        if (Number(rowSeq) !== seq + messages.length) break;
+        messages.push(body);
       }
       if (messages.length === 0) {
         // The session shrank under the read only if it was deleted; a gap otherwise is damage.
         if (!(await this.meta(sessionId))) return;
         throw new SessionStoreError(
           Code.DataLoss,
-          `session ${sessionId} has no stored message at seq ${seq + messages.length} although its length is ${meta.messageCount}; ` +
+          `session ${sessionId} has no stored message at seq ${seq} although its length is ${meta.messageCount}; ` +
             "an operator must restore it from a backup",
         );
       }
-      yield { firstSeq: seq, messages };
+      yield* pagesOf(messages, seq);
       seq += messages.length;
     }
   }
@@ -336,6 +332,16 @@ export class PostgresStorage implements SessionStorage {
       throw databaseFailure(action, error, "maybe stored");
     } finally {
       client.release();
+    }
+  }
+
+  /** Rows as arrays (no object per row), for reads of many rows. */
+  async #rows(action: string, text: string, values: unknown[]): Promise<unknown[][]> {
+    try {
+      return (await this.#pool.query({ text, values, rowMode: "array" })).rows;
+    } catch (error) {
+      this.#onDatabaseFailure(error);
+      throw databaseFailure(action, error);
     }
   }
 

@@ -1,7 +1,11 @@
 import pg from "pg";
 import { inject } from "vitest";
 
-export { type PostgresCluster, postgresBinaries, startPostgresCluster } from "./postgres-cluster.js";
+export {
+  type PostgresCluster,
+  postgresBinaries,
+  startPostgresCluster,
+} from "./postgres-cluster.js";
 
 let databases = 0;
 

@@ -14,6 +14,7 @@ export interface Config {
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   maxOpenFiles: number;
   shutdownTimeoutMs: number;
+  drainDelayMs: number;
   maxMessageBytes: number;
   maxRequestMessages: number;
   maxRequestBytes: number;
@@ -240,6 +241,14 @@ export const SETTINGS: readonly AnySetting[] = [
     description: "on SIGTERM/SIGINT, cancel calls still running after this long",
     default: 10000,
     parse: integer(0),
+  },
+  {
+    key: "drainDelayMs",
+    flag: "drain-delay-ms",
+    description:
+      "on SIGTERM/SIGINT, report NOT_SERVING and keep serving this long first, so load balancers stop sending calls",
+    default: 0,
+    parse: milliseconds(0),
   },
 ];
 

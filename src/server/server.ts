@@ -92,6 +92,7 @@ export async function startServer(
         sessions,
         log,
         timeoutMs: config.shutdownTimeoutMs,
+        drainDelayMs: config.drainDelayMs,
       });
       return shutdown;
     },
@@ -105,11 +106,17 @@ async function shutDown(parts: {
   sessions: SessionService;
   log: Logger;
   timeoutMs: number;
+  drainDelayMs: number;
 }): Promise<void> {
-  const { server, health, streams, sessions, log, timeoutMs } = parts;
+  const { server, health, streams, sessions, log, timeoutMs, drainDelayMs } = parts;
   const started = Date.now();
   health.setStatus("", "NOT_SERVING");
   health.setStatus(SERVICE_NAME, "NOT_SERVING");
+  if (drainDelayMs > 0) {
+    // Balancers and meshes probe health: while they notice, calls they still send are served.
+    log.info({ drainDelayMs }, "draining: NOT_SERVING, still serving until the delay ends");
+    await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
+  }
   // Refuses new calls; running ones go on. It completes once every call has ended and its status
   // reached the client.
   const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));

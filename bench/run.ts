@@ -48,7 +48,7 @@ const USAGE = `Usage: npm run bench -- [options]
                      (summarize with: node dist/bench/profile-summary.js <dir>/scenario-<n>)
   --work-dir <dir>   where data directories go (default: the OS temp dir); fsync costs depend on it
   --storage <name>   jsonl (default) or postgres: the server on a throwaway PostgreSQL cluster
-                     (needs PostgreSQL installed: scripts/setup-postgres.sh), next to bare clients
+                     (needs PostgreSQL installed: scripts/setup-servers.sh), next to bare clients
 `;
 
 function parseOptions() {

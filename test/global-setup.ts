@@ -22,7 +22,7 @@ declare module "vitest" {
  * Before any test: build the compiled CLI (child-process tests run it), make a directory for
  * work test files share across workers (test/helpers/packed-client.ts), and start a throwaway
  * PostgreSQL cluster for the suites that run on PostgreSQL, when it is installed. Without it,
- * those suites are skipped with the reason, unless SESSIONSTORE_REQUIRE_POSTGRES=1 (CI).
+ * those suites are skipped with the reason, unless SESSIONSTORE_REQUIRE_SERVERS=1 (CI).
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" });
@@ -32,13 +32,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (postgresBinaries()) {
     cluster = await startPostgresCluster();
     project.provide("postgres", { url: cluster.url });
-  } else if (process.env.SESSIONSTORE_REQUIRE_POSTGRES === "1") {
+  } else if (process.env.SESSIONSTORE_REQUIRE_SERVERS === "1") {
     throw new Error(
-      "SESSIONSTORE_REQUIRE_POSTGRES=1 but PostgreSQL is not installed: run scripts/setup-postgres.sh",
+      "SESSIONSTORE_REQUIRE_SERVERS=1 but PostgreSQL is not installed: run scripts/setup-servers.sh",
     );
   } else {
     project.provide("postgres", {
-      missing: "PostgreSQL is not installed (scripts/setup-postgres.sh installs it)",
+      missing: "PostgreSQL is not installed (scripts/setup-servers.sh installs it)",
     });
   }
   return async () => {

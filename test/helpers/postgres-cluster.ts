@@ -11,7 +11,7 @@ const run = promisify(execFile);
 
 /**
  * The directory of PostgreSQL's server programs (initdb, pg_ctl, postgres), or undefined when
- * PostgreSQL is not installed. scripts/setup-postgres.sh installs it from Debian's packages.
+ * PostgreSQL is not installed. scripts/setup-servers.sh installs it from Debian's packages.
  */
 export function postgresBinaries(): string | undefined {
   try {
@@ -49,7 +49,7 @@ export interface PostgresCluster {
  */
 export async function startPostgresCluster(): Promise<PostgresCluster> {
   const bindir = postgresBinaries();
-  if (!bindir) throw new Error("PostgreSQL is not installed: run scripts/setup-postgres.sh");
+  if (!bindir) throw new Error("PostgreSQL is not installed: run scripts/setup-servers.sh");
   const root = await mkdtemp(join(tmpdir(), "sessionstore-pg-"));
   const dataDir = join(root, "data");
   const socketDir = join(root, "socket");

@@ -124,7 +124,8 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
   };
 }
 
-async function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1 (free when asked: bind it soon). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);

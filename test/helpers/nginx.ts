@@ -55,7 +55,7 @@ ${balancing === "session-affinity" ? "    hash $http_x_session_id consistent;\n"
     location / {
       grpc_pass grpc://sessionstore;
       # A replica that refuses or drops a call: the next one takes it, when nothing was sent yet.
-      grpc_next_upstream error timeout unavailable;
+      grpc_next_upstream error timeout;
       grpc_connect_timeout 1s;
       # Watch and Append streams live for hours: no timeout between messages.
       grpc_read_timeout 24h;

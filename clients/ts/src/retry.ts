@@ -22,9 +22,19 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   maxDelayMs: 5000,
 };
 
-/** UNAVAILABLE is the one status the server and grpc-js use for "nothing happened, try again". */
+/**
+ * Whether a failure says nothing about the call itself, so that trying again (on another
+ * replica, perhaps) is the answer: UNAVAILABLE, the status the server and grpc-js use for "the
+ * server is going away or cannot be reached", and a stream reset by the transport (INTERNAL
+ * "Received RST_STREAM"), as a load balancer or proxy does when the replica behind it dies.
+ * Either way the call may or may not have taken effect: appends are resent with expected_seq,
+ * which the server recognises, and reads are simply read again.
+ */
 export function isRetriable(error: SessionStoreError): boolean {
-  return error.code === status.UNAVAILABLE;
+  return (
+    error.code === status.UNAVAILABLE ||
+    (error.code === status.INTERNAL && error.message.includes("Received RST_STREAM"))
+  );
 }
 
 /** The delay before retry number `retry` (1 for the first), with ±25 % jitter. */

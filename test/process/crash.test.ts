@@ -8,6 +8,7 @@ import type {
   SessionStoreClient,
 } from "../../gen/sessionstore/v1/session_store.js";
 import { type ChildServer, startChildServer } from "../helpers/child-server.js";
+import { between, mulberry32, type Random } from "../helpers/random.js";
 import { loadAll, makeTempDir, readLikeMotosan, unaryRpcs } from "../helpers/test-server.js";
 
 /**
@@ -36,24 +37,6 @@ const WRITERS: readonly { sessions: readonly string[]; solo: boolean }[] = [
   { sessions: ["trio:x@y~z"], solo: false },
 ];
 const SESSIONS = [...new Set(WRITERS.flatMap((writer) => writer.sessions))];
-
-/** A small seeded PRNG (mulberry32): floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-type Random = () => number;
-
-function between(random: Random, min: number, max: number): number {
-  return min + Math.floor(random() * (max - min + 1));
-}
 
 /**
  * Message bodies that break naive storage: digits past 2^53, escapes that re-serializing would

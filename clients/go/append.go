@@ -51,7 +51,7 @@ func appendRequest(sessionID string, messages []json.RawMessage, opts []AppendOp
 // Append appends messages, each one JSON object, to a session, in order. They are stored byte for
 // byte (raw CR/LF between tokens become spaces).
 func (c *Client) Append(ctx context.Context, sessionID string, messages []json.RawMessage, opts ...AppendOption) (Ack, error) {
-	appender, err := c.NewAppender(ctx)
+	appender, err := c.NewAppender(about(ctx, sessionID))
 	if err != nil {
 		return Ack{}, err
 	}

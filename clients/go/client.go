@@ -7,9 +7,22 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	pb "sessionstore/clients/go/gen/sessionstore/v1"
 )
+
+// SessionIDKey is the metadata key naming the session a call is about, so that a router (a load
+// balancer hashing on it) can send every call about a session to the same replica.
+const SessionIDKey = "x-session-id"
+
+// about adds to ctx the metadata of a call about one session.
+func about(ctx context.Context, sessionID string) context.Context {
+	if sessionID == "" {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, SessionIDKey, sessionID)
+}
 
 // DefaultAddress is where `sessionstore serve` listens by default.
 const DefaultAddress = "127.0.0.1:50051"
@@ -64,7 +77,7 @@ func metaFromProto(m *pb.SessionMeta) SessionMeta {
 
 // Meta is a session's metadata; an *Error with codes.NotFound for an unknown session.
 func (c *Client) Meta(ctx context.Context, sessionID string) (SessionMeta, error) {
-	response, err := c.rpc.LoadMeta(ctx, &pb.LoadMetaRequest{SessionId: sessionID})
+	response, err := c.rpc.LoadMeta(about(ctx, sessionID), &pb.LoadMetaRequest{SessionId: sessionID})
 	if err != nil {
 		return SessionMeta{}, wrapError(err, nil)
 	}
@@ -107,7 +120,7 @@ func (c *Client) List(ctx context.Context, prefix string, opts ...ListOption) it
 // Delete deletes a session (its buffer and its stored messages); it reports whether it existed.
 // The session can then start again at seq 0.
 func (c *Client) Delete(ctx context.Context, sessionID string) (existed bool, err error) {
-	response, err := c.rpc.Delete(ctx, &pb.DeleteRequest{SessionId: sessionID})
+	response, err := c.rpc.Delete(about(ctx, sessionID), &pb.DeleteRequest{SessionId: sessionID})
 	if err != nil {
 		return false, wrapError(err, nil)
 	}
@@ -117,7 +130,7 @@ func (c *Client) Delete(ctx context.Context, sessionID string) (existed bool, er
 // Flush writes a session's buffered messages to storage and fsyncs them ("" flushes every
 // session); it returns how many messages it wrote.
 func (c *Client) Flush(ctx context.Context, sessionID string) (flushed uint64, err error) {
-	response, err := c.rpc.Flush(ctx, &pb.FlushRequest{SessionId: sessionID})
+	response, err := c.rpc.Flush(about(ctx, sessionID), &pb.FlushRequest{SessionId: sessionID})
 	if err != nil {
 		return 0, wrapError(err, nil)
 	}

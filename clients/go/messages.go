@@ -69,7 +69,7 @@ func (c *Client) load(ctx context.Context, request *pb.LoadRequest, opts []LoadO
 	return func(yield func(Message, error) bool) {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		stream, err := c.rpc.Load(ctx, request)
+		stream, err := c.rpc.Load(about(ctx, request.GetSessionId()), request)
 		if err != nil {
 			yield(Message{}, wrapError(err, nil))
 			return
@@ -96,7 +96,7 @@ func (c *Client) Watch(ctx context.Context, sessionID string, fromSeq uint64) it
 	return func(yield func(Message, error) bool) {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		stream, err := c.rpc.Watch(ctx, &pb.WatchRequest{SessionId: sessionID, FromSeq: fromSeq})
+		stream, err := c.rpc.Watch(about(ctx, sessionID), &pb.WatchRequest{SessionId: sessionID, FromSeq: fromSeq})
 		if err != nil {
 			yield(Message{}, wrapError(err, nil))
 			return

@@ -4,7 +4,9 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { codeBlocks } from "./markdown-code-blocks.js";
 import { freePort } from "./postgres-cluster.js";
+import { REPOSITORY } from "./repository.js";
 
 /** nginx from Debian's packages (scripts/setup-servers.sh installs it), or undefined. */
 export function nginxBinary(): string | undefined {
@@ -15,22 +17,39 @@ export function nginxBinary(): string | undefined {
   return found || undefined;
 }
 
-/** How nginx spreads calls over the replicas. */
+/** How nginx spreads calls over the replicas: the two configurations the README documents. */
 export type Balancing = "round-robin" | "session-affinity";
 
+const README = join(REPOSITORY, "README.md");
+
 /**
- * The gRPC load balancer config the README documents: HTTP/2 in, `grpc_pass` to the replicas,
- * each call (an HTTP/2 stream) sent to the next replica, or, with session affinity, to the one
- * the `x-session-id` metadata key hashes to. Long-lived streams (Watch, Append) are not cut by
- * nginx's timeouts.
+ * The README's nginx configuration for `balancing` (its "Running many replicas" section), as
+ * written, with the replicas' addresses and the port to listen on filled in, inside the `http`
+ * block of a config whose paths are all under `prefix`. The tests run exactly what users copy.
  */
-export function nginxConfig(options: {
+export async function nginxConfig(options: {
   prefix: string;
   listen: string;
   replicas: readonly string[];
   balancing: Balancing;
-}): string {
+}): Promise<string> {
   const { prefix, listen, replicas, balancing } = options;
+  const marker = balancing === "round-robin" ? "(round-robin)" : "to the same replica";
+  const block = codeBlocks(await readFile(README, "utf8"), README).find(
+    (candidate) =>
+      candidate.language === "nginx" && candidate.code.split("\n")[0]?.includes(marker),
+  );
+  if (!block) throw new Error(`README.md has no nginx block for ${balancing}`);
+  const servers = replicas.map((replica) => `    server ${replica} max_fails=1 fail_timeout=1s;`);
+  const lines = block.code.split("\n");
+  const firstServer = lines.findIndex((line) => /^\s*server replica-\d+:50051/.test(line));
+  const http = [
+    ...lines.slice(0, firstServer),
+    ...servers,
+    ...lines.slice(firstServer).filter((line) => !/^\s*server replica-\d+:50051/.test(line)),
+  ]
+    .join("\n")
+    .replace(/listen 50051 http2;/, `listen ${listen} http2;`);
   return `worker_processes 1;
 pid ${join(prefix, "nginx.pid")};
 error_log ${join(prefix, "error.log")} warn;
@@ -42,28 +61,7 @@ http {
   fastcgi_temp_path ${join(prefix, "fastcgi")};
   uwsgi_temp_path ${join(prefix, "uwsgi")};
   scgi_temp_path ${join(prefix, "scgi")};
-
-  upstream sessionstore {
-${balancing === "session-affinity" ? "    hash $http_x_session_id consistent;\n" : ""}${replicas
-  .map((replica) => `    server ${replica} max_fails=1 fail_timeout=1s;`)
-  .join("\n")}
-    keepalive 64;
-  }
-
-  server {
-    listen ${listen} http2;
-    location / {
-      grpc_pass grpc://sessionstore;
-      # A replica that refuses or drops a call: the next one takes it, when nothing was sent yet.
-      grpc_next_upstream error timeout;
-      grpc_connect_timeout 1s;
-      # Watch and Append streams live for hours: no timeout between messages.
-      grpc_read_timeout 24h;
-      grpc_send_timeout 24h;
-      client_body_timeout 24h;
-      client_max_body_size 16m;
-    }
-  }
+${http}
 }
 `;
 }
@@ -88,8 +86,11 @@ export async function startNginx(
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
   const configPath = join(prefix, "nginx.conf");
-  const write = (upstreams: readonly string[]) =>
-    writeFile(configPath, nginxConfig({ prefix, listen: address, replicas: upstreams, balancing }));
+  const write = async (upstreams: readonly string[]) =>
+    writeFile(
+      configPath,
+      await nginxConfig({ prefix, listen: address, replicas: upstreams, balancing }),
+    );
   await write(replicas);
   const child: ChildProcess = spawn(
     binary,

@@ -7,23 +7,42 @@ export interface Replica extends ChildServer {
 }
 
 /**
- * `count` replicas of the server on one PostgreSQL database, each a child process on a fixed
- * port of 127.0.0.1, so that a replica killed and started again comes back where the balancer
- * knows it.
+ * `count` replicas of the server, each a child process on a fixed port of 127.0.0.1, so that a
+ * replica killed and started again comes back where the balancer knows it.
  */
 export class Replicas {
   readonly all: Replica[] = [];
 
   private constructor(
-    private readonly databaseUrl: string,
     private readonly ports: number[],
-    private readonly args: string[],
+    /** The `serve` flags of replica `index`. */
+    private readonly argsOf: (index: number) => string[],
   ) {}
 
-  static async start(count: number, databaseUrl: string, args: string[] = []): Promise<Replicas> {
+  /** Replicas sharing one PostgreSQL database. */
+  static start(count: number, databaseUrl: string, args: string[] = []): Promise<Replicas> {
+    return Replicas.#start(count, () => [
+      "--storage",
+      "postgres",
+      "--database-url",
+      databaseUrl,
+      ...args,
+    ]);
+  }
+
+  /** Replicas on the file backend, each with a data directory of its own. */
+  static onFiles(dataDirs: readonly string[], args: string[] = []): Promise<Replicas> {
+    return Replicas.#start(dataDirs.length, (index) => [
+      "--data-dir",
+      dataDirs[index] as string,
+      ...args,
+    ]);
+  }
+
+  static async #start(count: number, argsOf: (index: number) => string[]): Promise<Replicas> {
     const ports: number[] = [];
     for (let i = 0; i < count; i++) ports.push(await freePort());
-    const replicas = new Replicas(databaseUrl, ports, args);
+    const replicas = new Replicas(ports, argsOf);
     for (let index = 0; index < count; index++) replicas.all.push(await replicas.#launch(index));
     return replicas;
   }
@@ -73,11 +92,7 @@ export class Replicas {
     const server = await startChildServer([
       "--listen",
       `127.0.0.1:${this.ports[index]}`,
-      "--storage",
-      "postgres",
-      "--database-url",
-      this.databaseUrl,
-      ...this.args,
+      ...this.argsOf(index),
     ]);
     return { ...server, index };
   }

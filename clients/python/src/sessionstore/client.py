@@ -119,6 +119,15 @@ def _meta(meta: pb.SessionMeta) -> SessionMeta:
     )
 
 
+#: The metadata key naming the session a call is about, so that a router can hash on it.
+SESSION_ID_KEY = "x-session-id"
+
+
+def _about(session_id: str) -> Tuple[Tuple[str, str], ...]:
+    """The metadata of a call about one session (a router may send it to that session's replica)."""
+    return ((SESSION_ID_KEY, session_id),)
+
+
 def _call(function: Callable[[], T]) -> T:
     try:
         return function()
@@ -185,12 +194,12 @@ class SessionStoreClient:
         otherwise nothing is stored and SessionStoreError(ABORTED) says the session's
         ``actual_length``. With ``sync`` the ack waits until the messages are fsynced.
         """
-        with self.appender() as appender:
+        with Appender(self._stub, _about(session_id)) as appender:
             return appender.append(session_id, messages, expected_seq=expected_seq, sync=sync)
 
     def appender(self) -> Appender:
         """A streaming appender: one Append stream for many appends (to any sessions)."""
-        return Appender(self._stub)
+        return Appender(self._stub, ())
 
     def load(
         self, session_id: str, *, from_seq: int = 0, limit: int = 0, raw: bool = False
@@ -202,7 +211,9 @@ class SessionStoreClient:
     def last(self, session_id: str, n: int, *, raw: bool = False) -> List[Any]:
         """A session's last ``n`` messages, in order."""
         request = pb.LoadRequest(session_id=session_id, limit=n, last=True)
-        pages = _call(lambda: self._stub.Load(request, timeout=self._timeout))
+        pages = _call(
+            lambda: self._stub.Load(request, timeout=self._timeout, metadata=_about(session_id))
+        )
         return [m for _, m in _messages(pages, raw)]
 
     def messages(
@@ -210,7 +221,9 @@ class SessionStoreClient:
     ) -> Iterator[Tuple[int, Any]]:
         """Streams (seq, message) pairs of a session, as load() selects them."""
         request = pb.LoadRequest(session_id=session_id, from_seq=from_seq, limit=limit)
-        pages = _call(lambda: self._stub.Load(request, timeout=self._timeout))
+        pages = _call(
+            lambda: self._stub.Load(request, timeout=self._timeout, metadata=_about(session_id))
+        )
         return _messages(pages, raw)
 
     def list(self, prefix: str = "", *, page_size: int = 0) -> Iterator[SessionMeta]:
@@ -228,25 +241,37 @@ class SessionStoreClient:
     def meta(self, session_id: str) -> SessionMeta:
         """A session's metadata; SessionStoreError(NOT_FOUND) for an unknown session."""
         request = pb.LoadMetaRequest(session_id=session_id)
-        return _meta(_call(lambda: self._stub.LoadMeta(request, timeout=self._timeout)).meta)
+        response = _call(
+            lambda: self._stub.LoadMeta(request, timeout=self._timeout, metadata=_about(session_id))
+        )
+        return _meta(response.meta)
 
     def delete(self, session_id: str) -> bool:
         """Deletes a session; returns whether it existed. It can then start again at seq 0."""
         request = pb.DeleteRequest(session_id=session_id)
-        return _call(lambda: self._stub.Delete(request, timeout=self._timeout)).existed
+        response = _call(
+            lambda: self._stub.Delete(request, timeout=self._timeout, metadata=_about(session_id))
+        )
+        return response.existed
 
     def flush(self, session_id: str = "") -> int:
         """Writes and fsyncs a session's buffered messages ("": every session's); returns how
         many messages it wrote."""
         request = pb.FlushRequest(session_id=session_id)
-        return _call(lambda: self._stub.Flush(request, timeout=self._timeout)).flushed
+        metadata = _about(session_id) if session_id else ()
+        response = _call(
+            lambda: self._stub.Flush(request, timeout=self._timeout, metadata=metadata)
+        )
+        return response.flushed
 
     def watch(self, session_id: str, *, from_seq: int = 0, raw: bool = False) -> Watch:
         """Streams (seq, message) pairs of a session from ``from_seq``, then each new message as
         it is appended. It ends with SessionStoreError: NOT_FOUND when the session is deleted,
         UNAVAILABLE when the server shuts down (watch again from the next seq), CANCELLED after
         cancel(). A session that does not exist yet can be watched."""
-        call = self._stub.Watch(pb.WatchRequest(session_id=session_id, from_seq=from_seq))
+        call = self._stub.Watch(
+            pb.WatchRequest(session_id=session_id, from_seq=from_seq), metadata=_about(session_id)
+        )
         return Watch(call, raw)
 
 
@@ -257,9 +282,9 @@ class Appender:
 
     _END = object()
 
-    def __init__(self, stub: pb_grpc.SessionStoreStub):
+    def __init__(self, stub: pb_grpc.SessionStoreStub, metadata: Tuple[Tuple[str, str], ...]):
         self._requests: queue.Queue[Any] = queue.Queue()
-        self._responses = stub.Append(iter(self._requests.get, self._END))
+        self._responses = stub.Append(iter(self._requests.get, self._END), metadata=metadata)
         self._lock = threading.Lock()
         self._error: Optional[SessionStoreError] = None
         self._closed = False

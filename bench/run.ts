@@ -20,6 +20,7 @@ import { durableAppend, singleMessageAppend, streamingAppend } from "./scenarios
 import { appendToLongSession, lastMessages, loadLongSession } from "./scenarios/long-session.js";
 import { bufferedSessions, manySessions } from "./scenarios/many-sessions.js";
 import { POSTGRES_SCENARIOS, stopPostgresBench } from "./scenarios/postgres.js";
+import { REPLICA_SCENARIOS } from "./scenarios/replicas.js";
 import { findExecutable } from "./tools.js";
 
 /**
@@ -70,7 +71,8 @@ function parseOptions() {
   if (values.storage !== "jsonl" && values.storage !== "postgres") {
     throw new Error(`--storage takes jsonl or postgres, got ${values.storage}`);
   }
-  const all = values.storage === "postgres" ? POSTGRES_SCENARIOS : SCENARIOS;
+  const all =
+    values.storage === "postgres" ? [...POSTGRES_SCENARIOS, ...REPLICA_SCENARIOS] : SCENARIOS;
   const only = values.only?.split(",").map((id) => Number(id.trim()));
   if (only?.some((id) => !all.some((scenario) => scenario.id === id))) {
     throw new Error(

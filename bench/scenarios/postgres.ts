@@ -57,7 +57,7 @@ export async function stopPostgresBench(): Promise<void> {
 let databases = 0;
 
 /** A fresh database with the server's schema (a server started on it and stopped). */
-async function freshDatabase(context: BenchContext): Promise<string> {
+export async function freshDatabase(context: BenchContext): Promise<string> {
   return (await cluster(context)).createDatabase(`bench_${databases++}`);
 }
 

@@ -1,10 +1,11 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { credentials } from "@grpc/grpc-js";
 import { SessionStoreClient } from "../../gen/sessionstore/v1/session_store.js";
+import { REPOSITORY } from "./repository.js";
 
-const CLI = fileURLToPath(new URL("../../dist/src/cli.js", import.meta.url));
+const CLI = join(REPOSITORY, "dist/src/cli.js");
 
 /** The compiled server running as a child process, as `sessionstore serve` runs in production. */
 export interface ChildServer {

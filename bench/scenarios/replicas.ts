@@ -1,4 +1,5 @@
 import { credentials } from "@grpc/grpc-js";
+import pg from "pg";
 import { SessionStoreClient, type WatchResponse } from "../../gen/sessionstore/v1/session_store.js";
 import { startNginx } from "../../test/helpers/nginx.js";
 import { Replicas } from "../../test/helpers/replicas.js";
@@ -24,6 +25,11 @@ export const REPLICA_SCENARIOS: readonly Scenario[] = [
     id: 10,
     title: "watch delay from an ack on one replica to delivery on another (PostgreSQL)",
     run: watchDelay,
+  },
+  {
+    id: 11,
+    title: "the capacity model's workload: many agents, 1 durable message per request (PostgreSQL)",
+    run: agentsWorkload,
   },
 ];
 
@@ -131,5 +137,97 @@ async function watchDelay(context: BenchContext): Promise<Row[]> {
         target: { on: "value", op: "<=", limit: 50 },
       },
     ),
+  ];
+}
+
+/** What the database did meanwhile: commits, WAL and stored bytes (docs/capacity.md uses them). */
+interface DatabaseWork {
+  commits: number;
+  walBytes: number;
+  /** Bytes of the sessionstore schema's tables and their indexes. */
+  storedBytes: number;
+}
+
+async function databaseWork(url: string): Promise<DatabaseWork> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ commits: string; wal: string; stored: string }>(
+      `SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) AS commits,
+              pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') AS wal,
+              (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'sessionstore' AND c.relkind = 'r') AS stored`,
+    );
+    const row = rows[0] as { commits: string; wal: string; stored: string };
+    return {
+      commits: Number(row.commits),
+      walBytes: Number(row.wal),
+      storedBytes: Number(row.stored),
+    };
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * The workload docs/capacity.md sizes: many agents, each appending one message per request with
+ * `sync`, one request in flight each, through nginx to 1 and to 3 replicas: messages per second,
+ * commits per second and messages per commit, WAL and stored bytes per message.
+ */
+async function agentsWorkload(context: BenchContext): Promise<Row[]> {
+  const agents = context.mode === "full" ? 512 : 128;
+  const requests = context.mode === "full" ? 40 : 5;
+  const load = (prefix: string): AppendLoad => ({
+    sessionIds: sessionIds(prefix, agents),
+    requestsPerStream: requests,
+    messagesPerRequest: 1,
+    window: 1,
+    sync: true,
+    payloads: context.payloads,
+  });
+  const measure = async (count: number) => {
+    const url = await freshDatabase(context);
+    const replicas = await Replicas.start(count, url);
+    const nginx = await startNginx(replicas.addresses);
+    const client = new SessionStoreClient(nginx.address, credentials.createInsecure());
+    try {
+      await driveAppend(client, load("warmup"));
+      const before = await databaseWork(url);
+      const started = nowMs();
+      const result = await driveAppend(client, load("measured"));
+      const seconds = (nowMs() - started) / 1000;
+      const after = await databaseWork(url);
+      const commits = after.commits - before.commits;
+      const figures = {
+        rate: result.messagesPerSecond,
+        commitsPerSecond: commits / seconds,
+        perCommit: result.messages / Math.max(1, commits),
+        walPerMessage: (after.walBytes - before.walBytes) / result.messages,
+        storedPerMessage: after.storedBytes / (2 * result.messages),
+        p99: percentile(result.ackLatenciesMs, 99),
+      };
+      context.log(`  ${count} replica(s): ${JSON.stringify(figures)}`);
+      return figures;
+    } finally {
+      client.close();
+      await nginx.stop();
+      await replicas.stopAll();
+    }
+  };
+  const one = await measure(1);
+  const three = await measure(3);
+  const shape = `${agents} agents, 1 message per request, sync, 1 in flight each, through nginx`;
+  return [
+    row(11, `durable msgs/s, 3 replicas vs 1 (${shape})`, "msgs/s", [three.rate], {
+      baseline: { label: "1 replica", runs: [one.rate] },
+      note: `ack p99 ${one.p99.toFixed(1)} ms with 1 replica, ${three.p99.toFixed(1)} ms with 3; one machine for replicas, nginx, PostgreSQL and the load`,
+    }),
+    row(11, "PostgreSQL commits per second, 1 replica", "msgs", [one.commitsPerSecond], {
+      note: `${one.perCommit.toFixed(1)} messages per commit; with 3 replicas ${three.commitsPerSecond.toFixed(0)} commits/s, ${three.perCommit.toFixed(1)} messages per commit`,
+    }),
+    row(11, "WAL bytes per message (1 replica)", "msgs", [one.walPerMessage], {
+      note: `stored bytes per message (tables and indexes, warm-up and run): ${one.storedPerMessage.toFixed(0)}; message text ${context.payloads[0]?.length} bytes`,
+    }),
   ];
 }

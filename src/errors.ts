@@ -9,6 +9,8 @@ export enum Code {
   Internal = 13,
   InvalidArgument = 3,
   NotFound = 5,
+  PermissionDenied = 7,
+  Unauthenticated = 16,
   ResourceExhausted = 8,
   Unavailable = 14,
 }

@@ -1,7 +1,7 @@
 import { SingleBar } from "cli-progress";
 import type { Logger } from "pino";
 import { Code, SessionStoreError } from "../errors.js";
-import type { SessionMeta, SessionStorage } from "../store/storage.js";
+import type { SessionMeta, SessionStorage, StorageBackend } from "../store/storage.js";
 
 /** What a copy did, for its summary. */
 export interface CopySummary {
@@ -21,14 +21,15 @@ export interface CopySummary {
 const LIST_PAGE = 500;
 
 /**
- * Copies every session of `source` to `target`, byte for byte, with its creation time. Each page
- * read from the source is appended with `expected_seq` at its seq, so the target recognises what
- * it holds already: a copy interrupted and run again resumes where it stopped and stores nothing
- * twice. A session whose target differs is reported, never overwritten. Both storages are open.
+ * Copies every session of every tenant of `source` to the same tenant of `target`, byte for
+ * byte, with its creation time. Each page read from the source is appended with `expected_seq`
+ * at its seq, so the target recognises what it holds already: a copy interrupted and run again
+ * resumes where it stopped and stores nothing twice. A session whose target differs is
+ * reported (as `tenant/session_id` outside the tenant ""), never overwritten. Both are open.
  */
 export async function copySessions(
-  source: SessionStorage,
-  target: SessionStorage,
+  source: StorageBackend,
+  target: StorageBackend,
   progress: CopyProgress,
 ): Promise<CopySummary> {
   const started = Date.now();
@@ -40,31 +41,40 @@ export async function copySessions(
     empty: [],
     ms: 0,
   };
-  const total = await countSessions(source);
+  const tenants = await source.tenants();
+  let total = 0;
+  for (const tenant of tenants) total += await countSessions(source.tenant(tenant));
   progress.start(total);
-  for (let after = ""; ; ) {
-    const page = await source.list({ prefix: "", after, limit: LIST_PAGE });
-    if (page.length === 0) break;
-    for (const meta of page) {
-      if (meta.messageCount === 0) summary.empty.push(meta.sessionId);
-      else await copySession(source, target, meta, summary);
-      summary.sessions++;
-      progress.update(summary.sessions, summary.copied + summary.present);
+  for (const tenant of tenants) {
+    const from = source.tenant(tenant);
+    const to = target.tenant(tenant);
+    const name = (sessionId: string) => (tenant === "" ? sessionId : `${tenant}/${sessionId}`);
+    for (let after = ""; ; ) {
+      const page = await from.list({ prefix: "", after, limit: LIST_PAGE });
+      if (page.length === 0) break;
+      for (const meta of page) {
+        if (meta.messageCount === 0) summary.empty.push(name(meta.sessionId));
+        else if (!(await copySession(from, to, meta, summary)))
+          summary.conflicts.push(name(meta.sessionId));
+        summary.sessions++;
+        progress.update(summary.sessions, summary.copied + summary.present);
+      }
+      after = (page.at(-1) as SessionMeta).sessionId;
     }
-    after = (page.at(-1) as SessionMeta).sessionId;
+    await to.flush();
   }
-  await target.flush();
   progress.stop();
   summary.ms = Date.now() - started;
   return summary;
 }
 
+/** Copies one session; resolves to false when the target's differs (nothing is changed then). */
 async function copySession(
   source: SessionStorage,
   target: SessionStorage,
   meta: SessionMeta,
   summary: CopySummary,
-): Promise<void> {
+): Promise<boolean> {
   const { sessionId } = meta;
   let lengthBefore = (await target.meta(sessionId))?.messageCount ?? 0;
   try {
@@ -81,11 +91,9 @@ async function copySession(
       summary.copied += page.messages.length - alreadyThere;
       lengthBefore = Math.max(lengthBefore, nextSeq);
     }
+    return true;
   } catch (error) {
-    if (error instanceof SessionStoreError && error.code === Code.Aborted) {
-      summary.conflicts.push(sessionId);
-      return;
-    }
+    if (error instanceof SessionStoreError && error.code === Code.Aborted) return false;
     throw error;
   }
 }
@@ -151,7 +159,7 @@ export function describeSummary(summary: CopySummary): string {
 
 /** Used by the CLI: opens both, copies, closes both. */
 export async function runCopy(
-  open: { source: SessionStorage; target: SessionStorage },
+  open: { source: StorageBackend; target: StorageBackend },
   log: Logger,
 ): Promise<CopySummary> {
   await open.source.open();

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import { type Config, loadConfig } from "../config.js";
 import { createStorage } from "../store/create-storage.js";
-import type { SessionStorage } from "../store/storage.js";
+import type { StorageBackend } from "../store/storage.js";
 
 /** Whether `location` names a PostgreSQL database (a libpq URL) rather than a data directory. */
 export function isDatabaseUrl(location: string): boolean {
@@ -17,7 +17,7 @@ export function storageAt(
   location: string,
   log: Logger,
   overrides: Partial<Config> = {},
-): Promise<SessionStorage> {
+): Promise<StorageBackend> {
   const config: Config = {
     ...loadConfig([], {}),
     ...(isDatabaseUrl(location)

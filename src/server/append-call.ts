@@ -17,11 +17,13 @@ const MAX_UNACKNOWLEDGED = 1024;
  * stored. Waiting for durability is pipelined: acknowledgements go out in request order as each
  * becomes due. The stream's requests form an AppendChain, so when one fails after later ones
  * were admitted, those fail with it and store nothing. When a request fails, the
- * acknowledgements due before it are sent, then the stream ends with its status.
+ * acknowledgements due before it are sent, then the stream ends with its status. Everything
+ * it appends goes to `tenant`'s sessions.
  */
 export async function serveAppend(
   call: ServerDuplexStream<AppendRequest, AppendResponse>,
   sessions: SessionService,
+  tenant: string,
   stopped: AbortSignal,
   log: Logger,
 ): Promise<void> {
@@ -38,7 +40,7 @@ export async function serveAppend(
     for (let request = await requests.next(); request; request = await requests.next()) {
       if (chain.failure) break;
       checkDecoded(request);
-      const appending = sessions.append(request.sessionId, request.messages, {
+      const appending = sessions.append(tenant, request.sessionId, request.messages, {
         ...(request.expectedSeq === undefined ? {} : { expectedSeq: request.expectedSeq }),
         sync: request.sync,
         chain,

@@ -1,6 +1,7 @@
 import { Server } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
+import { OPEN_ACCESS } from "../auth/access.js";
 import type { Config } from "../config.js";
 import type { SessionService } from "../sessions/session-service.js";
 import { bindInsecure } from "./bind.js";
@@ -62,7 +63,10 @@ export async function startServer(
     ...connections.channelOptions(),
   });
   widenStreamWindows(server, log);
-  server.addService(strictSessionStoreService, sessionStoreHandlers(sessions, streams, log));
+  server.addService(
+    strictSessionStoreService,
+    sessionStoreHandlers(sessions, streams, OPEN_ACCESS, log),
+  );
   health.addToServer(server);
   reflectionService().addToServer(server);
 

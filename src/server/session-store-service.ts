@@ -1,6 +1,7 @@
 import type { handleUnaryCall } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { SessionStoreServer } from "../../gen/sessionstore/v1/session_store.js";
+import type { Access, Scope } from "../auth/access.js";
 import { Code, SessionStoreError } from "../errors.js";
 import type { SessionService } from "../sessions/session-service.js";
 import { serveAppend } from "./append-call.js";
@@ -12,17 +13,21 @@ import { type StreamingCalls, streamResponses } from "./streaming-calls.js";
 export function sessionStoreHandlers(
   sessions: SessionService,
   streams: StreamingCalls,
+  access: Access,
   log: Logger,
 ): SessionStoreServer {
+  /** A unary RPC: the caller authorized for `scope`, then `handle` with their tenant. */
   function unary<Request extends object, Response>(
-    handle: (request: Request) => Promise<Response>,
+    scope: Scope,
+    handle: (tenant: string, request: Request) => Promise<Response>,
   ): handleUnaryCall<Request, Response> {
     return (call, callback) => {
       const { request } = call;
       Promise.resolve()
-        .then(() => {
+        .then(() => access.authorize(call, scope))
+        .then((tenant) => {
           checkDecoded(request);
-          return handle(request);
+          return handle(tenant, request);
         })
         .then(
           (response) => callback(null, response),
@@ -33,10 +38,13 @@ export function sessionStoreHandlers(
 
   return {
     append: (call) =>
-      streams.run(call, "append", (stopped) => serveAppend(call, sessions, stopped, log)),
+      streams.run(call, "append", async (stopped) => {
+        const tenant = await access.authorize(call, "sessions:write");
+        return serveAppend(call, sessions, tenant, stopped, log);
+      }),
 
-    flush: unary(async (request) => {
-      const { flushed, failures } = await sessions.flush(request.sessionId);
+    flush: unary("sessions:write", async (tenant, request) => {
+      const { flushed, failures } = await sessions.flush(tenant, request.sessionId);
       return {
         flushed,
         failures: failures.map(({ sessionId, error }) => ({
@@ -48,11 +56,12 @@ export function sessionStoreHandlers(
     }),
 
     load: (call) =>
-      streams.run(call, "read", (stopped) =>
-        streamResponses(
+      streams.run(call, "read", async (stopped) => {
+        const tenant = await access.authorize(call, "sessions:read");
+        return streamResponses(
           call,
           checkedStream(call.request, () =>
-            sessions.load(call.request.sessionId, {
+            sessions.load(tenant, call.request.sessionId, {
               fromSeq: call.request.fromSeq,
               limit: call.request.limit,
               last: call.request.last,
@@ -60,22 +69,25 @@ export function sessionStoreHandlers(
           ),
           stopped,
           log,
-        ),
-      ),
+        );
+      }),
 
-    loadMeta: unary(async (request) => {
-      const meta = await sessions.meta(request.sessionId);
+    loadMeta: unary("sessions:read", async (tenant, request) => {
+      const meta = await sessions.meta(tenant, request.sessionId);
       if (!meta)
         throw new SessionStoreError(Code.NotFound, `session ${request.sessionId} does not exist`);
       return { meta };
     }),
 
-    list: unary((request) => sessions.list(request)),
+    list: unary("sessions:read", (tenant, request) => sessions.list(tenant, request)),
 
-    delete: unary(async (request) => ({ existed: await sessions.delete(request.sessionId) })),
+    delete: unary("sessions:delete", async (tenant, request) => ({
+      existed: await sessions.delete(tenant, request.sessionId),
+    })),
 
     watch: (call) =>
-      streams.run(call, "read", (stopped) => {
+      streams.run(call, "read", async (stopped) => {
+        const tenant = await access.authorize(call, "sessions:read");
         // Ends the watch when the client goes away or the server stops, even while it waits.
         const cancelled = new AbortController();
         call.on("cancelled", () => cancelled.abort());
@@ -83,7 +95,7 @@ export function sessionStoreHandlers(
         return streamResponses(
           call,
           checkedStream(call.request, () =>
-            sessions.watch(call.request.sessionId, call.request.fromSeq, ended),
+            sessions.watch(tenant, call.request.sessionId, call.request.fromSeq, ended),
           ),
           stopped,
           log,

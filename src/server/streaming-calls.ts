@@ -78,7 +78,11 @@ export class StreamingCalls {
     const onClosing = () => stop.abort(closing?.reason);
     if (closing?.aborted) onClosing();
     else closing?.addEventListener("abort", onClosing, { once: true });
-    const running = { stop, done: handler(stop.signal) };
+    // A handler that fails before it streams (its caller refused, say) ends the call with it.
+    const done = handler(stop.signal).catch((error: unknown) => {
+      call.emit("error", toServiceError(error, this.log));
+    });
+    const running = { stop, done };
     this.running.add(running);
     this.open[kind]++;
     void running.done.finally(() => {

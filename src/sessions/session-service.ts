@@ -10,7 +10,9 @@ import type {
   SessionChange,
   SessionMeta,
   SessionStorage,
+  StorageBackend,
 } from "../store/storage.js";
+import { checkTenant } from "../tenant.js";
 import { type MessageLimits, normalizeMessages } from "./validation.js";
 import { Wakeup } from "./wakeup.js";
 
@@ -44,7 +46,7 @@ export class SessionService {
   #closing = false;
 
   constructor(
-    private readonly storage: SessionStorage,
+    private readonly backend: StorageBackend,
     private readonly options: SessionServiceOptions,
     private readonly log: Logger,
   ) {}
@@ -54,33 +56,45 @@ export class SessionService {
    * stored. The caller makes the next call of a stream once this one has its place (see
    * SessionStorage.append).
    */
-  append(sessionId: string, messages: readonly string[], options: AppendRequestOptions): Appending {
+  append(
+    tenant: string,
+    sessionId: string,
+    messages: readonly string[],
+    options: AppendRequestOptions,
+  ): Appending {
     checkSessionId(sessionId);
     this.#checkOpen();
     const normalized = normalizeMessages(messages, this.options);
-    return this.storage.append(sessionId, normalized, {
+    return this.#storage(tenant).append(sessionId, normalized, {
       ...options,
       sync: options.sync || this.options.durability === "sync",
     });
   }
 
   /** A session's acknowledged messages in `range`, in pages; nothing when it is unknown. */
-  load(sessionId: string, range: ReadRange): AsyncIterable<MessagePage> {
+  load(tenant: string, sessionId: string, range: ReadRange): AsyncIterable<MessagePage> {
     checkSessionId(sessionId);
-    return this.storage.read(sessionId, range);
+    return this.#storage(tenant).read(sessionId, range);
   }
 
   /** A session's metadata, or undefined when it does not exist. */
-  async meta(sessionId: string): Promise<SessionMeta | undefined> {
+  async meta(tenant: string, sessionId: string): Promise<SessionMeta | undefined> {
     checkSessionId(sessionId);
-    return this.storage.meta(sessionId);
+    return this.#storage(tenant).meta(sessionId);
   }
 
   /** One page of sessions sorted by id, and the token of the next page ("" after the last). */
-  async list(options: ListOptions): Promise<{ sessions: SessionMeta[]; nextPageToken: string }> {
+  async list(
+    tenant: string,
+    options: ListOptions,
+  ): Promise<{ sessions: SessionMeta[]; nextPageToken: string }> {
     const pageSize = Math.min(options.pageSize || DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
     const after = decodePageToken(options.pageToken);
-    const found = await this.storage.list({ prefix: options.prefix, after, limit: pageSize + 1 });
+    const found = await this.#storage(tenant).list({
+      prefix: options.prefix,
+      after,
+      limit: pageSize + 1,
+    });
     const sessions = found.slice(0, pageSize);
     const last = sessions.at(-1);
     return {
@@ -90,17 +104,17 @@ export class SessionService {
   }
 
   /** Deletes a session; resolves to whether it existed. */
-  async delete(sessionId: string): Promise<boolean> {
+  async delete(tenant: string, sessionId: string): Promise<boolean> {
     checkSessionId(sessionId);
     this.#checkOpen();
-    return this.storage.delete(sessionId);
+    return this.#storage(tenant).delete(sessionId);
   }
 
   /** Writes and fsyncs the buffer of one session, or of every session when `sessionId` is "". */
-  async flush(sessionId: string): Promise<FlushReport> {
-    if (sessionId === "") return this.storage.flush();
+  async flush(tenant: string, sessionId: string): Promise<FlushReport> {
+    if (sessionId === "") return this.#storage(tenant).flush();
     checkSessionId(sessionId);
-    return this.storage.flush(sessionId);
+    return this.#storage(tenant).flush(sessionId);
   }
 
   /**
@@ -109,15 +123,17 @@ export class SessionService {
    * not created yet.
    */
   async *watch(
+    tenant: string,
     sessionId: string,
     fromSeq: number,
     signal?: AbortSignal,
   ): AsyncGenerator<MessagePage> {
     checkSessionId(sessionId);
     this.#checkOpen();
+    const storage = this.#storage(tenant);
     const wakeup = new Wakeup();
     let ended: SessionChange | undefined;
-    const unsubscribe = this.storage.subscribe(sessionId, (change) => {
+    const unsubscribe = storage.subscribe(sessionId, (change) => {
       if (change.kind !== "appended") ended ??= change;
       wakeup.wake();
     });
@@ -126,7 +142,7 @@ export class SessionService {
       while (!signal?.aborted) {
         if (ended) throw watchEnded(sessionId, ended);
         let caughtUp = true;
-        for await (const page of this.storage.read(sessionId, {
+        for await (const page of storage.read(sessionId, {
           fromSeq: next,
           limit: 0,
           last: false,
@@ -148,14 +164,20 @@ export class SessionService {
    * down and back); a storage that cannot fail so never calls it.
    */
   watchHealth(listener: (serving: boolean) => void): () => void {
-    return this.storage.watchHealth?.(listener) ?? (() => undefined);
+    return this.backend.watchHealth?.(listener) ?? (() => undefined);
   }
 
   /** Refuses new work, then writes and fsyncs every buffer and closes the storage. */
   async close(): Promise<void> {
     this.#closing = true;
-    await this.storage.close();
+    await this.backend.close();
     this.log.debug("sessions closed");
+  }
+
+  /** The caller's tenant's sessions; PERMISSION_DENIED for a tenant name the rule refuses. */
+  #storage(tenant: string): SessionStorage {
+    checkTenant(tenant);
+    return this.backend.tenant(tenant);
   }
 
   #checkOpen(): void {

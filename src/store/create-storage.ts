@@ -2,13 +2,13 @@ import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import { JsonlFileStorage } from "./jsonl/jsonl-storage.js";
 import { MemoryStorage } from "./memory/memory-storage.js";
-import type { SessionStorage } from "./storage.js";
+import type { StorageBackend } from "./storage.js";
 
 /**
  * The backend `config.storage` names, built from its settings (not yet opened). The PostgreSQL
  * driver is loaded only for that backend: the embedded default starts without it.
  */
-export async function createStorage(config: Config, log: Logger): Promise<SessionStorage> {
+export async function createStorage(config: Config, log: Logger): Promise<StorageBackend> {
   switch (config.storage) {
     case "memory":
       return new MemoryStorage();

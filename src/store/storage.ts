@@ -2,17 +2,10 @@ import type { SessionStoreError } from "../errors.js";
 import type { AppendChain } from "./append-chain.js";
 
 /**
- * The storage boundary. A backend owns each session's log: it assigns seqs, checks
- * `expected_seq`, recognises a resent request, decides when a request is acknowledged, and tells
- * subscribers that a session changed, because only it sees every writer (one process over a data
- * directory, or many processes over one database). Everything above it (validation, paging,
- * watching, the gRPC server) is the same for every backend; every backend passes
- * test/store/conformance.ts.
- *
- * Messages reach a backend validated (each one JSON object, one line); it stores them byte for
- * byte. Readers see only acknowledged messages: a request that fails stores nothing anyone saw.
+ * A storage backend: files, memory or a database. It keeps each tenant's sessions apart (the
+ * same session id in two tenants is two sessions) and hands out one SessionStorage per tenant.
  */
-export interface SessionStorage {
+export interface StorageBackend {
   /** Prepares the storage for use (directories, schema, connections). Called once, first. */
   open(): Promise<void>;
 
@@ -22,6 +15,36 @@ export interface SessionStorage {
    */
   close(): Promise<void>;
 
+  /**
+   * The sessions of `tenant` (a name following the tenant rule, src/tenant.ts), or of the one
+   * tenant of a server without authentication, "". Nothing done through it ever touches another
+   * tenant's sessions.
+   */
+  tenant(tenant: string): SessionStorage;
+
+  /** Every tenant that may hold sessions, "" among them, sorted (a copy walks them all). */
+  tenants(): Promise<string[]>;
+
+  /**
+   * Calls `listener` whenever the storage becomes unable, or able again, to serve (a database
+   * going down and coming back), until the returned function is called. A backend that is
+   * available whenever its process is needs not have it.
+   */
+  watchHealth?(listener: (serving: boolean) => void): () => void;
+}
+
+/**
+ * One tenant's sessions, the storage boundary. A backend owns each session's log: it assigns
+ * seqs, checks `expected_seq`, recognises a resent request, decides when a request is
+ * acknowledged, and tells subscribers that a session changed, because only it sees every writer
+ * (one process over a data directory, or many processes over one database). Everything above it
+ * (validation, paging, watching, the gRPC server) is the same for every backend; every backend
+ * passes test/store/conformance.ts.
+ *
+ * Messages reach a backend validated (each one JSON object, one line); it stores them byte for
+ * byte. Readers see only acknowledged messages: a request that fails stores nothing anyone saw.
+ */
+export interface SessionStorage {
   /**
    * Appends one request's messages (possibly none) to a session, creating it when it does not
    * exist and the request has messages. Calls for one session are ordered as they are made: the
@@ -69,13 +92,6 @@ export interface SessionStorage {
    * returned function is called. Works for sessions that do not exist yet.
    */
   subscribe(sessionId: string, listener: (change: SessionChange) => void): () => void;
-
-  /**
-   * Calls `listener` whenever the storage becomes unable, or able again, to serve (a database
-   * going down and coming back), until the returned function is called. A backend that is
-   * available whenever its process is needs not have it.
-   */
-  watchHealth?(listener: (serving: boolean) => void): () => void;
 }
 
 export interface AppendOptions {

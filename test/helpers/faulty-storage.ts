@@ -10,6 +10,7 @@ import type {
   SessionChange,
   SessionMeta,
   SessionStorage,
+  StorageBackend,
 } from "../../src/store/storage.js";
 
 type Method = "append" | "ack" | "read" | "meta" | "list" | "delete" | "flush";
@@ -26,10 +27,11 @@ export interface StorageCall {
  * The memory backend behind a wrapper that records every call and fails the ones a test asks to
  * fail: `append` before the request is taken, its acknowledgement after ("ack"), `read` after
  * some pages, and the other calls. It lets the session layer and the server be tested against
- * storage failures that a real backend produces only rarely.
+ * storage failures that a real backend produces only rarely. It is the backend and its tenant ""
+ * in one; other tenants are the memory backend's, without faults.
  */
-export class FaultyStorage implements SessionStorage {
-  readonly inner = new MemoryStorage();
+export class FaultyStorage implements StorageBackend, SessionStorage {
+  readonly backend = new MemoryStorage();
   readonly calls: StorageCall[] = [];
   readonly #faults = new Map<
     Method,
@@ -63,11 +65,24 @@ export class FaultyStorage implements SessionStorage {
   readonly #listeners = new Map<string, Set<(change: SessionChange) => void>>();
 
   async open(): Promise<void> {
-    await this.inner.open();
+    await this.backend.open();
   }
 
   async close(): Promise<void> {
-    await this.inner.close();
+    await this.backend.close();
+  }
+
+  tenant(tenant: string): SessionStorage {
+    return tenant === "" ? this : this.backend.tenant(tenant);
+  }
+
+  tenants(): Promise<string[]> {
+    return this.backend.tenants();
+  }
+
+  /** The tenant "" of the memory backend, which this wraps. */
+  get inner(): SessionStorage {
+    return this.backend.tenant("");
   }
 
   append(sessionId: string, messages: readonly string[], options: AppendOptions): Appending {

@@ -8,6 +8,7 @@ import type { SessionStorage } from "../../src/store/storage.js";
 import { MOTOSAN_FIXTURES } from "../helpers/fixtures.js";
 import { testDatabases } from "../helpers/postgres.js";
 import { REPOSITORY } from "../helpers/repository.js";
+import { type RootTenantStorage, rootTenantOf } from "../helpers/root-tenant.js";
 import { run } from "../helpers/run-program.js";
 import { skipWithReason } from "../helpers/skipped-suites.js";
 import { makeTempDir } from "../helpers/test-server.js";
@@ -41,12 +42,12 @@ async function motosanDirectory(): Promise<string> {
 }
 
 describe("sessionstore copy", skipWithReason(databases.missing), () => {
-  const opened: SessionStorage[] = [];
+  const opened: RootTenantStorage[] = [];
   afterEach(async () => {
     for (const storage of opened.splice(0).reverse()) await storage.close().catch(() => undefined);
   });
-  async function open(location: string): Promise<SessionStorage> {
-    const storage = await storageAt(location, pino({ level: "silent" }));
+  async function open(location: string): Promise<RootTenantStorage> {
+    const storage = rootTenantOf(await storageAt(location, pino({ level: "silent" })));
     await storage.open();
     opened.push(storage);
     return storage;
@@ -102,5 +103,29 @@ describe("sessionstore copy", skipWithReason(databases.missing), () => {
       expect(copied[i]?.messages).toEqual(numberedMessages(0, 30 + i, `s${i}`));
     }
     expect(copied[5]?.messages).toEqual(['{"other":true}']);
+  }, 60_000);
+
+  it("copies every tenant's sessions to the same tenant, files to PostgreSQL and back", async () => {
+    const source = await open(await makeTempDir("copy-tenants-"));
+    await appendOnce(source, "shared-id", ['{"owner":"none"}']);
+    await appendOnce(source.tenant("acme"), "shared-id", ['{"owner":"acme"}'], { sync: true });
+    await appendOnce(source.tenant("globex"), "only-globex", numberedMessages(0, 3), {
+      sync: true,
+    });
+    const database = await open(await databases.create());
+    const summary = await copySessions(source, database, quiet);
+    expect(summary).toMatchObject({ sessions: 3, copied: 5, conflicts: [] });
+
+    const back = await open(await makeTempDir("copy-tenants-back-"));
+    await copySessions(database, back, quiet);
+    for (const storage of [database, back]) {
+      expect(await storage.tenants()).toEqual(["", "acme", "globex"]);
+      expect(await readMessages(storage, "shared-id")).toEqual(['{"owner":"none"}']);
+      expect(await readMessages(storage.tenant("acme"), "shared-id")).toEqual(['{"owner":"acme"}']);
+      expect(await contents(storage.tenant("globex"))).toMatchObject([
+        { id: "only-globex", messages: numberedMessages(0, 3) },
+      ]);
+      expect(await storage.tenant("acme").meta("only-globex")).toBeUndefined();
+    }
   }, 60_000);
 });

@@ -28,13 +28,13 @@ describe("SessionService", () => {
   });
 
   async function append(sessionId: string, messages: string[], sync = false) {
-    const { ack } = await service.append(sessionId, messages, { sync });
+    const { ack } = await service.append("", sessionId, messages, { sync });
     return ack;
   }
 
   async function loadAll(sessionId: string): Promise<string[]> {
     const messages: string[] = [];
-    for await (const page of service.load(sessionId, { fromSeq: 0, limit: 0, last: false })) {
+    for await (const page of service.load("", sessionId, { fromSeq: 0, limit: 0, last: false })) {
       messages.push(...page.messages);
     }
     return messages;
@@ -43,17 +43,19 @@ describe("SessionService", () => {
   describe("what reaches storage", () => {
     it("refuses a bad session id or message before storage sees the request", async () => {
       const calls = () => storage.calls.filter((call) => call.method === "append").length;
-      expect(() => service.append("../escape", ['{"a":1}'], { sync: false })).toThrow(/session id/);
-      expect(() => service.append("ok", ['{"a":1}', "[1]"], { sync: false })).toThrow(
-        /not an object/,
-      );
-      expect(() => service.append("ok", ["{}"], { sync: false, expectedSeq: 0 })).not.toThrow();
-      expect(calls()).toBe(1);
-      expect(() => service.load("bad id", { fromSeq: 0, limit: 0, last: false })).toThrow(
+      expect(() => service.append("", "../escape", ['{"a":1}'], { sync: false })).toThrow(
         /session id/,
       );
-      await expect(service.meta("")).rejects.toThrow(/session id/);
-      await expect(service.delete(".hidden")).rejects.toThrow(/session id/);
+      expect(() => service.append("", "ok", ['{"a":1}', "[1]"], { sync: false })).toThrow(
+        /not an object/,
+      );
+      expect(() => service.append("", "ok", ["{}"], { sync: false, expectedSeq: 0 })).not.toThrow();
+      expect(calls()).toBe(1);
+      expect(() => service.load("", "bad id", { fromSeq: 0, limit: 0, last: false })).toThrow(
+        /session id/,
+      );
+      await expect(service.meta("", "")).rejects.toThrow(/session id/);
+      await expect(service.delete("", ".hidden")).rejects.toThrow(/session id/);
     });
 
     it("passes messages on normalized (raw CR/LF as spaces) and asks for sync under --durability sync", async () => {
@@ -62,7 +64,7 @@ describe("SessionService", () => {
         { ...OPTIONS, durability: "sync" },
         pino({ level: "silent" }),
       );
-      await strict.append("s", ['{\r\n"a": 1\n}'], { sync: false });
+      await strict.append("", "s", ['{\r\n"a": 1\n}'], { sync: false });
       const [call] = storage.calls.filter((c) => c.method === "append");
       expect(call?.options?.sync).toBe(true);
       expect(await loadAll("s")).toEqual(['{  "a": 1 }']);
@@ -70,7 +72,7 @@ describe("SessionService", () => {
 
     it("passes storage failures through, at admission and after it", async () => {
       storage.fail("append", new SessionStoreError(Code.Unavailable, "storage is down"));
-      expect(() => service.append("s", ["{}"], { sync: false })).toThrow(/storage is down/);
+      expect(() => service.append("", "s", ["{}"], { sync: false })).toThrow(/storage is down/);
       storage.fail("ack", new SessionStoreError(Code.ResourceExhausted, "disk full"));
       const error = await rejection(append("s", ["{}"], true));
       expect(error.code).toBe(Code.ResourceExhausted);
@@ -80,21 +82,25 @@ describe("SessionService", () => {
   describe("List", () => {
     it("pages with tokens it made, by id, clamping the page size", async () => {
       for (let i = 0; i < 5; i++) await append(`s${i}`, ["{}"]);
-      const first = await service.list({ pageSize: 2, pageToken: "", prefix: "" });
+      const first = await service.list("", { pageSize: 2, pageToken: "", prefix: "" });
       expect(first.sessions.map((meta) => meta.sessionId)).toEqual(["s0", "s1"]);
-      const second = await service.list({
+      const second = await service.list("", {
         pageSize: 2,
         pageToken: first.nextPageToken,
         prefix: "",
       });
       expect(second.sessions.map((meta) => meta.sessionId)).toEqual(["s2", "s3"]);
-      const last = await service.list({ pageSize: 2, pageToken: second.nextPageToken, prefix: "" });
+      const last = await service.list("", {
+        pageSize: 2,
+        pageToken: second.nextPageToken,
+        prefix: "",
+      });
       expect(last.sessions.map((meta) => meta.sessionId)).toEqual(["s4"]);
       expect(last.nextPageToken).toBe("");
       await expect(
-        service.list({ pageSize: 2, pageToken: "not-ours!", prefix: "" }),
+        service.list("", { pageSize: 2, pageToken: "not-ours!", prefix: "" }),
       ).rejects.toThrow(/page_token/);
-      await service.list({ pageSize: 1_000_000, pageToken: "", prefix: "" });
+      await service.list("", { pageSize: 1_000_000, pageToken: "", prefix: "" });
       // Asked for one more than a page, to know whether another page follows.
       const limits = storage.calls
         .filter((call) => call.method === "list")
@@ -105,7 +111,7 @@ describe("SessionService", () => {
     it("passes a failing page's error through", async () => {
       storage.fail("list", new SessionStoreError(Code.Unavailable, "try again"));
       await expect(
-        service.list({ pageSize: MAX_PAGE_SIZE, pageToken: "", prefix: "" }),
+        service.list("", { pageSize: MAX_PAGE_SIZE, pageToken: "", prefix: "" }),
       ).rejects.toThrow(/try again/);
     });
   });
@@ -120,7 +126,7 @@ describe("SessionService", () => {
     ): Promise<{ messages: string[]; pages: MessagePage[] }> {
       const pages: MessagePage[] = [];
       const messages: string[] = [];
-      for await (const page of service.watch(sessionId, fromSeq, signal)) {
+      for await (const page of service.watch("", sessionId, fromSeq, signal)) {
         if (page.firstSeq !== fromSeq + messages.length) throw new Error("a gap in the watch");
         pages.push(page);
         messages.push(...page.messages);
@@ -144,7 +150,7 @@ describe("SessionService", () => {
       await append("gone", ["{}"]);
       const deleted = watchUntil("gone", 0, () => false);
       await new Promise((resolve) => setTimeout(resolve, 10));
-      await service.delete("gone");
+      await service.delete("", "gone");
       expect((await rejection(deleted)).code).toBe(Code.NotFound);
 
       await append("swapped", ["{}"]);
@@ -165,7 +171,7 @@ describe("SessionService", () => {
       const pages: MessagePage[] = [];
       const error = await rejection(
         (async () => {
-          for await (const page of service.watch("rotten", 0)) pages.push(page);
+          for await (const page of service.watch("", "rotten", 0)) pages.push(page);
         })(),
       );
       expect(error.code).toBe(Code.DataLoss);
@@ -185,20 +191,20 @@ describe("SessionService", () => {
 
   it("flushes one session or all, passing failures on", async () => {
     await append("a", ["{}"]);
-    expect(await service.flush("")).toEqual({ flushed: 0, failures: [] });
+    expect(await service.flush("", "")).toEqual({ flushed: 0, failures: [] });
     expect(storage.calls.at(-1)).toEqual({ method: "flush" });
-    await service.flush("a");
+    await service.flush("", "a");
     expect(storage.calls.at(-1)).toEqual({ method: "flush", sessionId: "a" });
     storage.fail("flush", new SessionStoreError(Code.DataLoss, "corrupt"));
-    expect((await rejection(service.flush("a"))).code).toBe(Code.DataLoss);
+    expect((await rejection(service.flush("", "a"))).code).toBe(Code.DataLoss);
   });
 
   it("refuses new appends, watches and deletes once closing, with UNAVAILABLE", async () => {
     await service.close();
     const calls: (() => unknown)[] = [
-      () => service.append("s", ["{}"], { sync: false }),
-      () => service.watch("s", 0).next(),
-      () => service.delete("s"),
+      () => service.append("", "s", ["{}"], { sync: false }),
+      () => service.watch("", "s", 0).next(),
+      () => service.delete("", "s"),
     ];
     for (const call of calls) {
       const error = await rejection(Promise.resolve().then(call));

@@ -8,6 +8,7 @@ import type {
   SessionChange,
   SessionStorage,
 } from "../../src/store/storage.js";
+import type { RootTenantStorage } from "../helpers/root-tenant.js";
 
 /**
  * A backend under test: `storage` is not yet opened; `cleanup` removes what `create` made. The
@@ -16,10 +17,10 @@ import type {
  * tests that need them are skipped elsewhere.
  */
 export interface StorageFixture {
-  storage: SessionStorage;
+  storage: RootTenantStorage;
   cleanup(): Promise<void>;
   /** Reopens the same stored data with a new backend instance, as after a restart. */
-  reopen?(): Promise<SessionStorage>;
+  reopen?(): Promise<RootTenantStorage>;
   /** Nothing it keeps survives a restart, so it never counts a message durable. */
   volatile?: boolean;
   writeFaults?: WriteFaults;
@@ -114,9 +115,9 @@ export function describeStorageConformance(
 ): void {
   describe(`${name} storage conformance`, () => {
     let fixture: StorageFixture;
-    let storage: SessionStorage;
+    let storage: RootTenantStorage;
     /** Backends opened by a test (reopens), closed after it. */
-    let opened: SessionStorage[];
+    let opened: RootTenantStorage[];
 
     /** The durable count a backend reports where `count` messages are durable. */
     const durable = (count: number) => (fixture.volatile ? 0 : count);
@@ -293,6 +294,47 @@ export function describeStorageConformance(
       expect(all.failures).toEqual([]);
       expect(one.flushed + all.flushed).toBeLessThanOrEqual(5);
       expect((await storage.meta("f2"))?.durableCount).toBe(durable(3));
+    });
+
+    it("keeps tenants apart: the same id in two tenants is two sessions, seen only by its own", async () => {
+      const acme = storage.tenant("acme");
+      const globex = storage.tenant("globex");
+      const heard: string[] = [];
+      const stops = [
+        acme.subscribe("same", () => heard.push("acme")),
+        globex.subscribe("same", () => heard.push("globex")),
+        storage.subscribe("same", () => heard.push("none")),
+      ];
+      await appendOnce(acme, "same", ['{"t":"acme"}'], { sync: true });
+      await appendOnce(acme, "acme-only", ['{"t":"acme"}']);
+      await appendOnce(globex, "same", ['{"t":"globex"}', '{"t":"globex"}']);
+      await waitUntil(() => heard.includes("acme") && heard.includes("globex"));
+
+      expect(await readMessages(acme, "same")).toStrictEqual(['{"t":"acme"}']);
+      expect(await readMessages(globex, "same")).toStrictEqual([
+        '{"t":"globex"}',
+        '{"t":"globex"}',
+      ]);
+      expect(await storage.meta("same")).toBeUndefined();
+      expect(await globex.meta("acme-only")).toBeUndefined();
+      const ids = async (sessions: SessionStorage) =>
+        (await sessions.list({ prefix: "", after: "", limit: 10 })).map((meta) => meta.sessionId);
+      expect(await ids(acme)).toStrictEqual(["acme-only", "same"]);
+      expect(await ids(globex)).toStrictEqual(["same"]);
+      expect(await ids(storage)).toStrictEqual([]);
+      // expected_seq counts the caller's own session only.
+      const mismatch = await rejection(appendOnce(globex, "same", ["{}"], { expectedSeq: 1 }));
+      expect(mismatch.actualLength).toBe(2);
+
+      expect((await globex.flush()).failures).toStrictEqual([]);
+      expect(await globex.delete("same")).toBe(true);
+      expect(await globex.delete("acme-only")).toBe(false);
+      expect(await readMessages(acme, "same")).toStrictEqual(['{"t":"acme"}']);
+      expect((await acme.meta("acme-only"))?.messageCount).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(heard).not.toContain("none");
+      for (const stop of stops) stop();
+      expect(await storage.tenants()).toEqual(expect.arrayContaining(["", "acme"]));
     });
 
     describe("expected_seq", () => {

@@ -201,6 +201,45 @@ describe("JsonlFileStorage data directory", () => {
     });
   });
 
+  describe("tenants", () => {
+    it('keeps the flat layout for the tenant "" and gives each tenant a directory of its own', async () => {
+      const storage = await data.openStorage();
+      await appendOnce(storage, "s", ['{"t":""}'], { sync: true });
+      await appendOnce(storage.tenant("acme"), "s", ['{"t":"acme"}'], { sync: true });
+      expect(linesOf(await readFile(join(data.directory, "s.jsonl"), "utf8"))[1]).toBe('{"t":""}');
+      const acmeFile = join(data.directory, "tenants", "acme", "s.jsonl");
+      expect(linesOf(await readFile(acmeFile, "utf8"))[1]).toBe('{"t":"acme"}');
+      // The tenants' directory is not a session, nor are their files the tenant "" sessions.
+      expect(
+        (await storage.list({ prefix: "", after: "", limit: 10 })).map((m) => m.sessionId),
+      ).toEqual(["s"]);
+      const reopened = await data.reopen(storage);
+      expect(await reopened.tenants()).toEqual(["", "acme"]);
+      expect(await readMessages(reopened.tenant("acme"), "s")).toEqual(['{"t":"acme"}']);
+    });
+
+    it("never follows a tenant's directory that is a link out of the data directory", async () => {
+      const elsewhere = await makeTempDir("elsewhere-");
+      await writeFile(join(elsewhere, "s.jsonl"), '{"secret":1}\n');
+      await mkdir(join(data.directory, "tenants"));
+      await symlink(elsewhere, join(data.directory, "tenants", "evil"));
+      const storage = await data.openStorage();
+      for (const call of [
+        () => storage.tenant("evil").meta("s"),
+        () => appendOnce(storage.tenant("evil"), "s", ['{"x":1}']),
+      ]) {
+        const error = await rejection(call());
+        expect(error.code).toBe(Code.FailedPrecondition);
+        expect(error.message).not.toContain(elsewhere);
+        expect(error.message).not.toContain(data.directory);
+      }
+      expect(await readdir(elsewhere)).toEqual(["s.jsonl"]);
+      expect(await readFile(join(elsewhere, "s.jsonl"), "utf8")).toBe('{"secret":1}\n');
+      // Other tenants are not held up by it.
+      await appendOnce(storage.tenant("fine"), "s", ["{}"]);
+    });
+  });
+
   describe.skipIf(!CAN_MOUNT)("a full disk", () => {
     it("says at shutdown which sessions it could not write, never that every buffer was written", async () => {
       const disk = await mountSmallDisk("256k");

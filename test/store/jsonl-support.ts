@@ -8,6 +8,7 @@ import { afterEach, beforeEach } from "vitest";
 import { JsonlFileStorage } from "../../src/store/jsonl/jsonl-storage.js";
 import { readEntries } from "../../src/store/jsonl/record-index.js";
 import { MOTOSAN_FIXTURES } from "../helpers/fixtures.js";
+import { type RootTenantStorage, rootTenantOf } from "../helpers/root-tenant.js";
 import type { StorageFixture, WriteFaults } from "./conformance.js";
 
 export { MOTOSAN_FIXTURES };
@@ -19,21 +20,26 @@ export function makeTempDir(prefix = "jsonl-storage-test-"): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
 }
 
+/** A JSONL backend, used through its tenant "" unless a test asks for another. */
+export type JsonlStorage = RootTenantStorage<JsonlFileStorage>;
+
 /** A JSONL backend over `directory` with small buffers' defaults, as the tests want it. */
 export function newStorage(
   directory: string,
   overrides: Partial<ConstructorParameters<typeof JsonlFileStorage>[0]> = {},
-): JsonlFileStorage {
-  return new JsonlFileStorage({
-    directory,
-    maxOpenFiles: 64,
-    flushMessages: 20,
-    flushIntervalMs: 60_000,
-    maxSessionBufferBytes: 16 << 20,
-    maxBufferBytes: 256 << 20,
-    log: pino({ level: "silent" }),
-    ...overrides,
-  });
+): JsonlStorage {
+  return rootTenantOf(
+    new JsonlFileStorage({
+      directory,
+      maxOpenFiles: 64,
+      flushMessages: 20,
+      flushIntervalMs: 60_000,
+      maxSessionBufferBytes: 16 << 20,
+      maxBufferBytes: 256 << 20,
+      log: pino({ level: "silent" }),
+      ...overrides,
+    }),
+  );
 }
 
 export function sessionFile(directory: string, sessionId: string): string {
@@ -133,7 +139,7 @@ export function headerOf(text: string): Record<string, unknown> {
  * over the directory's files.
  */
 export function useDataDirectory() {
-  const state = { directory: "", opened: [] as JsonlFileStorage[] };
+  const state = { directory: "", opened: [] as JsonlStorage[] };
   beforeEach(async () => {
     state.directory = await makeTempDir();
     state.opened = [];
@@ -146,14 +152,14 @@ export function useDataDirectory() {
     get directory() {
       return state.directory;
     },
-    async openStorage(overrides: Parameters<typeof newStorage>[1] = {}): Promise<JsonlFileStorage> {
+    async openStorage(overrides: Parameters<typeof newStorage>[1] = {}): Promise<JsonlStorage> {
       const storage = newStorage(state.directory, overrides);
       state.opened.push(storage);
       await storage.open();
       return storage;
     },
     /** Closes `storage` and opens a new one on the same directory, as after a restart. */
-    async reopen(storage: JsonlFileStorage, overrides: Parameters<typeof newStorage>[1] = {}) {
+    async reopen(storage: JsonlStorage, overrides: Parameters<typeof newStorage>[1] = {}) {
       state.opened.splice(state.opened.indexOf(storage), 1);
       await storage.close();
       return this.openStorage(overrides);

@@ -1,8 +1,9 @@
 import { MemoryStorage } from "../../src/store/memory/memory-storage.js";
+import { rootTenantOf } from "../helpers/root-tenant.js";
 import { describeStorageConformance } from "./conformance.js";
 
 describeStorageConformance("MemoryStorage", async () => ({
-  storage: new MemoryStorage(),
+  storage: rootTenantOf(new MemoryStorage()),
   volatile: true,
   cleanup: async () => {},
 }));

@@ -3,6 +3,7 @@ import { pino } from "pino";
 import { describe } from "vitest";
 import { PostgresStorage } from "../../src/store/postgres/postgres-storage.js";
 import { resetSchema, testDatabases } from "../helpers/postgres.js";
+import { rootTenantOf } from "../helpers/root-tenant.js";
 import { skipWithReason } from "../helpers/skipped-suites.js";
 import { describeStorageConformance } from "./conformance.js";
 
@@ -37,8 +38,8 @@ describe("PostgresStorage", skipWithReason(databases.missing), () => {
     const databaseUrl = await url;
     await resetSchema(databaseUrl);
     return {
-      storage: newStorage(databaseUrl),
-      reopen: async () => newStorage(databaseUrl),
+      storage: rootTenantOf(newStorage(databaseUrl)),
+      reopen: async () => rootTenantOf(newStorage(databaseUrl)),
       // A database that refuses writes for real: a trigger raising an error on large messages,
       // as a full disk refuses the writes that need room.
       writeFaults: {

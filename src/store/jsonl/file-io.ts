@@ -40,7 +40,7 @@ export async function syncFileSystem(path: string): Promise<void> {
   await promisify(execFile)("sync", ["-f", path]);
 }
 
-const OUT_OF_SPACE = new Set(["ENOSPC", "EDQUOT", "EFBIG"]);
+export const OUT_OF_SPACE = new Set(["ENOSPC", "EDQUOT", "EFBIG"]);
 
 /**
  * The caller-facing error for a failed storage operation: RESOURCE_EXHAUSTED when the disk or a

@@ -11,6 +11,7 @@ import {
   type SessionChange,
   type SessionMeta,
   type SessionStorage,
+  type StorageBackend,
 } from "../storage.js";
 import { Subscribers } from "../subscribers.js";
 
@@ -26,13 +27,31 @@ interface MemorySession {
  * survives the process, so no message is ever counted durable (durable_count stays 0), and a
  * `sync` request is acknowledged at once: there is nothing to wait for.
  */
-export class MemoryStorage implements SessionStorage {
-  readonly #sessions = new Map<string, MemorySession>();
-  readonly #subscribers = new Subscribers();
+export class MemoryStorage implements StorageBackend {
+  readonly #tenants = new Map<string, MemoryTenant>();
 
   async open(): Promise<void> {}
 
   async close(): Promise<void> {}
+
+  tenant(tenant: string): SessionStorage {
+    let sessions = this.#tenants.get(tenant);
+    if (!sessions) {
+      sessions = new MemoryTenant();
+      this.#tenants.set(tenant, sessions);
+    }
+    return sessions;
+  }
+
+  async tenants(): Promise<string[]> {
+    return [...new Set(["", ...this.#tenants.keys()])].sort();
+  }
+}
+
+/** One tenant's sessions in memory. */
+class MemoryTenant implements SessionStorage {
+  readonly #sessions = new Map<string, MemorySession>();
+  readonly #subscribers = new Subscribers();
 
   append(sessionId: string, messages: readonly string[], options: AppendOptions): Appended {
     options.chain?.checkOpen();

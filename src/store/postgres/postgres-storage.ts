@@ -11,9 +11,9 @@ import type {
   ListQuery,
   MessagePage,
   ReadRange,
-  SessionChange,
   SessionMeta,
   SessionStorage,
+  StorageBackend,
 } from "../storage.js";
 import { Subscribers } from "../subscribers.js";
 import { AppendBatcher } from "./append-batches.js";
@@ -40,9 +40,6 @@ const ROWS_PER_QUERY = 4096;
 /** How often an unreachable database is probed. */
 const PROBE_INTERVAL_MS = 500;
 
-/** The one tenant of a server without authentication (tenants come with issue 13's auth). */
-const TENANT = "";
-
 interface SessionRow {
   session_id: string;
   length: string;
@@ -60,7 +57,7 @@ interface SessionRow {
  * appends committed with synchronous_commit=off, once the next interval flush (a synchronous
  * commit) has covered them.
  */
-export class PostgresStorage implements SessionStorage {
+export class PostgresStorage implements StorageBackend {
   readonly #options: PostgresStorageOptions;
   readonly #pool: pg.Pool;
   readonly #batcher: AppendBatcher;
@@ -68,6 +65,8 @@ export class PostgresStorage implements SessionStorage {
   readonly #listener: ChangeListener;
   /** Sessions this process appended to without a synchronous commit since the last flush. */
   #unflushed = new Set<string>();
+  /** One view per tenant, made on first use. */
+  readonly #views = new Map<string, SessionStorage>();
   #flushTimer: NodeJS.Timeout | undefined;
   #serving = true;
   readonly #healthListeners = new Set<(serving: boolean) => void>();
@@ -97,7 +96,7 @@ export class PostgresStorage implements SessionStorage {
     this.#listener = new ChangeListener(
       connection,
       (tenant, sessionId, change) => {
-        if (tenant === TENANT) this.#subscribers.notify(sessionId, change);
+        this.#subscribers.notify(key(tenant, sessionId), change);
       },
       () => this.#subscribers.notifyAll({ kind: "appended" }),
       options.log,
@@ -143,15 +142,49 @@ export class PostgresStorage implements SessionStorage {
     await this.#pool.end();
   }
 
-  append(sessionId: string, messages: readonly string[], options: AppendOptions): Appending {
-    const bytes = bufferedSize(messages);
-    if (!this.#batcher.hasRoom(bytes))
-      return this.#appendWhenRoom(sessionId, messages, options, bytes);
-    return this.#enqueue(sessionId, messages, options, bytes);
+  tenant(tenant: string): SessionStorage {
+    let view = this.#views.get(tenant);
+    if (!view) {
+      view = {
+        append: (sessionId, messages, options) =>
+          this.appendAs(tenant, sessionId, messages, options),
+        read: (sessionId, range) => this.readAs(tenant, sessionId, range),
+        meta: (sessionId) => this.metaAs(tenant, sessionId),
+        list: (query) => this.listAs(tenant, query),
+        delete: (sessionId) => this.deleteAs(tenant, sessionId),
+        flush: (sessionId) => this.flushAs(tenant, sessionId),
+        subscribe: (sessionId, listener) => this.#subscribers.add(key(tenant, sessionId), listener),
+      };
+      this.#views.set(tenant, view);
+    }
+    return view;
   }
 
-  async *read(sessionId: string, range: ReadRange): AsyncGenerator<MessagePage> {
-    const meta = await this.meta(sessionId);
+  async tenants(): Promise<string[]> {
+    const rows = await this.#query<{ tenant: string }>(
+      "list tenants",
+      "SELECT DISTINCT tenant FROM sessionstore.sessions ORDER BY tenant",
+      [],
+    );
+    return [...new Set(["", ...rows.map((row) => row.tenant)])].sort();
+  }
+
+  /** SessionStorage.append for `tenant` (and so on below: what `tenant()` views call). */
+  appendAs(
+    tenant: string,
+    sessionId: string,
+    messages: readonly string[],
+    options: AppendOptions,
+  ): Appending {
+    const bytes = bufferedSize(messages);
+    if (!this.#batcher.hasRoom(bytes)) {
+      return this.#appendWhenRoom(tenant, sessionId, messages, options, bytes);
+    }
+    return this.#enqueue(tenant, sessionId, messages, options, bytes);
+  }
+
+  async *readAs(tenant: string, sessionId: string, range: ReadRange): AsyncGenerator<MessagePage> {
+    const meta = await this.metaAs(tenant, sessionId);
     if (!meta) return;
     const { from, to } = resolveRange(range, meta.messageCount);
     for (let seq = from; seq < to; ) {
@@ -159,7 +192,7 @@ export class PostgresStorage implements SessionStorage {
         "read",
         `SELECT seq, body FROM sessionstore.messages
          WHERE session_id = $1 AND tenant = $2 AND seq >= $3 AND seq < $4 ORDER BY seq LIMIT $5`,
-        [sessionId, TENANT, seq, to, ROWS_PER_QUERY],
+        [sessionId, tenant, seq, to, ROWS_PER_QUERY],
       );
       const messages: string[] = [];
       for (const [rowSeq, body] of rows as [string, string][]) {
@@ -168,7 +201,7 @@ export class PostgresStorage implements SessionStorage {
       }
       if (messages.length === 0) {
         // The session shrank under the read only if it was deleted; a gap otherwise is damage.
-        if (!(await this.meta(sessionId))) return;
+        if (!(await this.metaAs(tenant, sessionId))) return;
         throw new SessionStoreError(
           Code.DataLoss,
           `session ${sessionId} has no stored message at seq ${seq} although its length is ${meta.messageCount}; ` +
@@ -180,59 +213,56 @@ export class PostgresStorage implements SessionStorage {
     }
   }
 
-  async meta(sessionId: string): Promise<SessionMeta | undefined> {
+  async metaAs(tenant: string, sessionId: string): Promise<SessionMeta | undefined> {
     const rows = await this.#query<SessionRow>(
       "read",
       "SELECT * FROM sessionstore.sessions WHERE session_id = $1 AND tenant = $2",
-      [sessionId, TENANT],
+      [sessionId, tenant],
     );
     return rows[0] && toMeta(rows[0]);
   }
 
-  async list(query: ListQuery): Promise<SessionMeta[]> {
+  async listAs(tenant: string, query: ListQuery): Promise<SessionMeta[]> {
     // The prefix as a range of the index on (tenant, session_id): ids are ASCII, compared as bytes.
     const rows = await this.#query<SessionRow>(
       "list sessions",
       `SELECT * FROM sessionstore.sessions
        WHERE tenant = $1 AND session_id > $2 AND session_id >= $3 AND ($4::text IS NULL OR session_id < $4)
        ORDER BY session_id LIMIT $5`,
-      [TENANT, query.after, query.prefix, prefixEnd(query.prefix), query.limit],
+      [tenant, query.after, query.prefix, prefixEnd(query.prefix), query.limit],
     );
     return rows.map(toMeta);
   }
 
-  async delete(sessionId: string): Promise<boolean> {
+  async deleteAs(tenant: string, sessionId: string): Promise<boolean> {
     this.#checkOpen();
     let existed = false;
     await this.#transaction("delete", async (client) => {
       await client.query(
         "DELETE FROM sessionstore.messages WHERE session_id = $1 AND tenant = $2",
-        [sessionId, TENANT],
+        [sessionId, tenant],
       );
       const deleted = await client.query(
         "DELETE FROM sessionstore.sessions WHERE session_id = $1 AND tenant = $2",
-        [sessionId, TENANT],
+        [sessionId, tenant],
       );
       existed = (deleted.rowCount ?? 0) > 0;
       await client.query("SELECT pg_notify($1, $2)", [
         CHANNEL,
-        JSON.stringify({ k: "d", t: TENANT, s: sessionId }),
+        JSON.stringify({ k: "d", t: tenant, s: sessionId }),
       ]);
     });
-    this.#unflushed.delete(key(TENANT, sessionId));
+    this.#unflushed.delete(key(tenant, sessionId));
     // This replica's watchers hear it now; every replica's (again) through the notification.
-    this.#subscribers.notify(sessionId, { kind: "deleted" });
+    this.#subscribers.notify(key(tenant, sessionId), { kind: "deleted" });
     return existed;
   }
 
-  async flush(sessionId?: string): Promise<FlushReport> {
-    if (sessionId !== undefined)
-      return { flushed: await this.#makeDurable([sessionId]), failures: [] };
-    return { flushed: await this.#flushUnflushed(), failures: [] };
-  }
-
-  subscribe(sessionId: string, listener: (change: SessionChange) => void): () => void {
-    return this.#subscribers.add(sessionId, listener);
+  async flushAs(tenant: string, sessionId?: string): Promise<FlushReport> {
+    if (sessionId !== undefined) {
+      return { flushed: await this.#makeDurable(tenant, [sessionId]), failures: [] };
+    }
+    return { flushed: await this.#flushUnflushed(tenant), failures: [] };
   }
 
   watchHealth(listener: (serving: boolean) => void): () => void {
@@ -241,6 +271,7 @@ export class PostgresStorage implements SessionStorage {
   }
 
   #enqueue(
+    tenant: string,
     sessionId: string,
     messages: readonly string[],
     options: AppendOptions,
@@ -250,7 +281,7 @@ export class PostgresStorage implements SessionStorage {
     options.chain?.checkOpen();
     return {
       ack: this.#batcher.enqueue({
-        tenant: TENANT,
+        tenant,
         sessionId,
         messages,
         expectedSeq: options.expectedSeq,
@@ -263,6 +294,7 @@ export class PostgresStorage implements SessionStorage {
   }
 
   async #appendWhenRoom(
+    tenant: string,
     sessionId: string,
     messages: readonly string[],
     options: AppendOptions,
@@ -272,27 +304,39 @@ export class PostgresStorage implements SessionStorage {
       this.#checkOpen();
       await this.#batcher.roomChanged();
     }
-    return this.#enqueue(sessionId, messages, options, bytes);
+    return this.#enqueue(tenant, sessionId, messages, options, bytes);
   }
 
-  /** Makes what this process appended without a synchronous commit durable. */
-  async #flushUnflushed(): Promise<number> {
-    if (this.#unflushed.size === 0) return 0;
-    const keys = [...this.#unflushed];
-    this.#unflushed = new Set();
-    try {
-      return await this.#makeDurable(keys.map((entry) => entry.slice(entry.indexOf("/") + 1)));
-    } catch (error) {
-      for (const entry of keys) this.#unflushed.add(entry);
-      throw error;
+  /**
+   * Makes what this process appended without a synchronous commit durable: of `tenant`, or of
+   * every tenant (the interval flush and shutdown).
+   */
+  async #flushUnflushed(tenant?: string): Promise<number> {
+    const byTenant = new Map<string, string[]>();
+    for (const entry of this.#unflushed) {
+      const slash = entry.indexOf("/");
+      const owner = entry.slice(0, slash);
+      if (tenant !== undefined && owner !== tenant) continue;
+      this.#unflushed.delete(entry);
+      byTenant.set(owner, [...(byTenant.get(owner) ?? []), entry.slice(slash + 1)]);
     }
+    let flushed = 0;
+    for (const [owner, sessionIds] of byTenant) {
+      try {
+        flushed += await this.#makeDurable(owner, sessionIds);
+      } catch (error) {
+        for (const sessionId of sessionIds) this.#unflushed.add(key(owner, sessionId));
+        throw error;
+      }
+    }
+    return flushed;
   }
 
   /**
    * A synchronous commit that counts the sessions' messages durable: the WAL is flushed up to it,
    * so every earlier commit, of any replica, is on disk too. Resolves to the messages it covered.
    */
-  async #makeDurable(sessionIds: string[]): Promise<number> {
+  async #makeDurable(tenant: string, sessionIds: string[]): Promise<number> {
     let flushed = 0;
     await this.#transaction("flush", async (client) => {
       await client.query("SET LOCAL synchronous_commit = on");
@@ -303,7 +347,7 @@ export class PostgresStorage implements SessionStorage {
          UPDATE sessionstore.sessions s SET durable_length = s.length FROM before
          WHERE s.tenant = $1 AND s.session_id = before.session_id
          RETURNING before.pending AS flushed`,
-        [TENANT, sessionIds],
+        [tenant, sessionIds],
       );
       for (const row of result.rows) flushed += Number(row.flushed);
     });
@@ -409,6 +453,7 @@ function prefixEnd(prefix: string): string | null {
   return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }
 
+/** A session's key among all tenants' (tenants never hold a "/"). */
 function key(tenant: string, sessionId: string): string {
   return `${tenant}/${sessionId}`;
 }

@@ -1,0 +1,577 @@
+import { lstat, mkdir, open, readdir, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { Code, lengthMismatch, SessionStoreError } from "../../errors.js";
+import { isValidSessionId } from "../../session-id.js";
+import { type BufferBudget, bufferedSize } from "../buffer-budget.js";
+import type {
+  Appended,
+  Appending,
+  AppendOptions,
+  FlushFailure,
+  FlushReport,
+  ListQuery,
+  MessagePage,
+  ReadRange,
+  SessionChange,
+  SessionMeta,
+  SessionStorage,
+} from "../storage.js";
+import { Subscribers } from "../subscribers.js";
+import { DirectoryWatch } from "./directory-watch.js";
+import { coalesce, isNotFound, storageFailure, syncDirectory, writeFully } from "./file-io.js";
+import type { HandlePool } from "./handle-pool.js";
+import { FileChangedError, type FileContext, SessionFile, sessionPath } from "./session-file.js";
+import { type Deferred, type FlushPolicy, SessionLog } from "./session-log.js";
+import { SortedIds } from "./sorted-ids.js";
+
+const FILE_SUFFIX = ".jsonl";
+/** The server's own entries inside the data directory (motosan lists only `*.jsonl` files). */
+const OWN_DIRECTORY = ".sessionstore";
+
+/** What every tenant's directory shares: the root's handles, buffers, counters and state. */
+export interface SharedFiles {
+  policy: FlushPolicy;
+  pool: HandlePool;
+  budget: BufferBudget;
+  log: Logger;
+  /** Files not changed since this time (ms) were made durable by the start-up sync. */
+  syncedBeforeMs: number;
+  stats: FileContext["stats"];
+  /** Whether the storage is closing: new work is refused. */
+  closing(): boolean;
+  /** Starts the writes of every tenant's buffers (the budget of all sessions is full). */
+  writeSoonEverywhere(): void;
+}
+
+/**
+ * One directory of session files, `<directory>/<session_id>.jsonl` (the data directory itself
+ * without tenants, `<data-dir>/<tenant>/` for each tenant), plus the server's sidecar indexes
+ * under its `.sessionstore/`. Each session in use is a SessionLog, its buffer and single writer.
+ *
+ * The directory is the truth: nothing is cached about a session that is not there, so a file
+ * that appears while the server runs (copied from motosan, restored from a backup) is served
+ * from the next call on, and creating a session whose file exists opens it instead. The server
+ * never deletes, truncates or replaces a file it did not create, except to cut a torn tail, and
+ * never follows a symbolic link.
+ */
+export class TenantDirectory implements SessionStorage {
+  readonly #shared: SharedFiles;
+  readonly #budget: BufferBudget;
+  readonly #subscribers = new Subscribers();
+  /** Sessions in use, by id: each opened once (its file recovered once) and kept. */
+  readonly #logs = new Map<string, SessionLog>();
+  readonly #opening = new Map<string, Promise<SessionLog | undefined>>();
+  readonly #deleting = new Map<string, Promise<boolean>>();
+  /** Ids of the session files in the directory, kept current by the directory watch. */
+  #ids = new SortedIds([]);
+  /** False when the directory cannot be watched: List then reads it every time. */
+  #idsCurrent = true;
+  /** Entries refused once (a symbolic link, a directory): logged once, not at every List. */
+  readonly #refused = new Set<string>();
+  readonly #directory: string;
+  #context: FileContext | undefined;
+  #watch: DirectoryWatch | undefined;
+
+  constructor(shared: SharedFiles, directory: string) {
+    this.#shared = shared;
+    this.#budget = shared.budget;
+    this.#directory = directory;
+  }
+
+  /** Whether the storage is closing: new work is refused. */
+  get #closing(): boolean {
+    return this.#shared.closing();
+  }
+
+  /** Makes the directory (which exists) ready, with its own subdirectory, and learns its sessions. */
+  async open(): Promise<void> {
+    const { log } = this.#shared;
+    const directory = this.#directory;
+    const own = await ownDirectory(directory, OWN_DIRECTORY);
+    const indexDirectory = await ownDirectory(own, "index");
+    this.#context = {
+      directory,
+      indexDirectory,
+      pool: this.#shared.pool,
+      log,
+      syncDirectory: coalesce(() => syncDirectory(directory)),
+      syncedBeforeMs: this.#shared.syncedBeforeMs,
+      stats: this.#shared.stats,
+    };
+    this.#watch = new DirectoryWatch(
+      directory,
+      (name) => this.#onEntryChanged(name),
+      () => {
+        this.#idsCurrent = false;
+      },
+      log,
+    );
+    this.#ids = await this.#readIds();
+  }
+
+  /** Sessions with files here. */
+  get sessionCount(): number {
+    return this.#ids.size;
+  }
+
+  /**
+   * Writes and fsyncs every log's acknowledged messages and ends the logs; resolves to how many
+   * sessions had acknowledged messages that could not be written (each logged).
+   */
+  async close(): Promise<number> {
+    this.#watch?.close();
+    const { log } = this.#shared;
+    const logs = [...this.#logs.values()];
+    const flushed = await Promise.allSettled(logs.map((sessionLog) => sessionLog.flushAll()));
+    let failedSessions = 0;
+    for (const [index, sessionLog] of logs.entries()) {
+      const unwritten = await sessionLog.close();
+      const outcome = flushed[index];
+      if (unwritten > 0 || outcome?.status === "rejected") {
+        failedSessions++;
+        log.error(
+          {
+            sessionId: sessionLog.sessionId,
+            unwritten,
+            err: outcome?.status === "rejected" ? outcome.reason : undefined,
+          },
+          "acknowledged messages of the session could not be written before shutdown",
+        );
+      }
+    }
+    return failedSessions;
+  }
+
+  /** Starts writing every buffered log, to free buffer room. */
+  writeSoon(): void {
+    for (const sessionLog of this.#logs.values()) sessionLog.writeSoon();
+  }
+
+  append(sessionId: string, messages: readonly string[], options: AppendOptions): Appending {
+    const bytes = bufferedSize(messages);
+    this.#checkFits(bytes);
+    const log =
+      this.#closing || this.#deleting.has(sessionId) ? undefined : this.#logs.get(sessionId);
+    if (log) {
+      const placed = log.admit(messages, bytes, options);
+      if (!isDeferred(placed)) return placed;
+      return this.#appendSlowly(sessionId, messages, bytes, options, placed);
+    }
+    return this.#appendSlowly(sessionId, messages, bytes, options, undefined);
+  }
+
+  async *read(sessionId: string, range: ReadRange): AsyncGenerator<MessagePage> {
+    const log = await this.#logFor(sessionId);
+    if (log) yield* log.read(range);
+  }
+
+  async meta(sessionId: string): Promise<SessionMeta | undefined> {
+    return (await this.#logFor(sessionId))?.meta();
+  }
+
+  async list(query: ListQuery): Promise<SessionMeta[]> {
+    if (!this.#idsCurrent) this.#ids = await this.#readIds();
+    const metas: SessionMeta[] = [];
+    let after = query.after;
+    // Entries that cannot be served are skipped, so a page is refilled from the ids after them.
+    while (metas.length < query.limit) {
+      const ids = this.#ids.page(query.prefix, after, query.limit - metas.length);
+      if (ids.length === 0) break;
+      const page = await Promise.all(
+        ids.map((id) =>
+          this.#logFor(id).then(
+            (log) => log?.meta(),
+            (error: unknown) => this.#skipInList(error),
+          ),
+        ),
+      );
+      for (const meta of page) if (meta) metas.push(meta);
+      after = ids.at(-1) as string;
+    }
+    return metas;
+  }
+
+  async delete(sessionId: string): Promise<boolean> {
+    this.#checkOpen();
+    for (let pending = this.#deleting.get(sessionId); pending; ) {
+      await pending.catch(() => undefined);
+      pending = this.#deleting.get(sessionId);
+    }
+    const deletion = this.#deleteNow(sessionId);
+    this.#deleting.set(sessionId, deletion);
+    try {
+      return await deletion;
+    } finally {
+      this.#deleting.delete(sessionId);
+    }
+  }
+
+  async flush(sessionId?: string): Promise<FlushReport> {
+    if (sessionId !== undefined) {
+      const log = await this.#logFor(sessionId);
+      return { flushed: log ? await log.flush() : 0, failures: [] };
+    }
+    const logs = [...this.#logs.values()];
+    const results = await Promise.allSettled(logs.map((log) => log.flush()));
+    let flushed = 0;
+    const failures: FlushFailure[] = [];
+    for (const [index, result] of results.entries()) {
+      if (result.status === "fulfilled") flushed += result.value;
+      else
+        failures.push({
+          sessionId: (logs[index] as SessionLog).sessionId,
+          error: asStoreError(result.reason),
+        });
+    }
+    return { flushed, failures };
+  }
+
+  subscribe(sessionId: string, listener: (change: SessionChange) => void): () => void {
+    return this.#subscribers.add(sessionId, listener);
+  }
+
+  async #appendSlowly(
+    sessionId: string,
+    messages: readonly string[],
+    bytes: number,
+    options: AppendOptions,
+    deferred: Deferred | undefined,
+  ): Promise<Appended> {
+    for (let waiting = deferred; ; ) {
+      if (waiting?.wait === "compare") {
+        const resent = await waiting.resend;
+        if (!isDeferred(resent)) return resent;
+        waiting = resent;
+        continue;
+      }
+      if (waiting?.wait === "room") await this.#roomFor(sessionId, waiting.bytes);
+      this.#checkOpen();
+      // Only a request with messages that may go first creates the session (one failing its
+      // expected_seq must leave nothing behind).
+      const creates = messages.length > 0 && (options.expectedSeq ?? 0) === 0;
+      const log = await this.#logFor(
+        sessionId,
+        creates ? { createdAtMs: options.createdAtMs ?? Date.now() } : undefined,
+      );
+      if (!log) {
+        options.chain?.checkOpen();
+        const { expectedSeq } = options;
+        if (expectedSeq !== undefined && expectedSeq !== 0) {
+          throw lengthMismatch(sessionId, expectedSeq, 0);
+        }
+        return { ack: { sessionId, firstSeq: 0, nextSeq: 0, durableCount: 0 } };
+      }
+      const placed = log.admit(messages, bytes, options);
+      if (!isDeferred(placed)) return placed;
+      waiting = placed;
+    }
+  }
+
+  /** Starts the writes that free buffer room for `bytes`, and waits for some to complete. */
+  async #roomFor(sessionId: string, bytes: number): Promise<void> {
+    this.#logs.get(sessionId)?.writeSoon();
+    if (this.#budget.isTotalFull(bytes)) this.#shared.writeSoonEverywhere();
+    await this.#budget.changed();
+  }
+
+  #checkFits(bytes: number): void {
+    const limit = Math.min(this.#budget.perSession, this.#budget.total);
+    if (bytes > limit) {
+      throw new SessionStoreError(
+        Code.ResourceExhausted,
+        `the request's messages take ${bytes} bytes, more than a session may buffer ` +
+          `(${limit}, --max-session-buffer-bytes and --max-buffer-bytes); send them in several requests`,
+      );
+    }
+  }
+
+  #checkOpen(): void {
+    if (this.#closing) {
+      throw new SessionStoreError(
+        Code.Unavailable,
+        "the server is shutting down; retry on another",
+      );
+    }
+  }
+
+  /**
+   * The session's log, opening its file on first use; with `create`, a new file when there is
+   * none. Concurrent first uses share one opening; deletions in progress are waited for.
+   */
+  async #logFor(
+    sessionId: string,
+    create?: { createdAtMs: number },
+  ): Promise<SessionLog | undefined> {
+    for (;;) {
+      const deletion = this.#deleting.get(sessionId);
+      if (deletion) {
+        await deletion.catch(() => undefined);
+        continue;
+      }
+      const log = this.#logs.get(sessionId);
+      if (log) return log;
+      let opening = this.#opening.get(sessionId);
+      if (!opening) {
+        opening = this.#openLog(sessionId, create).finally(() => this.#opening.delete(sessionId));
+        this.#opening.set(sessionId, opening);
+      }
+      const opened = await opening;
+      if (this.#deleting.has(sessionId)) continue;
+      if (opened || !create) return opened;
+    }
+  }
+
+  async #openLog(
+    sessionId: string,
+    create: { createdAtMs: number } | undefined,
+  ): Promise<SessionLog | undefined> {
+    const context = this.#fileContext();
+    let file: SessionFile | undefined;
+    try {
+      file = await SessionFile.open(context, sessionId);
+    } catch (error) {
+      if (error instanceof SessionStoreError && error.code === Code.FailedPrecondition) {
+        this.#logRefusedOnce(`${sessionId}${FILE_SUFFIX}`, "refusing a session entry", error);
+      }
+      throw error;
+    }
+    if (!file && create) {
+      this.#checkOpen();
+      file = await SessionFile.create(context, sessionId, create.createdAtMs);
+    }
+    if (!file) return undefined;
+    const log = new SessionLog(
+      {
+        policy: this.#shared.policy,
+        budget: this.#budget,
+        log: this.#shared.log,
+        notify: (id, change) => this.#subscribers.notify(id, change),
+        detach: (detached, error) => this.#detach(detached, error),
+      },
+      file,
+    );
+    this.#logs.set(sessionId, log);
+    this.#ids.add(sessionId);
+    this.#refused.delete(sessionId);
+    return log;
+  }
+
+  async #deleteNow(sessionId: string): Promise<boolean> {
+    // The log ends at once: its undecided requests (and their streams) fail before anything
+    // more is admitted. A first use opening the session meanwhile is waited for.
+    let log = this.#logs.get(sessionId);
+    let discarding = log?.discard();
+    if (!log) {
+      await this.#opening.get(sessionId)?.catch(() => undefined);
+      log = this.#logs.get(sessionId);
+      discarding = log?.discard();
+    }
+    this.#logs.delete(sessionId);
+    const tell = await discarding;
+    let existed: boolean;
+    try {
+      existed = log ? await log.file.remove() : await this.#removeUnopened(sessionId);
+      if (existed) await this.#fileContext().syncDirectory();
+    } catch (error) {
+      tell?.("maybe stored");
+      throw error instanceof SessionStoreError ? error : storageFailure("delete", sessionId, error);
+    }
+    tell?.("nothing stored");
+    this.#ids.delete(sessionId);
+    this.#subscribers.notify(sessionId, { kind: "deleted" });
+    return existed;
+  }
+
+  /** Deletes a session's file that no log has open, refusing entries the server does not use. */
+  async #removeUnopened(sessionId: string): Promise<boolean> {
+    const context = this.#fileContext();
+    const path = sessionPath(context.directory, sessionId);
+    let stat: Awaited<ReturnType<typeof lstat>>;
+    try {
+      stat = await lstat(path);
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
+    if (!stat.isFile()) {
+      throw new SessionStoreError(
+        Code.FailedPrecondition,
+        `the entry of session ${sessionId} in the data directory is not a regular file, so the server leaves it alone; an operator must remove it`,
+      );
+    }
+    await unlink(path);
+    await unlink(join(context.indexDirectory, `${sessionId}.idx`)).catch(() => undefined);
+    return true;
+  }
+
+  /**
+   * The file of a session in use changed outside the server: forget the log (the file is read
+   * anew at the next call), keep its acknowledged messages that were not written in a rescue
+   * file, and tell its watchers.
+   */
+  #detach(log: SessionLog, error: FileChangedError): void {
+    const { sessionId } = log;
+    if (this.#logs.get(sessionId) !== log) return;
+    this.#logs.delete(sessionId);
+    const context = this.#fileContext();
+    context.pool.discard(sessionPath(context.directory, sessionId));
+    context.pool.discard(join(context.indexDirectory, `${sessionId}.idx`));
+    const kept = log.detach(error.what);
+    this.#shared.log.error(
+      {
+        sessionId,
+        file: sessionPath(context.directory, sessionId),
+        unwritten: kept.messages.length,
+      },
+      `the session file ${error.what} outside the server; it is read anew at the next call`,
+    );
+    if (kept.messages.length > 0)
+      void this.#rescue(sessionId, kept.firstSeq, kept.messages, error.what);
+    this.#subscribers.notify(sessionId, { kind: "replaced" });
+  }
+
+  /** Writes acknowledged messages that lost their file to `.sessionstore/rescued/`. */
+  async #rescue(
+    sessionId: string,
+    firstSeq: number,
+    messages: string[],
+    reason: string,
+  ): Promise<void> {
+    const context = this.#fileContext();
+    const { log } = this.#shared;
+    try {
+      const directory = await ownDirectory(join(context.directory, OWN_DIRECTORY), "rescued");
+      const path = join(directory, `${sessionId}.${Date.now()}.jsonl`);
+      const handle = await open(path, "wx");
+      try {
+        const header = JSON.stringify({ session_id: sessionId, first_seq: firstSeq, reason });
+        await writeFully(handle, Buffer.from(`${header}\n${messages.join("\n")}\n`, "utf8"), 0);
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+      log.error(
+        { sessionId, file: path, firstSeq, messages: messages.length },
+        "kept acknowledged messages that could not be written to the session's changed file",
+      );
+    } catch (error) {
+      log.fatal(
+        { sessionId, err: error, firstSeq, messages: messages.length },
+        "could not keep acknowledged messages of a session whose file changed outside the server",
+      );
+    }
+  }
+
+  /** A directory entry was created, renamed or removed: keep the ids and open logs current. */
+  #onEntryChanged(name: string): void {
+    if (!name.endsWith(FILE_SUFFIX)) return;
+    const sessionId = name.slice(0, -FILE_SUFFIX.length);
+    if (!isValidSessionId(sessionId) || this.#closing) return;
+    void this.#refreshEntry(sessionId).catch((error: unknown) =>
+      this.#shared.log.warn({ sessionId, err: error }, "could not check a changed session entry"),
+    );
+  }
+
+  async #refreshEntry(sessionId: string): Promise<void> {
+    // The server's own creations and deletions keep the ids current themselves.
+    if (this.#opening.has(sessionId) || this.#deleting.has(sessionId)) return;
+    const context = this.#fileContext();
+    const stat = await lstat(sessionPath(context.directory, sessionId)).catch(() => undefined);
+    const log = this.#logs.get(sessionId);
+    if (stat?.isFile()) {
+      this.#ids.add(sessionId);
+      if (log && stat.ino !== log.file.inode)
+        this.#detach(log, new FileChangedError(sessionId, "was replaced"));
+    } else {
+      this.#ids.delete(sessionId);
+      if (log) {
+        this.#detach(
+          log,
+          new FileChangedError(
+            sessionId,
+            stat ? "was replaced by an entry that is not a regular file" : "was deleted",
+          ),
+        );
+      }
+    }
+    // Watchers of a session that did not exist learn that it may now.
+    this.#subscribers.notify(sessionId, { kind: "appended" });
+  }
+
+  /** The ids of the regular `<id>.jsonl` files in the directory; other entries are logged once. */
+  async #readIds(): Promise<SortedIds> {
+    const { directory } = this.#fileContext();
+    const ids: string[] = [];
+    for (const entry of await readdir(directory, { withFileTypes: true })) {
+      const { name } = entry;
+      if (!name.endsWith(FILE_SUFFIX) || name.startsWith(".")) continue;
+      const id = name.slice(0, -FILE_SUFFIX.length);
+      if (!isValidSessionId(id)) {
+        this.#logRefusedOnce(name, "ignoring a file whose name is not a valid session id");
+      } else if (entry.isSymbolicLink()) {
+        this.#logRefusedOnce(
+          name,
+          "ignoring a session entry that is a symbolic link, which the server does not follow",
+        );
+      } else if (!entry.isFile()) {
+        this.#logRefusedOnce(name, "ignoring a session entry that is not a regular file");
+      } else {
+        ids.push(id);
+      }
+    }
+    return new SortedIds(ids);
+  }
+
+  /**
+   * An entry the server will not use (a link, a directory: logged once when refused) is left
+   * out of List, and the page goes on; a storage failure fails the page (safe to retry).
+   */
+  #skipInList(error: unknown): undefined {
+    if (error instanceof SessionStoreError && error.code === Code.FailedPrecondition)
+      return undefined;
+    throw error;
+  }
+
+  #logRefusedOnce(name: string, message: string, error?: unknown): void {
+    if (this.#refused.has(name)) return;
+    this.#refused.add(name);
+    this.#shared.log.warn({ file: name, err: error }, message);
+  }
+
+  #fileContext(): FileContext {
+    if (!this.#context) throw new Error("the storage is not open");
+    return this.#context;
+  }
+}
+
+function isDeferred(result: Appended | Deferred): result is Deferred {
+  return "wait" in result;
+}
+
+function asStoreError(error: unknown): SessionStoreError {
+  return error instanceof SessionStoreError
+    ? error
+    : new SessionStoreError(Code.Unavailable, "storage failed; the server log has the details");
+}
+
+/**
+ * `parent/name`, created if missing (durably: the parent is fsynced), refusing anything but a
+ * real directory: a link there would lead out of the data directory.
+ */
+export async function ownDirectory(parent: string, name: string): Promise<string> {
+  const path = join(parent, name);
+  const created = await mkdir(path).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === "EEXIST") return false;
+      throw error;
+    },
+  );
+  if (created) await syncDirectory(parent);
+  const stat = await lstat(path);
+  if (!stat.isDirectory()) {
+    throw new Error(`${path} must be a directory of the server's own, not a link or a file`);
+  }
+  return path;
+}

@@ -81,6 +81,21 @@ describe("behind nginx, round-robin over three replicas", skipWithReason(missing
     for (const count of served) expect(count).toBeGreaterThan(0);
   });
 
+  it("carries an Append stream past any total size: one stream, many megabytes", async () => {
+    // nginx limits a request body's total (client_max_body_size), and an Append stream is one
+    // request: the README's configuration lifts the limit so a stream lives as long as its agent.
+    const appender = client.appender("long-stream");
+    const padding = "x".repeat(256 << 10);
+    const acks = [];
+    for (let n = 0; n < 100; n++) {
+      await appender.ready();
+      acks.push(appender.write({ n, padding }));
+    }
+    await appender.close();
+    expect((await Promise.all(acks)).at(-1)?.seq).toBe(99);
+    expect((await client.meta("long-stream"))?.messageCount).toBe(100);
+  });
+
   describe("the Python and Go clients", skipWithout(missingToolchains("python", "go")), () => {
     let workDir: string;
     let goProgram: string;

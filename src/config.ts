@@ -3,6 +3,15 @@ import { parseArgs } from "node:util";
 /** Every setting of the server. Each is a flag (`--name`) and an environment variable. */
 export interface Config {
   listen: string;
+  tlsCert: string;
+  tlsKey: string;
+  tlsClientCa: string;
+  auth: "none" | "jwt" | "mtls";
+  authJwks: string;
+  authIssuer: string;
+  authAudience: string;
+  authTenantClaim: string;
+  allowUnauthenticated: boolean;
   dataDir: string;
   storage: "jsonl" | "memory" | "postgres";
   databaseUrl: string;
@@ -39,6 +48,8 @@ interface Setting<K extends keyof Config> {
   description: string;
   default: Config[K];
   parse(text: string): Config[K];
+  /** A switch: `--flag` alone means true (its environment variable takes true or false). */
+  isSwitch?: true;
 }
 
 type AnySetting = { [K in keyof Config]: Setting<K> }[keyof Config];
@@ -51,6 +62,74 @@ export const SETTINGS: readonly AnySetting[] = [
     description: "address to listen on, host:port; port 0 picks a free one",
     default: "127.0.0.1:50051",
     parse: (text) => text,
+  },
+  {
+    key: "tlsCert",
+    flag: "tls-cert",
+    description:
+      "serve TLS with this PEM certificate chain (with --tls-key); reloaded when the file changes",
+    default: "",
+    parse: (text) => text,
+  },
+  {
+    key: "tlsKey",
+    flag: "tls-key",
+    description: "the PEM private key of --tls-cert; reloaded when the file changes",
+    default: "",
+    parse: (text) => text,
+  },
+  {
+    key: "tlsClientCa",
+    flag: "tls-client-ca",
+    description:
+      "require client certificates signed by these PEM CA certificates (mTLS); reloaded when the file changes",
+    default: "",
+    parse: (text) => text,
+  },
+  {
+    key: "auth",
+    flag: "auth",
+    description:
+      "who callers are: none (one tenant, everything allowed), jwt (a bearer token) or mtls (the client certificate)",
+    default: "none",
+    parse: oneOf(["none", "jwt", "mtls"] as const),
+  },
+  {
+    key: "authJwks",
+    flag: "auth-jwks",
+    description: "JWKS file of the keys that sign tokens (--auth jwt); reloaded when it changes",
+    default: "",
+    parse: (text) => text,
+  },
+  {
+    key: "authIssuer",
+    flag: "auth-issuer",
+    description: "the iss every token must carry (--auth jwt)",
+    default: "",
+    parse: (text) => text,
+  },
+  {
+    key: "authAudience",
+    flag: "auth-audience",
+    description: "the aud every token must include (--auth jwt)",
+    default: "",
+    parse: (text) => text,
+  },
+  {
+    key: "authTenantClaim",
+    flag: "auth-tenant-claim",
+    description: "the token claim naming the caller's tenant (--auth jwt)",
+    default: "tenant",
+    parse: (text) => text,
+  },
+  {
+    key: "allowUnauthenticated",
+    flag: "allow-unauthenticated",
+    description:
+      "with --auth none, listen on a non-loopback address anyway (a mesh sidecar authenticates callers)",
+    default: false,
+    parse: switchValue,
+    isSwitch: true,
   },
   {
     key: "dataDir",
@@ -284,7 +363,10 @@ export function loadConfig(args: readonly string[], env: NodeJS.ProcessEnv): Con
     ({ values } = parseArgs({
       args: [...args],
       options: Object.fromEntries(
-        SETTINGS.map((setting) => [setting.flag, { type: "string" as const }]),
+        SETTINGS.map((setting) => [
+          setting.flag,
+          { type: setting.isSwitch ? ("boolean" as const) : ("string" as const) },
+        ]),
       ),
       strict: true,
     }));
@@ -294,7 +376,12 @@ export function loadConfig(args: readonly string[], env: NodeJS.ProcessEnv): Con
   const config: Partial<Record<keyof Config, unknown>> = {};
   for (const setting of SETTINGS) {
     const flagValue = values[setting.flag];
-    const text = typeof flagValue === "string" ? flagValue : env[envName(setting.flag)];
+    const text =
+      typeof flagValue === "string"
+        ? flagValue
+        : flagValue === true
+          ? "true"
+          : env[envName(setting.flag)];
     if (text === undefined) {
       config[setting.key] = setting.default;
       continue;
@@ -307,12 +394,63 @@ export function loadConfig(args: readonly string[], env: NodeJS.ProcessEnv): Con
       );
     }
   }
+  checkCombinations(config as Config);
+  return config as Config;
+}
+
+/** Settings that only make sense together, and the protected mode. */
+function checkCombinations(config: Config): void {
+  const needs = (what: string, flags: string[]) =>
+    new ConfigError(
+      `${what} needs ${flags.map((flag) => `--${flag} (${envName(flag)})`).join(" and ")}`,
+    );
   if (config.storage === "postgres" && config.databaseUrl === "") {
     throw new ConfigError(
       `--storage postgres needs --database-url (${envName("database-url")}), e.g. postgresql://user@host:5432/db`,
     );
   }
-  return config as Config;
+  if ((config.tlsCert === "") !== (config.tlsKey === "")) {
+    throw needs("TLS", ["tls-cert", "tls-key"]);
+  }
+  if (config.tlsClientCa !== "" && config.tlsCert === "") {
+    throw needs("--tls-client-ca (mTLS)", ["tls-cert", "tls-key"]);
+  }
+  if (config.auth === "mtls" && config.tlsClientCa === "") {
+    throw needs("--auth mtls", ["tls-client-ca", "tls-cert", "tls-key"]);
+  }
+  if (config.auth === "jwt" && config.authJwks === "") {
+    throw needs("--auth jwt", ["auth-jwks"]);
+  }
+  if (config.auth === "jwt" && (config.authIssuer === "" || config.authAudience === "")) {
+    throw new ConfigError(
+      `--auth jwt needs --auth-issuer and --auth-audience: without them a token its issuer made for another service would be accepted`,
+    );
+  }
+  if (config.auth === "none" && !config.allowUnauthenticated && !isLoopback(config.listen)) {
+    throw new ConfigError(
+      `refusing to listen on ${config.listen} without authentication: anyone who reaches it could read and delete every session. ` +
+        "Pass --auth jwt or --auth mtls, listen on 127.0.0.1, or pass --allow-unauthenticated " +
+        `(${envName("allow-unauthenticated")}=true) when something in front authenticates callers (a mesh sidecar doing mTLS)`,
+    );
+  }
+}
+
+/** The settings as the log shows them: a password in the database URL is masked. */
+export function loggableSettings(config: Config): Config {
+  if (config.databaseUrl === "") return config;
+  try {
+    const url = new URL(config.databaseUrl);
+    if (url.password !== "") url.password = "***";
+    return { ...config, databaseUrl: url.toString() };
+  } catch {
+    return { ...config, databaseUrl: "(not a URL)" };
+  }
+}
+
+/** Whether host:port names a loopback host, reachable only from this machine. */
+export function isLoopback(address: string): boolean {
+  const host = address.slice(0, address.lastIndexOf(":")).replace(/^\[(.*)\]$/, "$1");
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 /** The flags that are not settings, as `--help` lists them after the settings. */
@@ -362,6 +500,12 @@ function integer(min: number, max = Number.MAX_SAFE_INTEGER): (text: string) => 
 /** A duration for a timer: Node fires timers longer than 2^31 - 1 ms (24.8 days) after 1 ms. */
 function milliseconds(min: number): (text: string) => number {
   return integer(min, 2 ** 31 - 1);
+}
+
+function switchValue(text: string): boolean {
+  if (text === "true" || text === "1") return true;
+  if (text === "false" || text === "0" || text === "") return false;
+  throw new Error(`expected true or false, got ${JSON.stringify(text)}`);
 }
 
 function oneOf<const T extends string>(choices: readonly T[]): (text: string) => T {

@@ -1,6 +1,14 @@
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
-import { ConfigError, envName, loadConfig, SETTINGS, usage } from "../src/config.js";
+import {
+  ConfigError,
+  envName,
+  isLoopback,
+  loadConfig,
+  loggableSettings,
+  SETTINGS,
+  usage,
+} from "../src/config.js";
 
 describe("loadConfig", () => {
   it("uses the documented defaults", () => {
@@ -43,6 +51,65 @@ describe("loadConfig", () => {
   ])("rejects the retired --max-streams (%j, %j), naming what replaced it", (args, env) => {
     expect(() => loadConfig(args, env)).toThrow(ConfigError);
     expect(() => loadConfig(args, env)).toThrow(/--max-append-streams and --max-read-streams/);
+  });
+
+  describe("protected mode", () => {
+    it("refuses to listen beyond loopback without authentication, saying what to do", () => {
+      for (const listen of ["0.0.0.0:50051", "[::]:50051", "10.1.2.3:50051", "example.org:1"]) {
+        expect(() => loadConfig(["--listen", listen], {})).toThrow(
+          /without authentication[\s\S]*--auth jwt or --auth mtls[\s\S]*--allow-unauthenticated/,
+        );
+      }
+    });
+
+    it("listens anywhere with --allow-unauthenticated (or its variable), or with authentication", () => {
+      expect(
+        loadConfig(["--listen", "0.0.0.0:50051", "--allow-unauthenticated"], {}),
+      ).toMatchObject({ allowUnauthenticated: true });
+      const env = { SESSIONSTORE_ALLOW_UNAUTHENTICATED: "true" };
+      expect(loadConfig(["--listen", "0.0.0.0:1"], env).allowUnauthenticated).toBe(true);
+      const jwt = [
+        "--auth",
+        "jwt",
+        "--auth-jwks",
+        "k.json",
+        "--auth-issuer",
+        "i",
+        "--auth-audience",
+        "a",
+      ];
+      expect(loadConfig(["--listen", "0.0.0.0:1", ...jwt], {}).auth).toBe("jwt");
+    });
+
+    it("knows loopback addresses", () => {
+      for (const address of ["127.0.0.1:1", "127.9.9.9:1", "[::1]:1", "localhost:1"]) {
+        expect(isLoopback(address), address).toBe(true);
+      }
+      for (const address of ["0.0.0.0:1", "[::]:1", "128.0.0.1:1", "localhost.evil.example:1"]) {
+        expect(isLoopback(address), address).toBe(false);
+      }
+    });
+  });
+
+  it.each([
+    [["--tls-cert", "c.pem"], "--tls-key"],
+    [["--tls-client-ca", "ca.pem"], "--tls-cert"],
+    [["--auth", "mtls"], "--tls-client-ca"],
+    [["--auth", "jwt"], "--auth-jwks"],
+    [["--auth", "jwt", "--auth-jwks", "k.json", "--auth-issuer", "i"], "--auth-audience"],
+    [["--allow-unauthenticated=maybe"], "allow-unauthenticated"],
+  ])("refuses %j, naming what is missing", (args, text) => {
+    expect(() => loadConfig(args, {})).toThrow(ConfigError);
+    expect(() => loadConfig(args, {})).toThrow(text);
+  });
+
+  it("never logs the database password", () => {
+    const config = loadConfig(
+      ["--storage", "postgres", "--database-url", "postgresql://app:s3cret@db:5432/sessions"],
+      {},
+    );
+    expect(JSON.stringify(loggableSettings(config))).not.toContain("s3cret");
+    expect(loggableSettings(config).databaseUrl).toBe("postgresql://app:***@db:5432/sessions");
   });
 
   it("is documented in the README, every flag with its variable and default", async () => {

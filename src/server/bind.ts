@@ -1,14 +1,18 @@
-import { type Server, ServerCredentials } from "@grpc/grpc-js";
+import type { Server, ServerCredentials } from "@grpc/grpc-js";
 
 /**
- * Binds `server` to `address` (host:port), without TLS, and resolves to the port bound. A failure
+ * Binds `server` to `address` (host:port) with `credentials`, and resolves to the port bound. A failure
  * names the address and, for the common case of a port in use, what to do: grpc-js reports every
  * failure as "No address added out of total N resolved errors: [...]", with the system's reason
  * (EADDRINUSE, ...) only inside that text.
  */
-export function bindInsecure(server: Server, address: string): Promise<number> {
+export function bind(
+  server: Server,
+  address: string,
+  credentials: ServerCredentials,
+): Promise<number> {
   return new Promise((resolve, reject) =>
-    server.bindAsync(address, ServerCredentials.createInsecure(), (error, port) =>
+    server.bindAsync(address, credentials, (error, port) =>
       error ? reject(bindFailure(address, error)) : resolve(port),
     ),
   );

@@ -1,10 +1,11 @@
 import { Server } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
-import { OPEN_ACCESS } from "../auth/access.js";
-import type { Config } from "../config.js";
+import type { Access } from "../auth/access.js";
+import { createAccess } from "../auth/create-access.js";
+import { type Config, loggableSettings } from "../config.js";
 import type { SessionService } from "../sessions/session-service.js";
-import { bindInsecure } from "./bind.js";
+import { bind } from "./bind.js";
 import { ConnectionLimits } from "./connection-limits.js";
 import { widenConnectionWindows, widenStreamWindows } from "./flow-control.js";
 import { loggingInterceptor } from "./logging-interceptor.js";
@@ -12,6 +13,7 @@ import { reflectionService } from "./reflection.js";
 import { strictSessionStoreService } from "./request-decoding.js";
 import { sessionStoreHandlers } from "./session-store-service.js";
 import { StreamingCalls } from "./streaming-calls.js";
+import { type ServerTransport, serverTransport } from "./tls.js";
 
 export const SERVICE_NAME = "sessionstore.v1.SessionStore";
 
@@ -57,6 +59,15 @@ export async function startServer(
     log.info({ status }, "health changed with the storage's");
   });
 
+  let transport: ServerTransport;
+  let access: Access;
+  try {
+    transport = await serverTransport(config, log);
+    access = await createAccess(config, log);
+  } catch (error) {
+    await sessions.close();
+    throw error;
+  }
   const server = new Server({
     interceptors: [loggingInterceptor(log), connections.interceptor],
     "grpc.max_receive_message_length": config.maxRequestBytes,
@@ -65,22 +76,24 @@ export async function startServer(
   widenStreamWindows(server, log);
   server.addService(
     strictSessionStoreService,
-    sessionStoreHandlers(sessions, streams, OPEN_ACCESS, log),
+    sessionStoreHandlers(sessions, streams, access, log),
   );
   health.addToServer(server);
   reflectionService().addToServer(server);
 
   let port: number;
   try {
-    port = await bindInsecure(server, config.listen);
+    port = await bind(server, config.listen, transport.credentials);
   } catch (error) {
+    transport.close();
+    access.close?.();
     await sessions.close(); // releases the storage (the data directory's lock)
     throw error;
   }
   widenConnectionWindows(server, log);
   connections.watch(server);
   const address = `${config.listen.slice(0, config.listen.lastIndexOf(":"))}:${port}`;
-  log.info({ address, settings: config }, "sessionstore listening");
+  log.info({ address, settings: loggableSettings(config) }, "sessionstore listening");
 
   let shutdown: Promise<void> | undefined;
   return {
@@ -89,6 +102,8 @@ export async function startServer(
     shutdown() {
       stopping = true;
       stopWatchingHealth();
+      transport.close();
+      access.close?.();
       shutdown ??= shutDown({
         server,
         health,

@@ -10,6 +10,22 @@ export type MetadataInit = Record<string, string | Buffer | ReadonlyArray<string
  */
 export type MetadataSource = MetadataInit | (() => MetadataInit | Promise<MetadataInit>);
 
+/** A bearer token: fixed, or a function asked before each call (and reconnect) for a fresh one. */
+export type TokenSource = string | (() => string | Promise<string>);
+
+/** `metadata` with `authorization: Bearer <token>` added (the token's value wins). */
+export function withToken(
+  metadata: MetadataSource | undefined,
+  token: TokenSource | undefined,
+): MetadataSource | undefined {
+  if (token === undefined) return metadata;
+  return async () => {
+    const fixed = typeof metadata === "function" ? await metadata() : metadata;
+    const value = typeof token === "function" ? await token() : token;
+    return { ...fixed, authorization: `Bearer ${value}` };
+  };
+}
+
 /** Options every call takes. */
 export interface CallOptions {
   /**

@@ -16,7 +16,9 @@ import {
   cancelOnAbort,
   deadlineFrom,
   type MetadataSource,
+  type TokenSource,
   throwIfAborted,
+  withToken,
 } from "./call-options.js";
 import { abortError, SessionStoreError } from "./errors.js";
 import {
@@ -59,8 +61,14 @@ export interface SessionStoreClientOptions {
    * a loopback address (localhost, 127.0.0.0/8, ::1, unix sockets), TLS for any other.
    */
   credentials?: "insecure" | "tls" | TlsOptions | ChannelCredentials;
-  /** Metadata sent on every call, e.g. `{ authorization: "Bearer …" }`, or a function returning it. */
+  /** Metadata sent on every call, or a function returning it. */
   metadata?: MetadataSource;
+  /**
+   * A bearer token sent as `authorization: Bearer <token>` on every call, or a function (sync or
+   * async) asked for it before every call and every reconnect of a stream: return a refreshed
+   * one before the old expires.
+   */
+  token?: TokenSource;
   /**
    * Deadline of every call except `watch` and `appender` streams, unless the call sets its own.
    * For `list` it applies to each page. Default: none.
@@ -89,6 +97,13 @@ export interface AppendOptions extends CallOptions {
   expectedSeq?: number;
   /** Resolve only once the messages are fsynced. Default false (the server's setting applies). */
   sync?: boolean;
+}
+
+export interface FlushAllResult {
+  /** Messages this call wrote. */
+  flushed: number;
+  /** Sessions whose messages could not be written, and why; every other session is flushed. */
+  failures: { sessionId: string; error: SessionStoreError }[];
 }
 
 export interface AppendResult {
@@ -162,7 +177,7 @@ export class SessionStoreClient {
       "grpc.max_reconnect_backoff_ms": this.#retry.maxDelayMs,
       ...options.grpcOptions,
     });
-    this.#metadata = options.metadata;
+    this.#metadata = withToken(options.metadata, options.token);
     this.#timeoutMs = options.timeoutMs;
     this.#parse = options.parse ?? JSON.parse;
   }
@@ -311,14 +326,34 @@ export class SessionStoreClient {
   }
 
   /**
-   * Writes and fsyncs a session's buffered messages, or every session's when `sessionId` is
-   * omitted; resolves to how many messages this call wrote.
+   * Writes and fsyncs a session's buffered messages; resolves to how many messages this call
+   * wrote. Fails as the session does (DATA_LOSS for a damaged one, UNAVAILABLE when storage fails).
    */
-  async flush(sessionId?: string, options: CallOptions = {}): Promise<number> {
+  async flush(sessionId: string, options: CallOptions = {}): Promise<number> {
+    if (!sessionId) {
+      throw new TypeError("flush() needs a session id; flushAll() flushes every session");
+    }
     const response = await this.#unary<FlushResponse>(sessionId, options, true, (...args) =>
-      this.#stub.flush({ sessionId: sessionId ?? "" }, ...args),
+      this.#stub.flush({ sessionId }, ...args),
     );
     return response.flushed;
+  }
+
+  /**
+   * Writes and fsyncs every session's buffered messages (of the caller's tenant). Sessions that
+   * cannot be flushed do not stop the others: they come back in `failures`, each with its error.
+   */
+  async flushAll(options: CallOptions = {}): Promise<FlushAllResult> {
+    const response = await this.#unary<FlushResponse>(undefined, options, true, (...args) =>
+      this.#stub.flush({ sessionId: "" }, ...args),
+    );
+    return {
+      flushed: response.flushed,
+      failures: response.failures.map(({ sessionId, code, message }) => ({
+        sessionId,
+        error: new SessionStoreError(code, message),
+      })),
+    };
   }
 
   /** Closes the channel. Calls still running go on; new ones fail. */

@@ -3,10 +3,11 @@
  * agents' conversation history.
  */
 export { Appender, type AppenderOptions, type MessageAck } from "./appender.js";
-export type { CallOptions, MetadataInit, MetadataSource } from "./call-options.js";
+export type { CallOptions, MetadataInit, MetadataSource, TokenSource } from "./call-options.js";
 export {
   type AppendOptions,
   type AppendResult,
+  type FlushAllResult,
   type ListOptions,
   type LoadOptions,
   type ReadOptions,

@@ -216,7 +216,7 @@ describe("list, meta, delete, flush", () => {
     await client.append("f2", objects("f", 2));
     expect(await client.flush("f1")).toBe(3);
     expect((await client.meta("f1"))?.durableCount).toBe(3);
-    expect(await client.flush()).toBe(2);
+    expect(await client.flushAll()).toEqual({ flushed: 2, failures: [] });
     expect(await client.delete("f1")).toBe(true);
     expect(await client.delete("f1")).toBe(false);
     expect(await client.meta("f1")).toBeUndefined();

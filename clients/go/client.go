@@ -6,7 +6,6 @@ import (
 	"iter"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
 	pb "sessionstore/clients/go/gen/sessionstore/v1"
@@ -33,13 +32,28 @@ type Client struct {
 	rpc  pb.SessionStoreClient
 }
 
-// New connects (lazily) to the server at target, e.g. "127.0.0.1:50051". Without options it uses
-// a plaintext connection; pass grpc.WithTransportCredentials to use TLS.
+// New connects (lazily) to the server at target, e.g. "127.0.0.1:50051". It takes this package's
+// connection options ([Option]: [TLS], [RootCAs], [ClientCertificate], [Insecure], [Token],
+// [TokenFunc]) and any grpc.DialOption. The connection is plaintext to a loopback target
+// (localhost, 127.0.0.0/8, ::1, a unix socket) and TLS, trusting the system's CAs, to any other,
+// unless the options say otherwise; a grpc.WithTransportCredentials among opts overrides them.
 func New(target string, opts ...grpc.DialOption) (*Client, error) {
-	if len(opts) == 0 {
-		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	var chosen connection
+	var others []grpc.DialOption
+	for _, opt := range opts {
+		if option, ok := opt.(Option); ok {
+			if err := option.apply(&chosen); err != nil {
+				return nil, err
+			}
+		} else {
+			others = append(others, opt)
+		}
 	}
-	conn, err := grpc.NewClient(target, opts...)
+	dialOptions, err := chosen.dialOptions(target)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(target, append(dialOptions, others...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -48,7 +48,7 @@ import {
   withRetries,
 } from "./retry.js";
 
-/** Files for a TLS connection: a CA to trust (default: the system's), and a client certificate. */
+/** Files for a TLS connection: a CA to trust (default: Node's), and a client certificate. */
 export interface TlsOptions {
   rootCerts?: Buffer;
   privateKey?: Buffer;

@@ -1,6 +1,13 @@
 import { readFileSync } from "node:fs";
 import { InterceptingCall, type Interceptor } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
+import {
+  JwksFile,
+  jwtSettings,
+  signingKey,
+  type TokenClaims,
+  token,
+} from "../../../test/helpers/tokens.js";
 import { isLoopback } from "../src/client.js";
 import { type SessionMeta, SessionStoreError, Status } from "../src/index.js";
 import { collect, fixturesClosedAfterEach, objects, sleep } from "./support.js";
@@ -318,6 +325,37 @@ describe("connections", () => {
       retry: { maxAttempts: 1 },
     });
     await expect(untrusted.meta("tls")).rejects.toMatchObject({ code: Status.UNAVAILABLE });
+  });
+
+  it("over TLS, asks a token function before every call and every reconnect of a stream", async () => {
+    const key = await signingKey();
+    const server = await fixtures.server(jwtSettings(await JwksFile.create([key])));
+    const cert = fixture("localhost.crt");
+    const tlsProxy = await fixtures.proxy(server.server.address, {
+      key: fixture("localhost.key"),
+      cert,
+    });
+    let claims: TokenClaims = { tenant: "refreshed" };
+    let asked = 0;
+    const client = fixtures.client(`localhost:${tlsProxy.address.split(":")[1]}`, {
+      credentials: { rootCerts: cert },
+      token: () => {
+        asked++;
+        return token(key, claims);
+      },
+      retry: { initialDelayMs: 10, maxDelayMs: 100 },
+    });
+    await client.meta("s");
+    await client.meta("s");
+    expect(asked).toBe(2);
+    const appender = client.appender("s");
+    await appender.write({ n: 0 });
+    // The connection drops; the stream reconnects with the token the function returns then.
+    claims = { ...claims, exp: Math.floor(Date.now() / 1000) - 120 };
+    expect(tlsProxy.dropConnections()).toBeGreaterThan(0);
+    const refused = { code: Status.UNAUTHENTICATED, message: expect.stringMatching(/expired/) };
+    await expect(appender.write({ n: 1 })).rejects.toMatchObject(refused);
+    await expect(appender.close()).rejects.toMatchObject(refused);
   });
 
   it("defaults to plaintext for loopback addresses only", () => {

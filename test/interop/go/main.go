@@ -1,10 +1,18 @@
-// The interop scenario's Go side (test/interop/polyglot.test.ts runs it); the same commands and
-// the same tour report as test/interop/python/scenario.py.
+// The interop scenario's Go side (test/interop/polyglot.test.ts and client-security.test.ts run
+// it); the same commands, options and reports as test/interop/python/scenario.py.
 //
 //	interop ADDRESS append SESSION   appends stdin's lines (one message each, raw) in one request;
 //	                                 prints the ack
 //	interop ADDRESS load SESSION     prints the session's messages, one per line, raw
 //	interop ADDRESS tour PREFIX      uses every call of the client; prints a JSON report
+//	interop ADDRESS calls SESSION    appends to the session, then gets its meta, loads and watches
+//	                                 it, each a call of its own; prints what each returned or its
+//	                                 status code, and how many times the token function was asked
+//	                                 (null without one)
+//
+// Before ADDRESS: --ca FILE (the CA to trust: TLS), --cert FILE --key FILE (a client certificate:
+// mTLS), --tokens FILE (tokens, one a line: a single one is passed as the fixed token; several are
+// handed out in turn by a token function, the last one again once all are used).
 package main
 
 import (
@@ -13,23 +21,50 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log"
 	"os"
+	"strings"
+	"sync"
 	"time"
+
+	"google.golang.org/grpc"
 
 	sessionstore "sessionstore/clients/go"
 )
 
 func main() {
-	if len(os.Args) != 4 {
-		log.Fatal("usage: interop ADDRESS append|load|tour NAME")
+	ca := flag.String("ca", "", "the CA to trust (PEM file): TLS")
+	cert := flag.String("cert", "", "a client certificate (PEM file), with -key: mTLS")
+	key := flag.String("key", "", "the client certificate's key (PEM file)")
+	tokensFile := flag.String("tokens", "", "tokens, one a line")
+	flag.Parse()
+	if flag.NArg() != 3 {
+		log.Fatal("usage: interop [-ca FILE] [-cert FILE -key FILE] [-tokens FILE] ADDRESS append|load|tour|calls NAME")
 	}
-	address, command, name := os.Args[1], os.Args[2], os.Args[3]
+	address, command, name := flag.Arg(0), flag.Arg(1), flag.Arg(2)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client, err := sessionstore.New(address)
+	var options []grpc.DialOption
+	if *ca != "" {
+		options = append(options, sessionstore.RootCAs(must(os.ReadFile(*ca))))
+	}
+	if *cert != "" {
+		options = append(options, sessionstore.ClientCertificate(must(os.ReadFile(*cert)), must(os.ReadFile(*key))))
+	}
+	var tokens *tokenList
+	if *tokensFile != "" {
+		list := strings.Fields(string(must(os.ReadFile(*tokensFile))))
+		if len(list) == 1 {
+			options = append(options, sessionstore.Token(list[0]))
+		} else {
+			tokens = &tokenList{tokens: list}
+			options = append(options, sessionstore.TokenFunc(tokens.next))
+		}
+	}
+	client, err := sessionstore.New(address, options...)
 	check(err)
 	defer client.Close()
 
@@ -57,9 +92,54 @@ func main() {
 		check(out.Flush())
 	case "tour":
 		printJSON(tour(ctx, client, name))
+	case "calls":
+		report := calls(ctx, client, name)
+		report["token_calls"] = nil
+		if tokens != nil {
+			report["token_calls"] = tokens.asked
+		}
+		printJSON(report)
 	default:
 		log.Fatalf("unknown command %q", command)
 	}
+}
+
+// tokenList is a token function handing out its tokens in turn, counting how often it is asked.
+type tokenList struct {
+	mu     sync.Mutex
+	tokens []string
+	asked  int
+}
+
+func (l *tokenList) next(context.Context) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	token := l.tokens[min(l.asked, len(l.tokens)-1)]
+	l.asked++
+	return token, nil
+}
+
+// calls makes one call of each kind, each asking for the token again: what each returned, or its
+// status code.
+func calls(ctx context.Context, client *sessionstore.Client, session string) map[string]any {
+	report := map[string]any{}
+	orCode := func(value any, err error) any {
+		if err != nil {
+			return sessionstore.CodeOf(err)
+		}
+		return value
+	}
+	ack, err := client.Append(ctx, session, must(sessionstore.Marshal(n{0})))
+	report["append"] = orCode(ack.FirstSeq, err)
+	meta, err := client.Meta(ctx, session)
+	report["meta"] = orCode(meta.MessageCount, err)
+	messages, err := client.Load(ctx, session)
+	report["load"] = orCode(texts(messages), err)
+	for m, err := range client.Watch(ctx, session, 0) {
+		report["watch"] = orCode([]any{m.Seq, string(m.JSON)}, err)
+		break
+	}
+	return report
 }
 
 // turn is a message as a Go struct: fields encode in declaration order.

@@ -1,17 +1,28 @@
-"""The interop scenario's Python side (test/interop/polyglot.test.ts runs it).
+"""The interop scenario's Python side (test/interop/polyglot.test.ts and client-security.test.ts
+run it).
 
     scenario.py ADDRESS append SESSION   appends stdin's lines (one message each, raw) in one
                                          request; prints the ack
     scenario.py ADDRESS load SESSION     prints the session's messages, one per line, raw
     scenario.py ADDRESS tour PREFIX      uses every call of the client; prints a JSON report that
                                          must equal the Go side's (test/interop/go)
+    scenario.py ADDRESS calls SESSION    appends to the session, then gets its meta, loads and
+                                         watches it, each a call of its own; prints what each
+                                         returned or its status code, and how many times the
+                                         token function was asked (null without one)
+
+Before ADDRESS: --ca FILE (the CA to trust: TLS), --cert FILE --key FILE (a client certificate:
+mTLS), --tokens FILE (tokens, one a line: a single one is passed as the fixed token; several are
+handed out in turn by a token function, the last one again once all are used).
 
 Text goes in and out as UTF-8 bytes, so that what is compared is exactly what travelled.
 """
 
+import argparse
 import json
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Callable, List
 
 from sessionstore import SessionStoreClient, SessionStoreError
@@ -83,9 +94,57 @@ def tour(client: SessionStoreClient, prefix: str) -> dict:
     return report
 
 
+def calls(client: SessionStoreClient, session: str) -> dict:
+    """One call of each kind, each asking for the token again: what each returned, or its code."""
+
+    def first_watched() -> List[Any]:
+        with client.watch(session, raw=True) as watch:
+            return list(next(watch))
+
+    return {
+        "append": code_of(lambda: client.append(session, [{"n": 0}]).first_seq),
+        "meta": code_of(lambda: client.meta(session).message_count),
+        "load": code_of(lambda: client.load(session, raw=True)),
+        "watch": code_of(first_watched),
+    }
+
+
+class Tokens:
+    """A token function handing out the tokens of a list in turn, counting how often it is asked."""
+
+    def __init__(self, tokens: List[str]):
+        self.tokens = tokens
+        self.asked = 0
+
+    def __call__(self) -> str:
+        token = self.tokens[min(self.asked, len(self.tokens) - 1)]
+        self.asked += 1
+        return token
+
+
 def main() -> None:
-    address, command, name = sys.argv[1:4]
-    with SessionStoreClient(address, timeout=30) as client:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ca")
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
+    parser.add_argument("--tokens")
+    parser.add_argument("address")
+    parser.add_argument("command")
+    parser.add_argument("name")
+    args = parser.parse_args()
+    tokens = Path(args.tokens).read_text().split() if args.tokens else []
+    token_function = Tokens(tokens) if len(tokens) > 1 else None
+    token = token_function or (tokens[0] if tokens else None)
+    # The CA as a path, the client certificate as PEM bytes: the client takes either.
+    with SessionStoreClient(
+        args.address,
+        timeout=30,
+        root_certificates=args.ca,
+        certificate_chain=Path(args.cert).read_bytes() if args.cert else None,
+        private_key=Path(args.key).read_bytes() if args.key else None,
+        token=token,
+    ) as client:
+        command, name = args.command, args.name
         if command == "append":
             # split, not splitlines: only "\n" ends a message (U+2028 and the like do not).
             messages = sys.stdin.buffer.read().decode("utf-8").split("\n")
@@ -97,6 +156,10 @@ def main() -> None:
             sys.stdout.buffer.write(text.encode("utf-8"))
         elif command == "tour":
             print(json.dumps(tour(client, name), ensure_ascii=False))
+        elif command == "calls":
+            report = calls(client, name)
+            report["token_calls"] = token_function.asked if token_function else None
+            print(json.dumps(report))
         else:
             sys.exit(f"unknown command {command}")
 

@@ -2,13 +2,18 @@
 
 Messages go in as dicts (encoded compactly with json.dumps) or as raw JSON text (str or bytes, sent
 exactly as given) and come out as dicts, or as the exact text that was appended with raw=True.
-Every failure is a SessionStoreError carrying the gRPC status code.
+Every failure is a SessionStoreError carrying the gRPC status code. The client speaks plaintext to a
+loopback address and TLS to any other, unless told otherwise; it can present a client certificate
+(mTLS) and send a bearer token, fixed or asked for before every call.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import queue
+import re
 import threading
 from dataclasses import dataclass
 from typing import (
@@ -16,6 +21,7 @@ from typing import (
     Callable,
     Iterator,
     List,
+    Literal,
     Mapping,
     Optional,
     Sequence,
@@ -34,6 +40,18 @@ ACTUAL_LENGTH_KEY = "sessionstore-actual-length"
 
 #: A message to append: a dict (JSON-encoded here) or raw JSON text, sent as is.
 MessageIn = Union[Mapping[str, Any], str, bytes]
+
+#: PEM for TLS: the PEM bytes themselves, or the path (str or os.PathLike) of a file holding them.
+Pem = Union[bytes, str, "os.PathLike[str]"]
+
+#: A bearer token: the token itself, or a function returning it, asked before every call.
+TokenSource = Union[str, Callable[[], str]]
+
+#: The transport: "insecure" (plaintext), "tls" (gRPC's default roots), or grpc ChannelCredentials.
+Credentials = Union[Literal["insecure", "tls"], grpc.ChannelCredentials]
+
+#: The metadata key of the bearer token.
+AUTHORIZATION_KEY = "authorization"
 
 T = TypeVar("T")
 
@@ -145,11 +163,133 @@ def _messages(pages: Iterator[Any], raw: bool) -> Iterator[Tuple[int, Any]]:
         raise SessionStoreError.from_rpc_error(error) from None
 
 
+def _is_loopback(target: str) -> bool:
+    """Whether a gRPC target names this machine (localhost, 127.0.0.0/8, ::1, a unix socket):
+    plaintext is then the default, as nothing leaves the machine."""
+    if target.startswith(("unix:", "unix-abstract:")):
+        return True
+    address = re.sub(r"^(dns:(//[^/]*/)?|ipv4:|ipv6:)", "", target)
+    bracketed = re.match(r"^\[([^\]]+)\]", address)
+    host = bracketed.group(1) if bracketed else re.sub(r":\d+$", "", address)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _read_pem(pem: Optional[Pem]) -> Optional[bytes]:
+    if pem is None or isinstance(pem, bytes):
+        return pem
+    with open(pem, "rb") as file:
+        return file.read()
+
+
+def _channel_credentials(
+    target: str,
+    credentials: Optional[Credentials],
+    root_certificates: Optional[Pem],
+    certificate_chain: Optional[Pem],
+    private_key: Optional[Pem],
+) -> Optional[grpc.ChannelCredentials]:
+    """The channel's credentials as SessionStoreClient's options choose them; None for plaintext."""
+    if (certificate_chain is None) != (private_key is None):
+        raise ValueError(
+            "certificate_chain and private_key go together: a client certificate and its key"
+        )
+    if root_certificates is not None or certificate_chain is not None:
+        if credentials not in (None, "tls"):
+            raise ValueError(
+                "root_certificates, certificate_chain and private_key are TLS settings: "
+                'give credentials="tls" or none with them'
+            )
+        return grpc.ssl_channel_credentials(
+            _read_pem(root_certificates), _read_pem(private_key), _read_pem(certificate_chain)
+        )
+    if credentials is None:
+        credentials = "insecure" if _is_loopback(target) else "tls"
+    if credentials == "insecure":
+        return None
+    if credentials == "tls":
+        return grpc.ssl_channel_credentials()
+    if isinstance(credentials, grpc.ChannelCredentials):
+        return credentials
+    raise ValueError(
+        f'credentials must be "insecure", "tls" or grpc.ChannelCredentials, not {credentials!r}'
+    )
+
+
+@dataclass(frozen=True)
+class _CallDetails(grpc.ClientCallDetails):
+    method: str
+    timeout: Optional[float]
+    metadata: Optional[Sequence[Tuple[str, Union[str, bytes]]]]
+    credentials: Optional[grpc.CallCredentials]
+    wait_for_ready: Optional[bool]
+    compression: Optional[grpc.Compression]
+
+
+class _BearerToken(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds ``authorization: Bearer <token>`` to every call, asking a token function for it each
+    time. An interceptor, not grpc call credentials: those are refused on a plaintext channel,
+    and a server behind a mesh sidecar, or on loopback, takes tokens over plaintext."""
+
+    def __init__(self, token: TokenSource):
+        self._token = token
+
+    def _with_token(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        if callable(self._token):
+            try:
+                token = self._token()
+            except Exception as error:
+                raise SessionStoreError(
+                    grpc.StatusCode.UNAUTHENTICATED, f"the token function failed: {error!r}"
+                ) from error
+        else:
+            token = self._token
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            [*(details.metadata or ()), (AUTHORIZATION_KEY, f"Bearer {token}")],
+            details.credentials,
+            details.wait_for_ready,
+            details.compression,
+        )
+
+    def _intercept(
+        self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, request: Any
+    ) -> Any:
+        return continuation(self._with_token(details), request)
+
+    # The four kinds of call are intercepted alike: (continuation, details, request or requests).
+    intercept_unary_unary = _intercept
+    intercept_unary_stream = _intercept
+    intercept_stream_unary = _intercept
+    intercept_stream_stream = _intercept
+
+
 class SessionStoreClient:
     """A client of a sessionstore server; thread-safe, like the gRPC channel under it.
 
-    ``target`` is the server's address (``host:port``); pass ``channel`` instead to use a channel
-    of your own (TLS, options). ``timeout`` (seconds) bounds each unary call and each Load.
+    ``target`` is the server's address (``host:port``, or any gRPC target). The transport is
+    plaintext for a loopback target (localhost, 127.0.0.0/8, ::1, a unix socket) and TLS,
+    trusting gRPC's default roots, for any other, unless ``credentials`` says "insecure", "tls" or
+    gives grpc.ChannelCredentials. ``root_certificates`` (the CAs to trust instead),
+    ``certificate_chain`` and ``private_key`` (a client certificate, for mTLS) make it TLS; each is
+    PEM bytes or the path of a PEM file, read once, here. Or pass ``channel``, a channel of your
+    own.
+
+    ``token`` is sent as ``authorization: Bearer <token>`` on every call, over whatever transport
+    the client uses: a str, or a function returning one, called before every call (each stream
+    is a call: a watch or an appender opened again asks again), so that it can return a refreshed
+    token. It may be called from several threads at once; if it raises, the call fails with
+    UNAUTHENTICATED. ``timeout`` (seconds) bounds each unary call and each Load.
     """
 
     def __init__(
@@ -158,10 +298,32 @@ class SessionStoreClient:
         *,
         channel: Optional[grpc.Channel] = None,
         timeout: Optional[float] = None,
+        credentials: Optional[Credentials] = None,
+        root_certificates: Optional[Pem] = None,
+        certificate_chain: Optional[Pem] = None,
+        private_key: Optional[Pem] = None,
+        token: Optional[TokenSource] = None,
     ):
         self._own_channel = channel is None
-        self._channel = channel if channel is not None else grpc.insecure_channel(target)
-        self._stub = pb_grpc.SessionStoreStub(self._channel)
+        if channel is None:
+            channel_credentials = _channel_credentials(
+                target, credentials, root_certificates, certificate_chain, private_key
+            )
+            if channel_credentials is None:
+                channel = grpc.insecure_channel(target)
+            else:
+                channel = grpc.secure_channel(target, channel_credentials)
+        elif any(
+            option is not None
+            for option in (credentials, root_certificates, certificate_chain, private_key)
+        ):
+            raise ValueError(
+                "a channel of your own carries its own credentials: pass no TLS options with it"
+            )
+        self._channel = channel
+        if token is not None:
+            channel = grpc.intercept_channel(channel, _BearerToken(token))
+        self._stub = pb_grpc.SessionStoreStub(channel)
         self._timeout = timeout
 
     def close(self) -> None:
@@ -310,6 +472,9 @@ class Appender:
             except grpc.RpcError as error:
                 self._error = SessionStoreError.from_rpc_error(error)
                 raise self._error from None
+            except SessionStoreError as error:  # the token function failed: no stream opened
+                self._error = error
+                raise
             except StopIteration:
                 self._error = SessionStoreError(
                     grpc.StatusCode.UNKNOWN, "the server ended the Append stream without an ack"

@@ -1,5 +1,5 @@
-import { Metadata } from "@grpc/grpc-js";
-import { abortError } from "./errors.js";
+import { Metadata, status } from "@grpc/grpc-js";
+import { abortError, SessionStoreError } from "./errors.js";
 
 /** Request metadata (headers): values are strings, or Buffers for keys ending in `-bin`. */
 export type MetadataInit = Record<string, string | Buffer | ReadonlyArray<string | Buffer>>;
@@ -21,7 +21,17 @@ export function withToken(
   if (token === undefined) return metadata;
   return async () => {
     const fixed = typeof metadata === "function" ? await metadata() : metadata;
-    const value = typeof token === "function" ? await token() : token;
+    let value: string;
+    try {
+      value = typeof token === "function" ? await token() : token;
+    } catch (error) {
+      // As the Python and Go clients report it: the call could not authenticate.
+      throw new SessionStoreError(
+        status.UNAUTHENTICATED,
+        `the token function failed: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
+    }
     return { ...fixed, authorization: `Bearer ${value}` };
   };
 }

@@ -358,6 +358,19 @@ describe("connections", () => {
     await expect(appender.close()).rejects.toMatchObject(refused);
   });
 
+  it("fails a call with UNAUTHENTICATED when the token function throws, keeping what it threw", async () => {
+    const server = await fixtures.server();
+    const failure = new Error("the identity provider is down");
+    const client = fixtures.client(server.server.address, {
+      token: () => {
+        throw failure;
+      },
+    });
+    const error = await client.meta("s").catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: Status.UNAUTHENTICATED, cause: failure });
+    expect(String(error)).toMatch(/the token function failed: the identity provider is down/);
+  });
+
   it("defaults to plaintext for loopback addresses only", () => {
     for (const address of ["localhost:1", "127.0.0.1:50051", "[::1]:80", "unix:/tmp/s.sock"]) {
       expect(isLoopback(address), address).toBe(true);

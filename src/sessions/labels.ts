@@ -114,19 +114,14 @@ export function parseSelector(text: string): Selector {
 }
 
 export function matchesSelector(labels: Labels, selector: Selector): boolean {
-  return selector.every((requirement) => {
-    const value = labels[requirement.key];
-    switch (requirement.op) {
-      case "exists":
-        return value !== undefined;
-      case "!exists":
-        return value === undefined;
-      case "in":
-        return value !== undefined && requirement.values.includes(value);
-      case "notin":
-        return value === undefined || !requirement.values.includes(value);
-    }
-  });
+  return selector.every((requirement) => meets(labels[requirement.key], requirement));
+}
+
+function meets(value: string | undefined, requirement: Requirement): boolean {
+  if (requirement.op === "exists") return value !== undefined;
+  if (requirement.op === "!exists") return value === undefined;
+  const listed = value !== undefined && requirement.values.includes(value);
+  return requirement.op === "in" ? listed : !listed;
 }
 
 /** Commas outside parentheses separate requirements. */

@@ -21,7 +21,7 @@ function parseObject(text: string, index: number): object {
     value = JSON.parse(text);
   } catch (error) {
     throw invalidArgument(
-      `message ${index} is not valid JSON (${(error as Error).message}); each message must be one JSON object`,
+      `message ${index} is not valid JSON (${syntaxReason(error)}); each message must be one JSON object`,
     );
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -31,6 +31,21 @@ function parseObject(text: string, index: number): object {
   }
   return value;
 }
+
+/**
+ * Why JSON.parse refused a text, without any of the text: message bodies never go into errors,
+ * which clients and the log see. V8 says where for most mistakes ("Expected ',' or '}' after
+ * property value in JSON at position 8"), but quotes the text around an unexpected token
+ * ("Unexpected token 'x', "{"a":x}" is not valid JSON"); only reasons of the first kind are kept.
+ */
+function syntaxReason(error: unknown): string {
+  const reason = error instanceof Error ? error.message : "";
+  return POSITIONAL_REASON.test(reason) ? reason : "an unexpected character or word";
+}
+
+/** V8's reasons that name a position and nothing of the text (their quotes are of the grammar). */
+const POSITIONAL_REASON =
+  /^(?:Unexpected end of JSON input|[A-Za-z ,'{}[\]:-]+ (?:in|after) JSON at position \d+(?: \(line \d+ column \d+\))?)$/;
 
 function withoutLineBreaks(text: string): string {
   return text.includes("\n") || text.includes("\r") ? text.replace(/[\r\n]/g, " ") : text;
@@ -108,16 +123,16 @@ function checkReadableByMotosan(text: string, value: object, index: number): voi
   const surrogate = suspects & ILL_FORMED_STRING ? loneSurrogateEscape(text) : undefined;
   if (surrogate !== undefined) {
     throw invalidArgument(
-      `message ${index} holds a lone UTF-16 surrogate escape (${text.slice(surrogate, surrogate + 6)} ` +
-        `at byte ${utf8Offset(text, surrogate)}), which serde_json (motosan's reader) and many JSON ` +
-        "parsers refuse; escape a whole surrogate pair (like \\ud83d\\ude00) or send the character itself",
+      `message ${index} holds a lone UTF-16 surrogate escape (at byte ${utf8Offset(text, surrogate)}), ` +
+        "which serde_json (motosan's reader) and many JSON parsers refuse; " +
+        "escape a whole surrogate pair (like \\ud83d\\ude00) or send the character itself",
     );
   }
   const number = suspects & LARGE_NUMBER ? outOfRangeNumber(text) : undefined;
   if (number !== undefined) {
     throw invalidArgument(
       `message ${index} holds a number that does not fit a 64-bit float ` +
-        `(${describeNumber(text.slice(number.start, number.end))} at byte ${utf8Offset(text, number.start)}), ` +
+        `(at byte ${utf8Offset(text, number.start)}, ${number.end - number.start} characters long), ` +
         "which serde_json (motosan's reader) refuses; send it as a string",
     );
   }
@@ -162,10 +177,6 @@ function findSuspects(value: unknown, checkStrings: boolean, depth: number): num
 /** Where `index` falls in the UTF-8 encoding of `text`: an offset every client can count. */
 function utf8Offset(text: string, index: number): number {
   return Buffer.byteLength(text.slice(0, index), "utf8");
-}
-
-function describeNumber(token: string): string {
-  return token.length > 40 ? `${token.slice(0, 24)}... (${token.length} characters)` : token;
 }
 
 /**

@@ -70,6 +70,19 @@ describe("normalizeMessage", () => {
     expect(error.message).toContain(reason);
     expect(error.message).toContain("each message must be one JSON object");
   });
+
+  it.each([
+    ["a bare word", '{"a":SECRET-BODY}', "an unexpected character or word"],
+    ["a misspelt literal", '{"a":trueSECRET}', "in JSON at position"],
+    ["a trailing comma", '{"SECRET":1,}', "in JSON at position 12"],
+    ["a single-quoted key", "{'SECRET':1}", "in JSON at position 1"],
+    ["a cut string", '{"a":"SECRET', "in JSON at position"],
+    ["text after the object", '{"a":1} SECRET', "after JSON at position 8"],
+  ])("says why %s is not JSON without quoting the message", (_name, text, reason) => {
+    const error = rejection(() => normalizeMessage(text, 0));
+    expect(error.message).toContain(reason);
+    expect(error.message).not.toContain("SECRET");
+  });
 });
 
 describe("normalizeMessages", () => {
@@ -114,15 +127,15 @@ describe("normalizeMessages: what motosan's reader (serde_json) refuses", () => 
   const raw = String.raw;
 
   it.each([
-    ["a lone leading escape", raw`{"s":"\ud800"}`, raw`\ud800 at byte 6`],
-    ["a lone trailing escape", raw`{"s":"\uDFFF"}`, raw`\uDFFF at byte 6`],
-    ["a pair escaped in reverse", raw`{"s":"\ude00\ud83d"}`, raw`\ude00 at byte 6`],
-    ["a leading escape before a BMP escape", raw`{"s":"\ud83d\u0041"}`, raw`\ud83d at byte 6`],
-    ["a leading escape before another escape", raw`{"s":"\ud83d\n"}`, raw`\ud83d at byte 6`],
-    ["a lone escape after a pair", raw`{"s":"\ud83d\ude00\udc00"}`, raw`\udc00 at byte 18`],
-    ["a lone escape in a key", raw`{"\udbff":1}`, raw`\udbff at byte 2`],
-    ["a lone escape after an escaped backslash", raw`{"s":"\\\ud800"}`, raw`\ud800 at byte 8`],
-    ["a lone escape after non-ASCII text", raw`{"é":"\ud800"}`, raw`\ud800 at byte 7`],
+    ["a lone leading escape", raw`{"s":"\ud800"}`, "at byte 6"],
+    ["a lone trailing escape", raw`{"s":"\uDFFF"}`, "at byte 6"],
+    ["a pair escaped in reverse", raw`{"s":"\ude00\ud83d"}`, "at byte 6"],
+    ["a leading escape before a BMP escape", raw`{"s":"\ud83d\u0041"}`, "at byte 6"],
+    ["a leading escape before another escape", raw`{"s":"\ud83d\n"}`, "at byte 6"],
+    ["a lone escape after a pair", raw`{"s":"\ud83d\ude00\udc00"}`, "at byte 18"],
+    ["a lone escape in a key", raw`{"\udbff":1}`, "at byte 2"],
+    ["a lone escape after an escaped backslash", raw`{"s":"\\\ud800"}`, "at byte 8"],
+    ["a lone escape after non-ASCII text", raw`{"é":"\ud800"}`, "at byte 7"],
   ])("refuses %s with INVALID_ARGUMENT, saying where and what to send", (_name, text, where) => {
     const error = rejection(() => normalizeMessages(['{"fine":1}', text], limits));
     expect(error.code).toBe(Code.InvalidArgument);
@@ -143,19 +156,19 @@ describe("normalizeMessages: what motosan's reader (serde_json) refuses", () => 
   });
 
   it.each([
-    ["1e999", '{"n":1e999}', "1e999 at byte 5"],
-    ["-1e400", '{"a":[0,-1e400]}', "-1e400 at byte 8"],
-    ["1.8e308", '{"n":1.8e308}', "1.8e308 at byte 5"],
+    ["1e999", '{"n":1e999}', "at byte 5, 5 characters long"],
+    ["-1e400", '{"a":[0,-1e400]}', "at byte 8, 6 characters long"],
+    ["1.8e308", '{"n":1.8e308}', "at byte 5, 7 characters long"],
     // JSON.parse rounds this to f64::MAX; serde_json's arithmetic overflows.
-    ["f64::MAX rounded up", '{"n":1.7976931348623158e308}', "1.7976931348623158e308 at byte 5"],
+    ["f64::MAX rounded up", '{"n":1.7976931348623158e308}', "at byte 5, 22 characters long"],
+    ["a 400-digit integer", `{"n":${"9".repeat(400)}}`, "at byte 5, 400 characters long"],
+    ["an exponent past i32", '{"n":1e2147483648}', "at byte 5, 12 characters long"],
     [
-      "a 400-digit integer, shortened",
-      `{"n":${"9".repeat(400)}}`,
-      `${"9".repeat(24)}... (400 characters) at byte 5`,
+      "after a string holding 1e999",
+      raw`{"s":"1e999 \"","n":1e999}`,
+      "at byte 20, 5 characters long",
     ],
-    ["an exponent past i32", '{"n":1e2147483648}', "1e2147483648 at byte 5"],
-    ["after a string holding 1e999", raw`{"s":"1e999 \"","n":1e999}`, "1e999 at byte 20"],
-  ])("refuses %s with INVALID_ARGUMENT, saying which number", (_name, text, which) => {
+  ])("refuses %s with INVALID_ARGUMENT, saying where the number is", (_name, text, which) => {
     const error = rejection(() => normalizeMessages([text], limits));
     expect(error.code).toBe(Code.InvalidArgument);
     expect(error.message).toContain(

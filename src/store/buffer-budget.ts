@@ -13,6 +13,11 @@ export class BufferBudget {
     readonly total: number,
   ) {}
 
+  /** Bytes buffered now, in all sessions. */
+  get usedBytes(): number {
+    return this.used;
+  }
+
   /** Whether `bytes` more fit next to a session's `sessionBytes`. */
   hasRoom(sessionBytes: number, bytes: number): boolean {
     return sessionBytes + bytes <= this.perSession && this.used + bytes <= this.total;

@@ -3,12 +3,18 @@ import type { Config } from "../config.js";
 import { JsonlFileStorage } from "./jsonl/jsonl-storage.js";
 import { MemoryStorage } from "./memory/memory-storage.js";
 import type { StorageBackend } from "./storage.js";
+import type { StorageEvents } from "./storage-events.js";
 
 /**
- * The backend `config.storage` names, built from its settings (not yet opened). The PostgreSQL
- * driver is loaded only for that backend: the embedded default starts without it.
+ * The backend `config.storage` names, built from its settings (not yet opened), telling `events`
+ * of its work. The PostgreSQL driver is loaded only for that backend: the embedded default
+ * starts without it.
  */
-export async function createStorage(config: Config, log: Logger): Promise<StorageBackend> {
+export async function createStorage(
+  config: Config,
+  log: Logger,
+  events?: StorageEvents,
+): Promise<StorageBackend> {
   switch (config.storage) {
     case "memory":
       return new MemoryStorage();
@@ -21,6 +27,7 @@ export async function createStorage(config: Config, log: Logger): Promise<Storag
         flushIntervalMs: config.flushIntervalMs,
         maxBufferBytes: config.maxBufferBytes,
         log,
+        events,
       });
     }
     case "jsonl":
@@ -32,6 +39,7 @@ export async function createStorage(config: Config, log: Logger): Promise<Storag
         maxSessionBufferBytes: config.maxSessionBufferBytes,
         maxBufferBytes: config.maxBufferBytes,
         log,
+        events,
       });
   }
 }

@@ -1,5 +1,6 @@
 import type { SessionStoreError } from "../errors.js";
 import type { AppendChain } from "./append-chain.js";
+import type { StorageLevels } from "./storage-events.js";
 
 /**
  * A storage backend: files, memory or a database. It keeps each tenant's sessions apart (the
@@ -31,6 +32,9 @@ export interface StorageBackend {
    * available whenever its process is needs not have it.
    */
   watchHealth?(listener: (serving: boolean) => void): () => void;
+
+  /** What the backend holds in memory now, for metrics (cheap: read at every scrape). */
+  levels(): StorageLevels;
 }
 
 /**

@@ -12,6 +12,7 @@ import type {
   SessionStorage,
   StorageBackend,
 } from "../../src/store/storage.js";
+import type { StorageLevels } from "../../src/store/storage-events.js";
 
 type Method = "append" | "ack" | "read" | "meta" | "list" | "delete" | "flush";
 
@@ -74,6 +75,10 @@ export class FaultyStorage implements StorageBackend, SessionStorage {
 
   tenant(tenant: string): SessionStorage {
     return tenant === "" ? this : this.backend.tenant(tenant);
+  }
+
+  levels(): StorageLevels {
+    return this.backend.levels();
   }
 
   tenants(): Promise<string[]> {

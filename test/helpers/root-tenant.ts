@@ -23,6 +23,7 @@ export function rootTenantOf<Backend extends StorageBackend>(
     tenant: (tenant) => backend.tenant(tenant),
     tenants: () => backend.tenants(),
     watchHealth: (listener) => backend.watchHealth?.(listener) ?? (() => undefined),
+    levels: () => backend.levels(),
     append: (sessionId, messages, options) => sessions().append(sessionId, messages, options),
     read: (sessionId, range) => sessions().read(sessionId, range),
     meta: (sessionId) => sessions().meta(sessionId),

@@ -16,6 +16,7 @@ import type {
   SessionStorage,
   StorageBackend,
 } from "../storage.js";
+import { type StorageEvents, type StorageLevels, UNOBSERVED } from "../storage-events.js";
 import { DirectoryLock } from "./directory-lock.js";
 import { describeCause, OUT_OF_SPACE, syncFileSystem } from "./file-io.js";
 import { HandlePool } from "./handle-pool.js";
@@ -31,6 +32,8 @@ export interface JsonlStorageOptions extends FlushPolicy {
   maxSessionBufferBytes: number;
   maxBufferBytes: number;
   log: Logger;
+  /** Told of every write, fsync and storage failure (metrics, traces). */
+  events?: StorageEvents;
 }
 
 /** Where tenants' directories live, under the data directory. */
@@ -74,6 +77,7 @@ export class JsonlFileStorage implements StorageBackend {
       // A margin for file systems whose change times lag the clock by a tick.
       syncedBeforeMs: syncStartedMs - 50,
       stats: this.#stats,
+      events: this.#options.events ?? UNOBSERVED,
       closing: () => this.#closing,
       writeSoonEverywhere: () => {
         for (const tenant of this.#tenants.values()) tenant.directory.writeSoon();
@@ -118,6 +122,12 @@ export class JsonlFileStorage implements StorageBackend {
       },
     );
     return ["", ...names.filter((name) => name !== "" && isValidTenant(name)).sort()];
+  }
+
+  levels(): StorageLevels {
+    let openSessions = 0;
+    for (const tenant of this.#tenants.values()) openSessions += tenant.directory.openSessionCount;
+    return { bufferedBytes: this.#budget.usedBytes, openSessions };
   }
 
   /** The counters of the writes done so far (the benchmarks read them). */

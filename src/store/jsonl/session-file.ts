@@ -5,6 +5,7 @@ import { crc32 } from "node:zlib";
 import type { Logger } from "pino";
 import { Code, SessionStoreError } from "../../errors.js";
 import { AGENT_LOOP_VERSION } from "../storage.js";
+import { type StorageEvents, secondsSince } from "../storage-events.js";
 import { isNotFound, storageFailure, writeFully } from "./file-io.js";
 import { CREATE_NEW, type HandlePool, OPEN_OR_CREATE } from "./handle-pool.js";
 import { headerWidthFor, parseHeader, renderHeader, type SessionHeader } from "./header.js";
@@ -38,6 +39,7 @@ export interface FileContext {
   syncedBeforeMs: number;
   /** Counters of the work done, logged when the storage closes (and read by the benchmarks). */
   stats: WriteStats;
+  events: StorageEvents;
 }
 
 export interface WriteStats {
@@ -264,6 +266,7 @@ export class SessionFile {
     const { state } = this;
     if (state.durable === state.count && state.entrySynced) return;
     const count = state.count;
+    const started = performance.now();
     try {
       await this.useData((handle) => handle.datasync());
       this.context.stats.fileSyncs++;
@@ -271,6 +274,7 @@ export class SessionFile {
     } catch (error) {
       throw storageFailure("sync", this.sessionId, error, "maybe stored");
     }
+    this.context.events.synced(secondsSince(started));
     state.entrySynced = true;
     state.durable = Math.max(state.durable, count);
     // A hint for the next open (the index itself is never fsynced).
@@ -362,6 +366,7 @@ export class SessionFile {
       end: before.end + lines.length,
       unterminated: false,
     };
+    const started = performance.now();
     try {
       await this.useData(async (handle) => {
         await this.checkUnchanged(handle);
@@ -380,10 +385,11 @@ export class SessionFile {
       );
     }
     Object.assign(state, after, { updatedAtMs: Date.now() });
-    const { stats } = this.context;
+    const { stats, events } = this.context;
     stats.writes++;
     stats.messages += messages.length;
     stats.bytes += lines.length;
+    events.wrote(secondsSince(started), messages.length, lines.length);
   }
 
   /** Takes back a failed write's bytes; resolves to whether that worked. */
@@ -428,6 +434,7 @@ export class SessionFile {
     }).catch((error: unknown) => error instanceof FileChangedError);
     if (changed) return new FileChangedError(this.sessionId, "was rewritten");
     this.state.corruptSeq = Math.min(seq, this.state.corruptSeq ?? seq);
+    this.context.events.failed(Code.DataLoss);
     this.context.log.error(
       { sessionId: this.sessionId, seq, file: this.path },
       "a record of the session file is not what was written (checksum mismatch); serving it is refused until repaired",
@@ -829,6 +836,7 @@ function logCorruption(
   seq: number,
   problem: string | undefined,
 ): void {
+  context.events.failed(Code.DataLoss);
   context.log.error(
     { sessionId, seq, file: sessionPath(context.directory, sessionId), problem },
     "session file has a damaged record; serving it is refused until repaired",

@@ -13,6 +13,7 @@ import type {
   SessionChange,
   SessionMeta,
 } from "../storage.js";
+import type { StorageEvents } from "../storage-events.js";
 import { storageFailure } from "./file-io.js";
 import { corruption, FileChangedError, type SessionFile } from "./session-file.js";
 
@@ -29,6 +30,7 @@ export interface LogContext {
   policy: FlushPolicy;
   budget: BufferBudget;
   log: Logger;
+  events: StorageEvents;
   notify(sessionId: string, change: SessionChange): void;
   /** The file changed under the server: the storage forgets this log and reads the file anew. */
   detach(log: SessionLog, error: FileChangedError): void;
@@ -620,6 +622,7 @@ export class SessionLog {
     }
     const failure =
       error instanceof SessionStoreError ? error : storageFailure("write", this.sessionId, error);
+    this.context.events.failed(failure.code);
     // Logged when writing starts failing, not at every retry: a full disk must not flood the log.
     if (!this.failing) {
       this.failing = true;

@@ -17,6 +17,7 @@ import type {
   SessionMeta,
   SessionStorage,
 } from "../storage.js";
+import type { StorageEvents } from "../storage-events.js";
 import { Subscribers } from "../subscribers.js";
 import { DirectoryWatch } from "./directory-watch.js";
 import { coalesce, isNotFound, storageFailure, syncDirectory, writeFully } from "./file-io.js";
@@ -38,6 +39,7 @@ export interface SharedFiles {
   /** Files not changed since this time (ms) were made durable by the start-up sync. */
   syncedBeforeMs: number;
   stats: FileContext["stats"];
+  events: StorageEvents;
   /** Whether the storage is closing: new work is refused. */
   closing(): boolean;
   /** Starts the writes of every tenant's buffers (the budget of all sessions is full). */
@@ -98,6 +100,7 @@ export class TenantDirectory implements SessionStorage {
       syncDirectory: coalesce(() => syncDirectory(directory)),
       syncedBeforeMs: this.#shared.syncedBeforeMs,
       stats: this.#shared.stats,
+      events: this.#shared.events,
     };
     this.#watch = new DirectoryWatch(
       directory,
@@ -113,6 +116,11 @@ export class TenantDirectory implements SessionStorage {
   /** Sessions with files here. */
   get sessionCount(): number {
     return this.#ids.size;
+  }
+
+  /** Sessions in use: their logs (and buffers) are in memory. */
+  get openSessionCount(): number {
+    return this.#logs.size;
   }
 
   /**
@@ -330,15 +338,17 @@ export class TenantDirectory implements SessionStorage {
     let file: SessionFile | undefined;
     try {
       file = await SessionFile.open(context, sessionId);
+      if (!file && create) {
+        this.#checkOpen();
+        file = await SessionFile.create(context, sessionId, create.createdAtMs);
+      }
     } catch (error) {
       if (error instanceof SessionStoreError && error.code === Code.FailedPrecondition) {
         this.#logRefusedOnce(`${sessionId}${FILE_SUFFIX}`, "refusing a session entry", error);
+      } else if (error instanceof SessionStoreError && !this.#closing) {
+        this.#shared.events.failed(error.code);
       }
       throw error;
-    }
-    if (!file && create) {
-      this.#checkOpen();
-      file = await SessionFile.create(context, sessionId, create.createdAtMs);
     }
     if (!file) return undefined;
     const log = new SessionLog(
@@ -346,6 +356,7 @@ export class TenantDirectory implements SessionStorage {
         policy: this.#shared.policy,
         budget: this.#budget,
         log: this.#shared.log,
+        events: this.#shared.events,
         notify: (id, change) => this.#subscribers.notify(id, change),
         detach: (detached, error) => this.#detach(detached, error),
       },
@@ -375,7 +386,10 @@ export class TenantDirectory implements SessionStorage {
       if (existed) await this.#fileContext().syncDirectory();
     } catch (error) {
       tell?.("maybe stored");
-      throw error instanceof SessionStoreError ? error : storageFailure("delete", sessionId, error);
+      const failure =
+        error instanceof SessionStoreError ? error : storageFailure("delete", sessionId, error);
+      if (failure.code !== Code.FailedPrecondition) this.#shared.events.failed(failure.code);
+      throw failure;
     }
     tell?.("nothing stored");
     this.#ids.delete(sessionId);

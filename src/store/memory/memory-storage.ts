@@ -13,6 +13,7 @@ import {
   type SessionStorage,
   type StorageBackend,
 } from "../storage.js";
+import type { StorageLevels } from "../storage-events.js";
 import { Subscribers } from "../subscribers.js";
 
 interface MemorySession {
@@ -46,12 +47,23 @@ export class MemoryStorage implements StorageBackend {
   async tenants(): Promise<string[]> {
     return [...new Set(["", ...this.#tenants.keys()])].sort();
   }
+
+  /** Nothing waits to be written: every session is in memory, and only there. */
+  levels(): StorageLevels {
+    let openSessions = 0;
+    for (const tenant of this.#tenants.values()) openSessions += tenant.sessionCount;
+    return { bufferedBytes: 0, openSessions };
+  }
 }
 
 /** One tenant's sessions in memory. */
 class MemoryTenant implements SessionStorage {
   readonly #sessions = new Map<string, MemorySession>();
   readonly #subscribers = new Subscribers();
+
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
 
   append(sessionId: string, messages: readonly string[], options: AppendOptions): Appended {
     options.chain?.checkOpen();

@@ -1,7 +1,8 @@
 import type { Pool } from "pg";
-import { lengthMismatch, type SessionStoreError } from "../../errors.js";
+import { Code, lengthMismatch, type SessionStoreError } from "../../errors.js";
 import { type AppendChain, type ChainMember, followerError } from "../append-chain.js";
 import { AGENT_LOOP_VERSION, type AppendAck } from "../storage.js";
+import { type StorageEvents, secondsSince } from "../storage-events.js";
 import { databaseFailure } from "./database-errors.js";
 
 /** A request waiting for the transaction that decides it. */
@@ -84,6 +85,7 @@ export class AppendBatcher {
     private readonly onUnflushed: (tenant: string, sessionId: string) => void,
     /** Told of failures that say the database is unreachable. */
     private readonly onDatabaseFailure: (error: unknown) => void,
+    private readonly events: StorageEvents,
   ) {
     this.#lanes = Array.from(
       { length: Math.max(1, lanes) },
@@ -93,6 +95,11 @@ export class AppendBatcher {
           (bytes) => this.#release(bytes),
         ),
     );
+  }
+
+  /** Message bytes queued, not yet committed. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
   }
 
   /** Whether `bytes` more fit in the queues now. */
@@ -140,7 +147,9 @@ export class AppendBatcher {
       created: [] as (number | null)[],
     };
     let durable = false;
+    let bytes = 0;
     for (const { request } of batch) {
+      bytes += request.bytes;
       columns.tenants.push(request.tenant);
       columns.ids.push(request.sessionId);
       columns.expected.push(request.expectedSeq ?? null);
@@ -156,6 +165,7 @@ export class AppendBatcher {
       durable ||= request.sync;
     }
     let rows: Row[];
+    const started = performance.now();
     try {
       const result = await this.pool.query<Row>(
         "SELECT * FROM sessionstore.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -180,6 +190,7 @@ export class AppendBatcher {
         typeof (error as { code?: unknown }).code === "string" &&
         /^[0-9A-Z]{5}$/.test((error as { code: string }).code);
       if (!reported) this.onDatabaseFailure(error);
+      this.events.failed(Code.Unavailable);
       const failure = databaseFailure(
         "append",
         error,
@@ -188,6 +199,10 @@ export class AppendBatcher {
       for (const pending of batch) this.#fail(pending, failure);
       return;
     }
+    // One transaction, its commit included: a sync batch's write and its synchronous commit.
+    const seconds = secondsSince(started);
+    this.events.wrote(seconds, columns.bodies.length, bytes);
+    if (durable) this.events.synced(seconds);
     for (const [index, pending] of batch.entries()) {
       const row = rows[index] as Row;
       const { request } = pending;

@@ -7,6 +7,7 @@ import type {
   Appended,
   Appending,
   AppendOptions,
+  FailedOutcome,
   FlushReport,
   ListQuery,
   MessagePage,
@@ -15,6 +16,12 @@ import type {
   SessionStorage,
   StorageBackend,
 } from "../storage.js";
+import {
+  type StorageEvents,
+  type StorageLevels,
+  secondsSince,
+  UNOBSERVED,
+} from "../storage-events.js";
 import { Subscribers } from "../subscribers.js";
 import { AppendBatcher } from "./append-batches.js";
 import { databaseFailure } from "./database-errors.js";
@@ -33,6 +40,8 @@ export interface PostgresStorageOptions {
   /** Message bytes queued for the next transaction; past them, appends wait. */
   maxBufferBytes: number;
   log: Logger;
+  /** Told of every append transaction, synchronous commit and database failure (metrics, traces). */
+  events?: StorageEvents;
 }
 
 /** Rows a read fetches per query (served in pages of about a megabyte). */
@@ -59,6 +68,7 @@ interface SessionRow {
  */
 export class PostgresStorage implements StorageBackend {
   readonly #options: PostgresStorageOptions;
+  readonly #events: StorageEvents;
   readonly #pool: pg.Pool;
   readonly #batcher: AppendBatcher;
   readonly #subscribers = new Subscribers();
@@ -75,6 +85,7 @@ export class PostgresStorage implements StorageBackend {
 
   constructor(options: PostgresStorageOptions) {
     this.#options = options;
+    this.#events = options.events ?? UNOBSERVED;
     const connection: pg.ClientConfig = {
       connectionString: options.databaseUrl,
       connectionTimeoutMillis: options.timeoutMs,
@@ -92,6 +103,7 @@ export class PostgresStorage implements StorageBackend {
       options.maxBufferBytes,
       (tenant, sessionId) => this.#unflushed.add(key(tenant, sessionId)),
       (error) => this.#onDatabaseFailure(error),
+      this.#events,
     );
     this.#listener = new ChangeListener(
       connection,
@@ -202,6 +214,7 @@ export class PostgresStorage implements StorageBackend {
       if (messages.length === 0) {
         // The session shrank under the read only if it was deleted; a gap otherwise is damage.
         if (!(await this.metaAs(tenant, sessionId))) return;
+        this.#events.failed(Code.DataLoss);
         throw new SessionStoreError(
           Code.DataLoss,
           `session ${sessionId} has no stored message at seq ${seq} although its length is ${meta.messageCount}; ` +
@@ -263,6 +276,11 @@ export class PostgresStorage implements StorageBackend {
       return { flushed: await this.#makeDurable(tenant, [sessionId]), failures: [] };
     }
     return { flushed: await this.#flushUnflushed(tenant), failures: [] };
+  }
+
+  /** The queued appends are the buffer; no session's state is kept between calls. */
+  levels(): StorageLevels {
+    return { bufferedBytes: this.#batcher.queuedBytes, openSessions: 0 };
   }
 
   watchHealth(listener: (serving: boolean) => void): () => void {
@@ -338,6 +356,7 @@ export class PostgresStorage implements StorageBackend {
    */
   async #makeDurable(tenant: string, sessionIds: string[]): Promise<number> {
     let flushed = 0;
+    const started = performance.now();
     await this.#transaction("flush", async (client) => {
       await client.query("SET LOCAL synchronous_commit = on");
       const result = await client.query<{ flushed: string }>(
@@ -351,6 +370,7 @@ export class PostgresStorage implements StorageBackend {
       );
       for (const row of result.rows) flushed += Number(row.flushed);
     });
+    this.#events.synced(secondsSince(started));
     return flushed;
   }
 
@@ -362,8 +382,7 @@ export class PostgresStorage implements StorageBackend {
     try {
       client = await this.#pool.connect();
     } catch (error) {
-      this.#onDatabaseFailure(error);
-      throw databaseFailure(action, error);
+      throw this.#failure(action, error);
     }
     try {
       await client.query("BEGIN");
@@ -372,8 +391,7 @@ export class PostgresStorage implements StorageBackend {
     } catch (error) {
       await client.query("ROLLBACK").catch(() => undefined);
       if (error instanceof SessionStoreError) throw error;
-      this.#onDatabaseFailure(error);
-      throw databaseFailure(action, error, "maybe stored");
+      throw this.#failure(action, error, "maybe stored");
     } finally {
       client.release();
     }
@@ -384,8 +402,7 @@ export class PostgresStorage implements StorageBackend {
     try {
       return (await this.#pool.query({ text, values, rowMode: "array" })).rows;
     } catch (error) {
-      this.#onDatabaseFailure(error);
-      throw databaseFailure(action, error);
+      throw this.#failure(action, error);
     }
   }
 
@@ -397,9 +414,15 @@ export class PostgresStorage implements StorageBackend {
     try {
       return (await this.#pool.query<Row>(text, values)).rows;
     } catch (error) {
-      this.#onDatabaseFailure(error);
-      throw databaseFailure(action, error);
+      throw this.#failure(action, error);
     }
+  }
+
+  /** A failed database call as the caller hears it, counted, and checked for an outage. */
+  #failure(action: string, error: unknown, outcome?: FailedOutcome): SessionStoreError {
+    this.#onDatabaseFailure(error);
+    this.#events.failed(Code.Unavailable);
+    return databaseFailure(action, error, outcome);
   }
 
   #checkOpen(): void {

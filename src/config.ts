@@ -21,6 +21,8 @@ export interface Config {
   flushIntervalMs: number;
   durability: "buffered" | "sync";
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  metricsListen: string;
+  metricsPerTenant: boolean;
   maxOpenFiles: number;
   shutdownTimeoutMs: number;
   drainDelayMs: number;
@@ -194,6 +196,21 @@ export const SETTINGS: readonly AnySetting[] = [
     description: "fatal, error, warn, info, debug, trace or silent",
     default: "info",
     parse: oneOf(["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const),
+  },
+  {
+    key: "metricsListen",
+    flag: "metrics-listen",
+    description: "serve Prometheus metrics at http://host:port/metrics; empty: no metrics",
+    default: "",
+    parse: optionalAddress,
+  },
+  {
+    key: "metricsPerTenant",
+    flag: "metrics-per-tenant",
+    description: "label the appended messages and bytes counters with the tenant",
+    default: false,
+    parse: switchValue,
+    isSwitch: true,
   },
   {
     key: "maxOpenFiles",
@@ -500,6 +517,16 @@ function integer(min: number, max = Number.MAX_SAFE_INTEGER): (text: string) => 
 /** A duration for a timer: Node fires timers longer than 2^31 - 1 ms (24.8 days) after 1 ms. */
 function milliseconds(min: number): (text: string) => number {
   return integer(min, 2 ** 31 - 1);
+}
+
+/** host:port, or empty for none. */
+function optionalAddress(text: string): string {
+  if (text === "") return text;
+  const port = /^.+:(\d{1,5})$/.exec(text)?.[1];
+  if (port === undefined || Number(port) > 65535) {
+    throw new Error(`expected host:port (or nothing), got ${JSON.stringify(text)}`);
+  }
+  return text;
 }
 
 function switchValue(text: string): boolean {

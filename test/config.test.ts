@@ -32,6 +32,22 @@ describe("loadConfig", () => {
     });
   });
 
+  it("takes --metrics-per-tenant as a bare flag, or as its variable set to true or false", () => {
+    expect(loadConfig([], {}).metricsPerTenant).toBe(false);
+    expect(loadConfig(["--metrics-per-tenant"], {}).metricsPerTenant).toBe(true);
+    expect(loadConfig([], { SESSIONSTORE_METRICS_PER_TENANT: "true" }).metricsPerTenant).toBe(true);
+    expect(loadConfig([], { SESSIONSTORE_METRICS_PER_TENANT: "0" }).metricsPerTenant).toBe(false);
+  });
+
+  it.each([
+    [["--metrics-listen", "9464"], {}, "expected host:port"],
+    [["--metrics-listen", "127.0.0.1:99999"], {}, "expected host:port"],
+    [[], { SESSIONSTORE_METRICS_PER_TENANT: "yes" }, "expected true or false"],
+  ])("rejects metrics settings %j %j", (args, env, text) => {
+    expect(() => loadConfig(args, env)).toThrow(ConfigError);
+    expect(() => loadConfig(args, env)).toThrow(text);
+  });
+
   it.each([
     [["--flush-messages", "0"], "--flush-messages"],
     [["--flush-interval-ms", "soon"], "--flush-interval-ms"],

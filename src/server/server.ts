@@ -1,4 +1,4 @@
-import { Server } from "@grpc/grpc-js";
+import { Server, type ServerInterceptor } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
 import type { Access } from "../auth/access.js";
@@ -8,6 +8,7 @@ import type { SessionService } from "../sessions/session-service.js";
 import { bind } from "./bind.js";
 import { ConnectionLimits } from "./connection-limits.js";
 import { widenConnectionWindows, widenStreamWindows } from "./flow-control.js";
+import { type ServedMethod, servedMethods } from "./grpc-internals.js";
 import { loggingInterceptor } from "./logging-interceptor.js";
 import { reflectionService } from "./reflection.js";
 import { strictSessionStoreService } from "./request-decoding.js";
@@ -24,6 +25,8 @@ export interface RunningServer {
   /** The address bound, host:port (the port chosen when the config asked for 0). */
   address: string;
   port: number;
+  /** Every method served, of every service (empty if grpc-js no longer tells). */
+  methods: readonly ServedMethod[];
   /**
    * Graceful shutdown: health goes NOT_SERVING, new calls are refused, streams end with
    * UNAVAILABLE after answering what they took, every buffer is written and fsynced. Calls still
@@ -34,12 +37,14 @@ export interface RunningServer {
 
 /**
  * Serves SessionStore over `sessions` (whose storage is open), with health and reflection, on
- * `config.listen`. Shutdown closes the sessions (and so the storage).
+ * `config.listen`. Shutdown closes the sessions (and so the storage). `observers` (metrics,
+ * traces) intercept every call of every service, before the server's own interceptors.
  */
 export async function startServer(
   sessions: SessionService,
   config: Config,
   log: Logger,
+  observers: readonly ServerInterceptor[] = [],
 ): Promise<RunningServer> {
   const connections = new ConnectionLimits(config, log);
   const streams = new StreamingCalls(
@@ -69,7 +74,8 @@ export async function startServer(
     throw error;
   }
   const server = new Server({
-    interceptors: [loggingInterceptor(log), connections.interceptor],
+    // grpc-js passes a call's events through the first interceptor first, and its status last.
+    interceptors: [...observers, loggingInterceptor(log), connections.interceptor],
     "grpc.max_receive_message_length": config.maxRequestBytes,
     ...connections.channelOptions(),
   });
@@ -99,6 +105,7 @@ export async function startServer(
   return {
     address,
     port,
+    methods: servedMethods(server, log, "list the methods served") ?? [],
     shutdown() {
       stopping = true;
       stopWatchingHealth();

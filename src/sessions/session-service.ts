@@ -2,7 +2,9 @@ import type { Logger } from "pino";
 import { Code, invalidArgument, SessionStoreError } from "../errors.js";
 import { checkSessionId } from "../session-id.js";
 import type { AppendChain } from "../store/append-chain.js";
+import { bufferedSize } from "../store/buffer-budget.js";
 import type {
+  Appended,
   Appending,
   FlushReport,
   MessagePage,
@@ -13,6 +15,7 @@ import type {
   StorageBackend,
 } from "../store/storage.js";
 import { checkTenant } from "../tenant.js";
+import type { SessionEvents } from "./session-events.js";
 import { type MessageLimits, normalizeMessages } from "./validation.js";
 import { Wakeup } from "./wakeup.js";
 
@@ -44,12 +47,20 @@ export const MAX_PAGE_SIZE = 1000;
  */
 export class SessionService {
   #closing = false;
+  #watchers = 0;
 
   constructor(
     private readonly backend: StorageBackend,
     private readonly options: SessionServiceOptions,
     private readonly log: Logger,
+    /** Told of every acknowledged append (metrics); without it, acks are not looked at. */
+    private readonly events?: SessionEvents,
   ) {}
+
+  /** Watch calls in progress. */
+  get watcherCount(): number {
+    return this.#watchers;
+  }
 
   /**
    * Validates one request's messages and hands them to storage. Nothing of an invalid request is
@@ -65,10 +76,15 @@ export class SessionService {
     checkSessionId(sessionId);
     this.#checkOpen();
     const normalized = normalizeMessages(messages, this.options);
-    return this.#storage(tenant).append(sessionId, normalized, {
+    const appending = this.#storage(tenant).append(sessionId, normalized, {
       ...options,
       sync: options.sync || this.options.durability === "sync",
     });
+    const { events } = this;
+    if (!events) return appending;
+    return whenAcknowledged(appending, () =>
+      events.appended(tenant, normalized.length, bufferedSize(normalized)),
+    );
   }
 
   /** A session's acknowledged messages in `range`, in pages; nothing when it is unknown. */
@@ -137,6 +153,7 @@ export class SessionService {
       if (change.kind !== "appended") ended ??= change;
       wakeup.wake();
     });
+    this.#watchers++;
     try {
       let next = fromSeq;
       while (!signal?.aborted) {
@@ -155,6 +172,7 @@ export class SessionService {
         if (caughtUp) await wakeup.wait(signal);
       }
     } finally {
+      this.#watchers--;
       unsubscribe();
     }
   }
@@ -188,6 +206,28 @@ export class SessionService {
       );
     }
   }
+}
+
+/**
+ * `appending` with `acknowledged` called once its acknowledgement comes. An ack ready at once
+ * (a buffered append, the common case) costs no promise; one still to come gets its own.
+ */
+function whenAcknowledged(appending: Appending, acknowledged: () => void): Appending {
+  if (appending instanceof Promise) {
+    return appending.then((appended) => whenAcknowledged(appended, acknowledged) as Appended);
+  }
+  const { ack } = appending;
+  if (!(ack instanceof Promise)) {
+    acknowledged();
+    return appending;
+  }
+  const observed = ack.then((done) => {
+    acknowledged();
+    return done;
+  });
+  // As the storage's own ack: a failure is the caller's to handle when it awaits.
+  observed.catch(() => undefined);
+  return { ack: observed };
 }
 
 function watchEnded(sessionId: string, change: SessionChange): SessionStoreError {

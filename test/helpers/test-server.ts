@@ -17,13 +17,12 @@ import {
   SessionStoreClient,
 } from "../../gen/sessionstore/v1/session_store.js";
 import { type Config, loadConfig } from "../../src/config.js";
-import type { RunningServer } from "../../src/server/server.js";
-import { startService } from "../../src/service.js";
+import { type RunningService, startService } from "../../src/service.js";
 import { testDatabases } from "./postgres.js";
 
 /** A real server on 127.0.0.1:0 over a fresh temp data directory, and a generated client for it. */
 export interface TestServer {
-  server: RunningServer;
+  server: RunningService;
   client: SessionStoreClient;
   dataDir: string;
   config: Config;

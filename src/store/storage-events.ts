@@ -37,6 +37,22 @@ export const UNOBSERVED: StorageEvents = {
   failed() {},
 };
 
+/** One observer telling each of `observers` (metrics and traces), or none when there is none. */
+export function allOf(observers: readonly StorageEvents[]): StorageEvents | undefined {
+  if (observers.length <= 1) return observers[0];
+  return {
+    wrote: (seconds, messages, bytes) => {
+      for (const observer of observers) observer.wrote(seconds, messages, bytes);
+    },
+    synced: (seconds) => {
+      for (const observer of observers) observer.synced(seconds);
+    },
+    failed: (code) => {
+      for (const observer of observers) observer.failed(code);
+    },
+  };
+}
+
 /** How much a backend holds in memory now (read when metrics are scraped, never pushed). */
 export interface StorageLevels {
   /** Bytes of acknowledged messages not yet written (files) or committed (PostgreSQL). */

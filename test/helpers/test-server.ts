@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ClientReadableStream, credentials, type ServiceError } from "@grpc/grpc-js";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import {
   type AppendRequest,
   type AppendResponse,
@@ -17,7 +17,7 @@ import {
   SessionStoreClient,
 } from "../../gen/sessionstore/v1/session_store.js";
 import { type Config, loadConfig } from "../../src/config.js";
-import { type RunningService, startService } from "../../src/service.js";
+import { type RunningService, type ServiceOptions, startService } from "../../src/service.js";
 import { testDatabases } from "./postgres.js";
 
 /** A real server on 127.0.0.1:0 over a fresh temp data directory, and a generated client for it. */
@@ -36,12 +36,21 @@ export async function makeTempDir(prefix = "sessionstore-test-"): Promise<string
   return mkdtemp(join(tmpdir(), prefix));
 }
 
+/** How a test server runs beside its settings: a tracer, and a logger of the test's own. */
+export interface TestServerOptions extends ServiceOptions {
+  /** Where the server logs (by default nowhere, at the configured level). */
+  log?: Logger;
+}
+
 /**
  * Starts the service on 127.0.0.1:0 with test defaults and `overrides`. A jsonl server gets a
  * fresh temp data directory unless `dataDir` says which; a postgres one a fresh database in the
  * run's cluster unless `databaseUrl` says which (pass a stopped server's to restart on its data).
  */
-export async function startTestServer(overrides: Partial<Config> = {}): Promise<TestServer> {
+export async function startTestServer(
+  overrides: Partial<Config> = {},
+  options: TestServerOptions = {},
+): Promise<TestServer> {
   const dataDir = overrides.dataDir ?? (await makeTempDir());
   const databaseUrl =
     overrides.storage === "postgres" && !overrides.databaseUrl
@@ -57,7 +66,8 @@ export async function startTestServer(overrides: Partial<Config> = {}): Promise<
     ...overrides,
     databaseUrl,
   };
-  const server = await startService(config, pino({ level: config.logLevel }));
+  const { log = pino({ level: config.logLevel }), ...serviceOptions } = options;
+  const server = await startService(config, log, serviceOptions);
   const client = new SessionStoreClient(server.address, credentials.createInsecure());
   let stopped = false;
   const stop = async () => {

@@ -15,7 +15,13 @@ import type {
 import type { Config } from "../../src/config.js";
 import { testDatabases } from "../helpers/postgres.js";
 import { skipWithReason } from "../helpers/skipped-suites.js";
-import { collect, startTestServer, type TestServer, unaryRpcs } from "../helpers/test-server.js";
+import {
+  collect,
+  startTestServer,
+  type TestServer,
+  type TestServerOptions,
+  unaryRpcs,
+} from "../helpers/test-server.js";
 
 /** The storage backends the integration suites run on, each a describe of its own. */
 export const BACKENDS = ["jsonl", "memory", "postgres"] as const;
@@ -31,7 +37,7 @@ export const PERSISTENT_BACKENDS = ["jsonl", "postgres"] as const;
  */
 export function describeEachBackend(
   name: string,
-  body: (start: (overrides?: Partial<Config>) => Promise<TestServer>, backend: Backend) => void,
+  body: (start: StartServer, backend: Backend) => void,
   options: { defaults?: Partial<Config>; backends?: readonly Backend[] } = {},
 ): void {
   const missing = testDatabases().missing;
@@ -60,21 +66,25 @@ export function storageOf(server: TestServer): Partial<Config> {
   };
 }
 
+/** Starts a test server with a suite's defaults, then `overrides`, applied. */
+export type StartServer = (
+  overrides?: Partial<Config>,
+  options?: TestServerOptions,
+) => Promise<TestServer>;
+
 /**
  * Registers an afterEach that closes every server the returned function started during the test
  * (removing its data directory), and returns that function: it starts a test server with
  * `defaults`, then `overrides`, applied.
  */
-export function serversClosedAfterEach(
-  defaults: Partial<Config> = {},
-): (overrides?: Partial<Config>) => Promise<TestServer> {
+export function serversClosedAfterEach(defaults: Partial<Config> = {}): StartServer {
   const servers: TestServer[] = [];
   afterEach(async () => {
     // Newest first: servers of one test may share a data directory that close() removes.
     for (const server of servers.splice(0).reverse()) await server.close();
   });
-  return async (overrides = {}) => {
-    const server = await startTestServer({ ...defaults, ...overrides });
+  return async (overrides = {}, options = {}) => {
+    const server = await startTestServer({ ...defaults, ...overrides }, options);
     servers.push(server);
     return server;
   };

@@ -12,6 +12,19 @@ import type { Logger } from "pino";
  */
 export function logGrpcJsTo(log: Logger): void {
   const grpcLog = log.child({ component: "grpc-js" });
-  const write = (message?: unknown, ...rest: unknown[]) => grpcLog.debug(format(message, ...rest));
+  const write = (message?: unknown, ...rest: unknown[]) =>
+    grpcLog.debug(withoutCredentials(format(message, ...rest)));
   setLogger({ error: write, info: write, debug: write });
+}
+
+/** Metadata keys holding credentials, with their values, as grpc-js's traces print metadata. */
+const CREDENTIALS =
+  /("(?:authorization|proxy-authorization|cookie)":\[)(?:"(?:[^"\\]|\\.)*",?)*\]/gi;
+
+/**
+ * A grpc-js log line with the values of credentials replaced: with GRPC_TRACE, grpc-js prints
+ * each call's metadata (`"authorization":["Bearer ..."]`), and tokens are never logged.
+ */
+export function withoutCredentials(text: string): string {
+  return text.replace(CREDENTIALS, '$1"[redacted]"]');
 }

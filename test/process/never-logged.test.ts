@@ -38,7 +38,11 @@ it("never logs nor exports a message body or a token, at debug with grpc-js's tr
   const dataDir = await makeTempDir();
   cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
   const server = await startChildServer(
-    ["--data-dir", dataDir, "--log-level", "debug", "--max-message-bytes", "512"],
+    [
+      ...["--data-dir", dataDir, "--log-level", "debug", "--max-message-bytes", "512"],
+      // Logged with the settings at start (the file backend does not use it).
+      ...["--database-url", `postgresql://app:${secret}@127.0.0.1:1/sessions`],
+    ],
     {
       GRPC_VERBOSITY: "DEBUG",
       GRPC_TRACE: "all",

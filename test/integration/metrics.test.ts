@@ -1,7 +1,9 @@
 import { status } from "@grpc/grpc-js";
 import { expect, it } from "vitest";
+import { SessionStoreClient } from "../../clients/ts/src/index.js";
 import { samplesOf, scrape, sumOf } from "../helpers/metrics.js";
 import { append, appendStream, loadAll, type TestServer } from "../helpers/test-server.js";
+import { JwksFile, jwtSettings, signingKey, token } from "../helpers/tokens.js";
 import { damageRecord } from "../store/jsonl-support.js";
 import {
   describeEachBackend,
@@ -144,6 +146,32 @@ describeEachBackend(
       expect(samplesOf(scraped, "sessionstore_appended_bytes_total")[0]?.labels).toEqual({
         tenant: "",
       });
+    });
+
+    it("labels them with the caller's tenant under --auth jwt", async () => {
+      const key = await signingKey();
+      const server = await start({
+        ...jwtSettings(await JwksFile.create([key])),
+        metricsPerTenant: true,
+      });
+      for (const [tenant, count] of [
+        ["team-a", 2],
+        ["team-b", 1],
+      ] as const) {
+        const client = new SessionStoreClient(server.server.address, {
+          token: await token(key, { tenant }),
+          retry: { maxAttempts: 1 },
+        });
+        await client.append(
+          SESSION,
+          Array.from({ length: count }, (_, n) => ({ n })),
+        );
+        client.close();
+      }
+      const scraped = await scrape(metricsAddress(server));
+      expect(sumOf(scraped, "sessionstore_messages_appended_total", { tenant: "team-a" })).toBe(2);
+      expect(sumOf(scraped, "sessionstore_messages_appended_total", { tenant: "team-b" })).toBe(1);
+      expect(scraped.text).not.toContain(SESSION);
     });
 
     it("serves only /metrics", async () => {

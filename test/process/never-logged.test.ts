@@ -6,6 +6,7 @@ import type { AppendRequest, AppendResponse } from "../../gen/sessionstore/v1/se
 import { type ChildServer, startChildServer } from "../helpers/child-server.js";
 import { startOtlpCollector } from "../helpers/otlp-collector.js";
 import { collect, makeTempDir, unary } from "../helpers/test-server.js";
+import { AUDIENCE, ISSUER, JwksFile, signingKey, token } from "../helpers/tokens.js";
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -33,6 +34,10 @@ function appendWith(
 it("never logs nor exports a message body or a token, at debug with grpc-js's tracing on, failed calls included", async () => {
   const marker = `body-marker-${randomBytes(8).toString("hex")}`;
   const secret = `token-${randomBytes(12).toString("hex")}`;
+  const key = await signingKey();
+  const jwks = await JwksFile.create([key]);
+  const valid = await token(key, { tenant: "private-tenant" });
+  const stranger = await token(await signingKey(), { tenant: "private-tenant" });
   const collector = await startOtlpCollector();
   cleanups.push(() => collector.close());
   const dataDir = await makeTempDir();
@@ -42,6 +47,8 @@ it("never logs nor exports a message body or a token, at debug with grpc-js's tr
       ...["--data-dir", dataDir, "--log-level", "debug", "--max-message-bytes", "512"],
       // Logged with the settings at start (the file backend does not use it).
       ...["--database-url", `postgresql://app:${secret}@127.0.0.1:1/sessions`],
+      ...["--auth", "jwt", "--auth-jwks", jwks.path],
+      ...["--auth-issuer", ISSUER, "--auth-audience", AUDIENCE],
     ],
     {
       GRPC_VERBOSITY: "DEBUG",
@@ -60,7 +67,7 @@ it("never logs nor exports a message body or a token, at debug with grpc-js's tr
   });
 
   const metadata = new Metadata();
-  metadata.set("authorization", `Bearer ${secret}`);
+  metadata.set("authorization", `Bearer ${valid}`);
   metadata.set("traceparent", `00-${randomBytes(16).toString("hex")}-${"1".repeat(16)}-01`);
   const body = `{"role":"user","content":"${marker}"}`;
   expect(await appendWith(server, metadata, [{ messages: [body, body], sync: true }])).toBe(
@@ -81,6 +88,12 @@ it("never logs nor exports a message body or a token, at debug with grpc-js's tr
   expect(await appendWith(server, metadata, [{ messages: [body], expectedSeq: 7 }])).toBe(
     status.ABORTED,
   );
+  // Tokens refused: one that is not a JWT, one signed by a key the server does not know.
+  for (const refusedToken of [secret, stranger]) {
+    const refusing = metadata.clone();
+    refusing.set("authorization", `Bearer ${refusedToken}`);
+    expect(await appendWith(server, refusing, [{ messages: [body] }])).toBe(status.UNAUTHENTICATED);
+  }
   const pages = await collect(
     server.client.load({ sessionId: "private", fromSeq: 0, limit: 0, last: false }, metadata),
   );
@@ -104,16 +117,14 @@ it("never logs nor exports a message body or a token, at debug with grpc-js's tr
   expect(failures.length).toBeGreaterThanOrEqual(5);
   expect(failures.every((line) => typeof line.details === "string")).toBe(true);
   expect(printed).toContain("[redacted]");
-  expect(printed).not.toContain(marker);
-  expect(printed).not.toContain(secret);
+  const secrets = [marker, secret, valid, stranger];
+  for (const hidden of secrets) expect(printed).not.toContain(hidden);
   for (const line of server.logs) {
-    expect(JSON.stringify(line)).not.toContain(marker);
-    expect(JSON.stringify(line)).not.toContain(secret);
+    for (const hidden of secrets) expect(JSON.stringify(line)).not.toContain(hidden);
   }
-  // The spans exported hold neither (OTLP's protobuf holds strings as UTF-8).
+  // The spans exported hold none (OTLP's protobuf holds strings as UTF-8).
   expect(collector.received.length).toBeGreaterThan(0);
   for (const { body: exported } of collector.received) {
-    expect(exported.includes(marker)).toBe(false);
-    expect(exported.includes(secret)).toBe(false);
+    for (const hidden of secrets) expect(exported.includes(hidden)).toBe(false);
   }
 });

@@ -31,6 +31,7 @@ const READMES = [
   "clients/ts/README.md",
   "clients/python/README.md",
   "clients/go/README.md",
+  "deploy/helm/sessionstore/README.md",
 ];
 const RUNS_EACH_GO_BLOCK = "runs each go block";
 const MARKER = /^(run|output|runs each go block|not run: .+)$/;

@@ -81,6 +81,7 @@ function driveStream(
       sessionId,
       messages: takeMessages(load.payloads, offset, load.messagesPerRequest),
       sync: load.sync,
+      labels: {},
     });
   }
   return new Promise((resolve, reject) => {

@@ -8,13 +8,13 @@ import {
   type ServiceError,
 } from "@grpc/grpc-js";
 import {
-  type AppendRequest,
+  AppendRequest,
   type AppendResponse,
   type FlushRequest,
   type FlushResponse,
-  type ListRequest,
+  ListRequest,
   type ListResponse,
-  type LoadRequest,
+  LoadRequest,
   type LoadResponse,
   SessionStoreClient,
 } from "../gen/sessionstore/v1/session_store.js";
@@ -116,11 +116,10 @@ export function flush(client: SessionStoreClient, sessionId: string): Promise<nu
 }
 
 export function listFirstPage(client: SessionStoreClient): Promise<ListResponse> {
-  return unary<ListRequest, ListResponse>((r, cb) => client.list(r, cb), {
-    pageSize: 0,
-    pageToken: "",
-    prefix: "",
-  });
+  return unary<ListRequest, ListResponse>(
+    (r, cb) => client.list(r, cb),
+    ListRequest.fromPartial({}),
+  );
 }
 
 /** Loads a session's messages; resolves to how many arrived (pages are checked to join). */
@@ -128,7 +127,7 @@ export function loadCount(
   client: SessionStoreClient,
   request: Partial<LoadRequest>,
 ): Promise<number> {
-  return consume(client.load({ sessionId: "", fromSeq: 0, limit: 0, last: false, ...request }));
+  return consume(client.load(LoadRequest.fromPartial(request)));
 }
 
 function consume(stream: ClientReadableStream<LoadResponse>): Promise<number> {
@@ -171,7 +170,7 @@ export class Appender {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       this.waiting.push({ resolve, reject });
-      this.call.write({ sessionId: "", messages: [], sync: false, ...request });
+      this.call.write(AppendRequest.fromPartial(request));
     });
   }
 

@@ -1,4 +1,4 @@
-import { invalidArgument } from "../errors.js";
+import { invalidArgument } from "./errors.js";
 
 /**
  * Session labels, as Kubernetes has them: keys `[prefix/]name`, a DNS-subdomain prefix of at
@@ -80,6 +80,12 @@ export function checkLabelBounds(labels: Labels): void {
       `a session's labels hold at most ${MAX_LABEL_BYTES} bytes of keys and values; this would make ${bytes}`,
     );
   }
+}
+
+/** Whether two label sets are the same. */
+export function sameLabels(a: Labels, b: Labels): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((key) => a[key] === b[key]);
 }
 
 /** Labels with their keys in order, as stored and reported. */

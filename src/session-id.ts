@@ -15,9 +15,9 @@ export function isValidSessionId(sessionId: string): boolean {
 }
 
 /** Throws INVALID_ARGUMENT, stating the rule, unless `sessionId` follows it. */
-export function checkSessionId(sessionId: string): void {
+export function checkSessionId(sessionId: string, field = "session id"): void {
   if (!isValidSessionId(sessionId)) {
-    throw invalidArgument(`invalid session id ${describeId(sessionId)}: ${SESSION_ID_RULE}`);
+    throw invalidArgument(`invalid ${field} ${describeId(sessionId)}: ${SESSION_ID_RULE}`);
   }
 }
 

@@ -6,7 +6,7 @@ import {
   MAX_LABELS,
   matchesSelector,
   parseSelector,
-} from "../../src/sessions/labels.js";
+} from "../src/labels.js";
 
 describe("labels", () => {
   it("take keys as Kubernetes does, with an optional DNS prefix", () => {

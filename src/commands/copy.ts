@@ -1,7 +1,12 @@
 import { SingleBar } from "cli-progress";
 import type { Logger } from "pino";
 import { Code, SessionStoreError } from "../errors.js";
-import type { SessionMeta, SessionStorage, StorageBackend } from "../store/storage.js";
+import {
+  listByIdQuery,
+  type SessionMeta,
+  type SessionStorage,
+  type StorageBackend,
+} from "../store/storage.js";
 
 /** What a copy did, for its summary. */
 export interface CopySummary {
@@ -50,7 +55,7 @@ export async function copySessions(
     const to = target.tenant(tenant);
     const name = (sessionId: string) => (tenant === "" ? sessionId : `${tenant}/${sessionId}`);
     for (let after = ""; ; ) {
-      const page = await from.list({ prefix: "", after, limit: LIST_PAGE });
+      const page = await from.list(listByIdQuery("", after, LIST_PAGE));
       if (page.length === 0) break;
       for (const meta of page) {
         if (meta.messageCount === 0) summary.empty.push(name(meta.sessionId));
@@ -101,7 +106,7 @@ async function copySession(
 async function countSessions(storage: SessionStorage): Promise<number> {
   let count = 0;
   for (let after = ""; ; ) {
-    const page = await storage.list({ prefix: "", after, limit: 1000 });
+    const page = await storage.list(listByIdQuery("", after, 1000));
     if (page.length === 0) return count;
     count += page.length;
     after = (page.at(-1) as SessionMeta).sessionId;

@@ -4,10 +4,14 @@ import {
   AppendRequest,
   DeleteRequest,
   FlushRequest,
+  ForkRequest,
   ListRequest,
   LoadMetaRequest,
   LoadRequest,
+  RewindRequest,
   SessionStoreService,
+  SetLabelsRequest,
+  TrimRequest,
   WatchRequest,
 } from "../../gen/sessionstore/v1/session_store.js";
 import { invalidArgument } from "../errors.js";
@@ -26,6 +30,10 @@ const REQUEST_TYPES: Record<keyof typeof SessionStoreService, Decoder<object>> =
   list: ListRequest,
   delete: DeleteRequest,
   watch: WatchRequest,
+  setLabels: SetLabelsRequest,
+  fork: ForkRequest,
+  rewind: RewindRequest,
+  trim: TrimRequest,
 };
 
 class InvalidUtf8Error extends Error {}

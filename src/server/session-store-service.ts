@@ -1,9 +1,16 @@
 import type { handleUnaryCall } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import type { SessionStoreServer } from "../../gen/sessionstore/v1/session_store.js";
+import {
+  ListOrder,
+  type LoadResponse,
+  type SessionStoreServer,
+  type WatchResponse,
+  type SessionMeta as WireSessionMeta,
+} from "../../gen/sessionstore/v1/session_store.js";
 import type { Access, Scope } from "../auth/access.js";
-import { Code, SessionStoreError } from "../errors.js";
-import type { SessionService } from "../sessions/session-service.js";
+import { invalidArgument, sessionNotFound } from "../errors.js";
+import type { LoadedPage, SessionService, WatchEvent } from "../sessions/session-service.js";
+import type { ListOrder as ListOrderName, SessionMeta } from "../store/storage.js";
 import { serveAppend } from "./append-call.js";
 import { checkDecoded, checkedStream } from "./request-decoding.js";
 import { toServiceError } from "./status.js";
@@ -61,11 +68,15 @@ export function sessionStoreHandlers(
         return streamResponses(
           call,
           checkedStream(call.request, () =>
-            sessions.load(tenant, call.request.sessionId, {
-              fromSeq: call.request.fromSeq,
-              limit: call.request.limit,
-              last: call.request.last,
-            }),
+            toLoadResponses(
+              sessions.load(tenant, call.request.sessionId, {
+                fromSeq: call.request.fromSeq,
+                limit: call.request.limit,
+                last: call.request.last,
+                maxBytes: call.request.maxBytes,
+                wholeTurns: call.request.wholeTurns,
+              }),
+            ),
           ),
           stopped,
           log,
@@ -74,12 +85,58 @@ export function sessionStoreHandlers(
 
     loadMeta: unary("sessions:read", async (tenant, request) => {
       const meta = await sessions.meta(tenant, request.sessionId);
-      if (!meta)
-        throw new SessionStoreError(Code.NotFound, `session ${request.sessionId} does not exist`);
-      return { meta };
+      if (!meta) throw sessionNotFound(request.sessionId);
+      return { meta: toWireMeta(meta) };
     }),
 
-    list: unary("sessions:read", (tenant, request) => sessions.list(tenant, request)),
+    list: unary("sessions:read", async (tenant, request) => {
+      const { sessions: found, nextPageToken } = await sessions.list(tenant, {
+        pageSize: request.pageSize,
+        pageToken: request.pageToken,
+        prefix: request.prefix,
+        labelSelector: request.labelSelector,
+        order: listOrder(request.order),
+      });
+      return { sessions: found.map(toWireMeta), nextPageToken };
+    }),
+
+    setLabels: unary("sessions:write", async (tenant, request) => ({
+      meta: toWireMeta(
+        await sessions.setLabels(
+          tenant,
+          request.sessionId,
+          request.labels,
+          request.expectedLabelsRevision,
+        ),
+      ),
+    })),
+
+    fork: unary("sessions:write", async (tenant, request) => ({
+      meta: toWireMeta(
+        await sessions.fork(
+          tenant,
+          request.sessionId,
+          request.atSeq,
+          request.newSessionId,
+          request.labels,
+        ),
+      ),
+    })),
+
+    rewind: unary("sessions:write", async (tenant, request) => {
+      const { dropped, meta } = await sessions.rewind(
+        tenant,
+        request.sessionId,
+        request.toSeq,
+        request.expectedSeq,
+      );
+      return { droppedMessages: dropped, meta: toWireMeta(meta) };
+    }),
+
+    trim: unary("sessions:write", async (tenant, request) => {
+      const { trimmed, meta } = await sessions.trim(tenant, request.sessionId, request.beforeSeq);
+      return { trimmed, meta: toWireMeta(meta) };
+    }),
 
     delete: unary("sessions:delete", async (tenant, request) => ({
       existed: await sessions.delete(tenant, request.sessionId),
@@ -95,11 +152,56 @@ export function sessionStoreHandlers(
         return streamResponses(
           call,
           checkedStream(call.request, () =>
-            sessions.watch(tenant, call.request.sessionId, call.request.fromSeq, ended),
+            toWatchResponses(
+              sessions.watch(tenant, call.request.sessionId, call.request.fromSeq, ended),
+            ),
           ),
           stopped,
           log,
         );
       }),
   };
+}
+
+/** A session's metadata as the API has it. */
+function toWireMeta(meta: SessionMeta): WireSessionMeta {
+  return {
+    sessionId: meta.sessionId,
+    createdAtMs: meta.createdAtMs,
+    agentLoopVersion: meta.agentLoopVersion,
+    messageCount: meta.messageCount,
+    durableCount: meta.durableCount,
+    updatedAtMs: meta.updatedAtMs,
+    labels: { ...meta.labels },
+    labelsRevision: meta.labelsRevision,
+    parentSessionId: meta.parent?.sessionId ?? "",
+    parentSeq: meta.parent?.seq ?? 0,
+    firstSeq: meta.firstSeq,
+  };
+}
+
+function listOrder(order: ListOrder): ListOrderName {
+  if (order === ListOrder.LIST_ORDER_BY_ID) return "id";
+  if (order === ListOrder.LIST_ORDER_BY_UPDATED_DESC) return "updated-desc";
+  throw invalidArgument(
+    `order ${order} is not one this server knows; use LIST_ORDER_BY_ID (0) or LIST_ORDER_BY_UPDATED_DESC (1)`,
+  );
+}
+
+async function* toLoadResponses(pages: AsyncIterable<LoadedPage>): AsyncGenerator<LoadResponse> {
+  for await (const page of pages) {
+    yield {
+      firstSeq: page.firstSeq,
+      messages: page.messages,
+      danglingCallIds: page.danglingCallIds ?? [],
+    };
+  }
+}
+
+async function* toWatchResponses(events: AsyncIterable<WatchEvent>): AsyncGenerator<WatchResponse> {
+  for await (const event of events) {
+    yield "rewoundTo" in event
+      ? { firstSeq: event.rewoundTo, messages: [], rewoundTo: event.rewoundTo }
+      : { firstSeq: event.firstSeq, messages: event.messages };
+  }
 }

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import { Code, invalidArgument, SessionStoreError } from "../errors.js";
+import { checkLabelBounds, checkLabelChange, type Labels, parseSelector } from "../labels.js";
 import { checkSessionId } from "../session-id.js";
 import type { AppendChain } from "../store/append-chain.js";
 import { bufferedSize } from "../store/buffer-budget.js";
@@ -7,14 +8,19 @@ import type {
   Appended,
   Appending,
   FlushReport,
+  ListCursor,
+  ListOrder,
   MessagePage,
   ReadRange,
+  Rewound,
   SessionChange,
   SessionMeta,
   SessionStorage,
   StorageBackend,
+  Trimmed,
 } from "../store/storage.js";
 import { checkTenant } from "../tenant.js";
+import { loadWindow } from "./load-window.js";
 import type { SessionEvents } from "./session-events.js";
 import { type MessageLimits, normalizeMessages } from "./validation.js";
 import { Wakeup } from "./wakeup.js";
@@ -29,13 +35,34 @@ export interface AppendRequestOptions {
   sync: boolean;
   /** The stream the request came on (see AppendChain). */
   chain?: AppendChain;
+  /** Labels for the session when the request creates it. */
+  labels?: Labels;
 }
 
 export interface ListOptions {
   pageSize: number;
   pageToken: string;
   prefix: string;
+  /** A label selector in Kubernetes syntax; empty: every session. */
+  labelSelector: string;
+  order: ListOrder;
 }
+
+/** A Load: a range of seqs, or a context window of the newest messages. */
+export interface LoadOptions extends ReadRange {
+  /** A window of at most this many bytes of the newest messages; 0: no bound. */
+  maxBytes: number;
+  /** A window that starts at a turn and splits no tool call from its result. */
+  wholeTurns: boolean;
+}
+
+/** Pages of a Load; with whole turns, the last one reports the calls left without a result. */
+export interface LoadedPage extends MessagePage {
+  danglingCallIds?: string[];
+}
+
+/** What a watcher is told: new messages, or that the session was rewound below what it saw. */
+export type WatchEvent = MessagePage | { rewoundTo: number };
 
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
@@ -76,6 +103,7 @@ export class SessionService {
     checkSessionId(sessionId);
     this.#checkOpen();
     const normalized = normalizeMessages(messages, this.options);
+    if (options.labels) checkNewLabels(options.labels);
     const appending = this.#storage(tenant).append(sessionId, normalized, {
       ...options,
       sync: options.sync || this.options.durability === "sync",
@@ -87,10 +115,15 @@ export class SessionService {
     );
   }
 
-  /** A session's acknowledged messages in `range`, in pages; nothing when it is unknown. */
-  load(tenant: string, sessionId: string, range: ReadRange): AsyncIterable<MessagePage> {
+  /**
+   * A session's acknowledged messages in `options`' range, or its context window, in pages;
+   * nothing when it is unknown.
+   */
+  load(tenant: string, sessionId: string, options: LoadOptions): AsyncIterable<LoadedPage> {
     checkSessionId(sessionId);
-    return this.#storage(tenant).read(sessionId, range);
+    const storage = this.#storage(tenant);
+    if (options.maxBytes === 0 && !options.wholeTurns) return storage.read(sessionId, options);
+    return loadWindow(storage, sessionId, options);
   }
 
   /** A session's metadata, or undefined when it does not exist. */
@@ -99,24 +132,81 @@ export class SessionService {
     return this.#storage(tenant).meta(sessionId);
   }
 
-  /** One page of sessions sorted by id, and the token of the next page ("" after the last). */
+  /**
+   * One page of the sessions the options select, in their order, and the token of the next page
+   * ("" after the last).
+   */
   async list(
     tenant: string,
     options: ListOptions,
   ): Promise<{ sessions: SessionMeta[]; nextPageToken: string }> {
     const pageSize = Math.min(options.pageSize || DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
-    const after = decodePageToken(options.pageToken);
+    const selector = parseSelector(options.labelSelector);
+    const listing = {
+      prefix: options.prefix,
+      labelSelector: options.labelSelector,
+      order: options.order,
+    };
     const found = await this.#storage(tenant).list({
       prefix: options.prefix,
-      after,
+      selector,
+      order: options.order,
+      after: decodePageToken(options.pageToken, listing),
       limit: pageSize + 1,
     });
     const sessions = found.slice(0, pageSize);
     const last = sessions.at(-1);
     return {
       sessions,
-      nextPageToken: found.length > pageSize && last ? encodePageToken(last.sessionId) : "",
+      nextPageToken: found.length > pageSize && last ? encodePageToken(last, listing) : "",
     };
+  }
+
+  /** Sets or removes (empty value) labels of a session; the new meta. */
+  async setLabels(
+    tenant: string,
+    sessionId: string,
+    change: Labels,
+    expectedRevision?: number,
+  ): Promise<SessionMeta> {
+    checkSessionId(sessionId);
+    this.#checkOpen();
+    checkLabelChange(change);
+    return this.#storage(tenant).setLabels(sessionId, change, expectedRevision);
+  }
+
+  /** Forks `sessionId` at `atSeq` into `newSessionId`; the fork's meta. */
+  async fork(
+    tenant: string,
+    sessionId: string,
+    atSeq: number,
+    newSessionId: string,
+    labels: Labels,
+  ): Promise<SessionMeta> {
+    checkSessionId(sessionId);
+    checkSessionId(newSessionId, "new_session_id");
+    this.#checkOpen();
+    checkLabelChange(labels);
+    return this.#storage(tenant).fork(sessionId, atSeq, newSessionId, labels);
+  }
+
+  /** Drops a session's messages from `toSeq` on, when its length is `expectedSeq` (if given). */
+  async rewind(
+    tenant: string,
+    sessionId: string,
+    toSeq: number,
+    expectedSeq?: number,
+  ): Promise<Rewound> {
+    checkSessionId(sessionId);
+    this.#checkOpen();
+    return this.#storage(tenant).rewind(sessionId, toSeq, expectedSeq);
+  }
+
+  /** Drops a session's messages before `beforeSeq`. */
+  async trim(tenant: string, sessionId: string, beforeSeq: number): Promise<Trimmed> {
+    checkSessionId(sessionId);
+    this.#checkOpen();
+    return this.#storage(tenant).trim(sessionId, beforeSeq);
   }
 
   /** Deletes a session; resolves to whether it existed. */
@@ -136,21 +226,25 @@ export class SessionService {
   /**
    * A session's messages from `fromSeq` on, then each new one as it is acknowledged, until the
    * session is deleted (NOT_FOUND) or replaced (ABORTED), or `signal` aborts. Works for sessions
-   * not created yet.
+   * not created yet. A rewind below what was streamed is told (`rewoundTo`), and the stream goes
+   * on from there.
    */
   async *watch(
     tenant: string,
     sessionId: string,
     fromSeq: number,
     signal?: AbortSignal,
-  ): AsyncGenerator<MessagePage> {
+  ): AsyncGenerator<WatchEvent> {
     checkSessionId(sessionId);
     this.#checkOpen();
     const storage = this.#storage(tenant);
     const wakeup = new Wakeup();
     let ended: SessionChange | undefined;
+    /** The lowest seq a rewind went back to since the watcher last looked. */
+    let rewoundTo: number | undefined;
     const unsubscribe = storage.subscribe(sessionId, (change) => {
-      if (change.kind !== "appended") ended ??= change;
+      if (change.kind === "rewound") rewoundTo = Math.min(rewoundTo ?? change.toSeq, change.toSeq);
+      else if (change.kind !== "appended") ended ??= change;
       wakeup.wake();
     });
     this.#watchers++;
@@ -158,13 +252,20 @@ export class SessionService {
       let next = fromSeq;
       while (!signal?.aborted) {
         if (ended) throw watchEnded(sessionId, ended);
+        if (rewoundTo !== undefined) {
+          if (rewoundTo < next) {
+            next = rewoundTo;
+            yield { rewoundTo };
+          }
+          rewoundTo = undefined;
+        }
         let caughtUp = true;
         for await (const page of storage.read(sessionId, {
           fromSeq: next,
           limit: 0,
           last: false,
         })) {
-          if (ended) break;
+          if (ended || rewoundTo !== undefined) break;
           yield page;
           next = page.firstSeq + page.messages.length;
           caughtUp = false;
@@ -239,17 +340,57 @@ function watchEnded(sessionId: string, change: SessionChange): SessionStoreError
       );
 }
 
-function encodePageToken(lastId: string): string {
-  return Buffer.from(lastId, "utf8").toString("base64url");
+/** What a page token belongs to: a token is good only for the listing that gave it. */
+interface Listing {
+  prefix: string;
+  labelSelector: string;
+  order: ListOrder;
 }
 
-function decodePageToken(token: string): string {
-  if (token === "") return "";
-  const lastId = Buffer.from(token, "base64url").toString("utf8");
-  if (encodePageToken(lastId) !== token) {
-    throw invalidArgument(
-      "page_token is not one this server returned; pass next_page_token unchanged",
+/**
+ * A page token: the last session of the page (its id, and its update time for the order by
+ * update) and the listing, so that a token passed with other options is refused, not misread.
+ */
+function encodePageToken(last: ListCursor, listing: Listing): string {
+  const position = listing.order === "id" ? [last.sessionId] : [last.sessionId, last.updatedAtMs];
+  return Buffer.from(JSON.stringify([listing, ...position]), "utf8").toString("base64url");
+}
+
+function decodePageToken(token: string, listing: Listing): ListCursor | undefined {
+  if (token === "") return undefined;
+  const refused = () =>
+    invalidArgument(
+      "page_token is not one this server returned for this listing; pass next_page_token " +
+        "unchanged, with the same prefix, label_selector and order",
     );
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+  } catch {
+    throw refused();
   }
-  return lastId;
+  if (!Array.isArray(decoded)) throw refused();
+  const [given, sessionId, updatedAtMs = 0] = decoded as [unknown, unknown, unknown];
+  if (
+    JSON.stringify(given) !== JSON.stringify(listing) ||
+    typeof sessionId !== "string" ||
+    typeof updatedAtMs !== "number" ||
+    encodePageToken({ sessionId, updatedAtMs }, listing) !== token
+  ) {
+    throw refused();
+  }
+  return { sessionId, updatedAtMs };
+}
+
+/** Labels given when a session is created: set, not removed (no empty values). */
+function checkNewLabels(labels: Labels): void {
+  checkLabelChange(labels);
+  for (const [key, value] of Object.entries(labels)) {
+    if (value === "") {
+      throw invalidArgument(
+        `label ${key} has an empty value; labels of a new session need values (SetLabels removes one with an empty value)`,
+      );
+    }
+  }
+  checkLabelBounds(labels);
 }

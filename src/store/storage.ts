@@ -1,4 +1,5 @@
 import type { SessionStoreError } from "../errors.js";
+import type { Labels, Selector } from "../labels.js";
 import type { AppendChain } from "./append-chain.js";
 import type { StorageLevels } from "./storage-events.js";
 
@@ -68,21 +69,78 @@ export interface SessionStorage {
   /**
    * The session's acknowledged messages in `range`, in order, as non-empty pages, buffered ones
    * included (read-your-writes). Nothing for an unknown session. DATA_LOSS, naming the seq, for
-   * a stored record that is not what was appended.
+   * a stored record that is not what was appended. OUT_OF_RANGE (trimmedBefore) for a `fromSeq`
+   * other than 0 below the session's first kept seq; 0 reads from the first kept message.
    */
   read(sessionId: string, range: ReadRange): AsyncIterable<MessagePage>;
 
   /** The session's metadata, or undefined when it does not exist. */
   meta(sessionId: string): Promise<SessionMeta | undefined>;
 
-  /** Sessions whose id starts with `prefix` and sorts after `after`, by id, at most `limit`. */
+  /**
+   * Sessions whose id starts with `prefix` and whose labels match `selector`, in `order`, after
+   * the cursor `after`, at most `limit`.
+   */
   list(query: ListQuery): Promise<SessionMeta[]>;
 
   /**
-   * Deletes a session durably; resolves to whether it existed. Its requests not yet acknowledged
-   * fail with NOT_FOUND, storing nothing, and its subscribers are told.
+   * Deletes a session durably; resolves to whether it was deleted. Its requests not yet
+   * acknowledged fail with NOT_FOUND, storing nothing, and its subscribers are told. Forks of it
+   * stay whole. With `guard`, only a session last updated before `guard.updatedBeforeMs` is
+   * deleted, decided atomically with the delete (a session appended to meanwhile stays).
    */
-  delete(sessionId: string): Promise<boolean>;
+  delete(sessionId: string, guard?: DeleteGuard): Promise<boolean>;
+
+  /**
+   * Sets and removes (empty value) labels of a session, durably, when its labels revision is
+   * `expectedRevision` (if given): the revision then grows by one. Answers the new meta.
+   * NOT_FOUND for an unknown session; ABORTED (labelsRevisionMismatch) for another revision;
+   * INVALID_ARGUMENT when the result is past the bounds (checkLabelBounds). Changing nothing
+   * (every value already so) leaves the revision as it is.
+   */
+  setLabels(sessionId: string, change: Labels, expectedRevision?: number): Promise<SessionMeta>;
+
+  /**
+   * Creates `newSessionId` holding the source's messages [firstSeq, atSeq) at the same seqs,
+   * durably, with the source's labels changed by `labels` and lineage (parent) set; the source's
+   * buffered messages below `atSeq` are made durable first. Shares the stored messages rather
+   * than copying them: its cost does not grow with `atSeq`. Appends, rewinds, trims and deletes
+   * of either never change the other. NOT_FOUND for an unknown source, ALREADY_EXISTS
+   * (sessionExists) for a taken `newSessionId`, OUT_OF_RANGE for an `atSeq` past the source's
+   * length (pastTheEnd) or below its first kept seq (trimmedBefore).
+   */
+  fork(
+    sessionId: string,
+    atSeq: number,
+    newSessionId: string,
+    labels: Labels,
+  ): Promise<SessionMeta>;
+
+  /**
+   * Drops the messages from `toSeq` on, durably and atomically (a crash leaves the session as it
+   * was before or after, nothing between), when the session's length is `expectedSeq` (if
+   * given), and answers them. Ordered with appends: a request admitted before it is acknowledged
+   * or failed first. Subscribers are told (`rewound`). NOT_FOUND for an unknown session, ABORTED
+   * (lengthMismatch) for another length, OUT_OF_RANGE past the length or below the first kept
+   * seq.
+   */
+  rewind(sessionId: string, toSeq: number, expectedSeq?: number): Promise<Rewound>;
+
+  /**
+   * Drops the messages before `beforeSeq`, durably and atomically; seqs do not change and the
+   * session's first kept seq becomes `beforeSeq` (a `beforeSeq` at or below it changes
+   * nothing). Does not count as an update (updatedAtMs stays). NOT_FOUND for an unknown
+   * session, OUT_OF_RANGE past its length.
+   */
+  trim(sessionId: string, beforeSeq: number): Promise<Trimmed>;
+
+  /**
+   * The seq of the session's first kept message acknowledged at or after `timeMs` (its length
+   * when there is none), for retention by age. Times are kept at least per written batch, so the
+   * answer may be below the exact one, never above: a message younger than `timeMs` is never
+   * counted older. NOT_FOUND for an unknown session.
+   */
+  firstSeqSince(sessionId: string, timeMs: number): Promise<number>;
 
   /**
    * Writes and makes durable what is acknowledged of one session, or of every session when
@@ -107,6 +165,28 @@ export interface AppendOptions {
   chain?: AppendChain;
   /** When the request creates the session: its creation time (now by default; a copy keeps the original's). */
   createdAtMs?: number;
+  /** When the request creates the session: its labels (checked: no empty values, in bounds). */
+  labels?: Labels;
+}
+
+/** The condition of a guarded delete (retention of idle sessions). */
+export interface DeleteGuard {
+  /** Delete only when the session was last updated before this time. */
+  updatedBeforeMs: number;
+}
+
+/** What a rewind dropped, and the session after it. */
+export interface Rewound {
+  /** The dropped messages, oldest first; the first had seq `toSeq`. */
+  dropped: string[];
+  meta: SessionMeta;
+}
+
+/** What a trim dropped, and the session after it. */
+export interface Trimmed {
+  /** How many messages this call dropped. */
+  trimmed: number;
+  meta: SessionMeta;
 }
 
 /** What `append` answers: the acknowledgement, or a promise of it. */
@@ -131,7 +211,7 @@ export interface AppendAck {
 }
 
 export interface ReadRange {
-  /** First seq wanted. */
+  /** First seq wanted; 0 means the first kept one (see SessionMeta.firstSeq). */
   fromSeq: number;
   /** At most this many messages; 0: no limit. */
   limit: number;
@@ -152,14 +232,38 @@ export interface SessionMeta {
   messageCount: number;
   /** Messages [0, durableCount) are durable. */
   durableCount: number;
+  /** When a message was last appended, or the session was created, forked or rewound. */
   updatedAtMs: number;
+  /** Its labels, keys sorted. */
+  labels: Labels;
+  /** Grows by one at every change of the labels; 0 for a session never labelled. */
+  labelsRevision: number;
+  /** The session it was forked from, and at which seq; undefined when it was not. */
+  parent: { sessionId: string; seq: number } | undefined;
+  /** The first kept seq: messages before it were trimmed. */
+  firstSeq: number;
 }
+
+/** The orders of a listing. */
+export type ListOrder = "id" | "updated-desc";
 
 export interface ListQuery {
   prefix: string;
-  /** Exclusive lower bound on the id; empty to start at the beginning. */
-  after: string;
+  /** Requirements every listed session's labels meet; empty: every session. */
+  selector: Selector;
+  order: ListOrder;
+  /**
+   * Exclusive lower bound in `order`: the last session of the previous page (for "id" only its
+   * id counts); undefined to start at the beginning.
+   */
+  after: ListCursor | undefined;
   limit: number;
+}
+
+/** A position in a listing. */
+export interface ListCursor {
+  sessionId: string;
+  updatedAtMs: number;
 }
 
 export interface FlushReport {
@@ -176,9 +280,14 @@ export interface FlushFailure {
 
 /**
  * What a subscriber hears: the session may have new acknowledged messages (read to find out), it
- * was deleted, or its stored log was replaced by another (a file restored outside the server).
+ * was deleted, its stored log was replaced by another (a file restored outside the server), or
+ * it was rewound to `toSeq` (messages from it on were dropped; new ones may follow).
  */
-export type SessionChange = { kind: "appended" } | { kind: "deleted" } | { kind: "replaced" };
+export type SessionChange =
+  | { kind: "appended" }
+  | { kind: "deleted" }
+  | { kind: "replaced" }
+  | { kind: "rewound"; toSeq: number };
 
 /**
  * What became of a request whose storage operation failed, as its error tells the client: either
@@ -188,3 +297,14 @@ export type FailedOutcome = "nothing stored" | "maybe stored";
 
 /** The agent_loop_version this server records for sessions it creates. */
 export const AGENT_LOOP_VERSION = "sessionstore-0.1.0";
+
+/** A listing by id of the sessions whose id starts with `prefix`, after `afterId` ("": from the start). */
+export function listByIdQuery(prefix: string, afterId: string, limit: number): ListQuery {
+  return {
+    prefix,
+    selector: [],
+    order: "id",
+    after: afterId === "" ? undefined : { sessionId: afterId, updatedAtMs: 0 },
+    limit,
+  };
+}

@@ -5,6 +5,7 @@ import { writeManySessions, writeSessionFile } from "../../bench/datasets.js";
 import { readFsyncTrace } from "../../bench/fsyncs.js";
 import { MESSAGE_BYTES, makePayloads } from "../../bench/payloads.js";
 import { median, percentile } from "../../bench/stats.js";
+import { listByIdQuery } from "../../src/store/storage.js";
 import { makeTempDir } from "../helpers/test-server.js";
 import { readMessages } from "../store/conformance.js";
 import { newStorage } from "../store/jsonl-support.js";
@@ -28,7 +29,7 @@ describe("bench harness", () => {
     expect((await storage.meta("long"))?.messageCount).toBe(25);
     const stored = await readMessages(storage, "long");
     expect(stored).toEqual(Array.from({ length: 25 }, (_, seq) => payloads[seq % 7]));
-    const listed = await storage.list({ prefix: "agent-", after: "", limit: 100 });
+    const listed = await storage.list(listByIdQuery("agent-", "", 100));
     expect(listed.map((meta) => [meta.sessionId, meta.messageCount])).toEqual(
       Array.from({ length: 12 }, (_, index) => [`agent-${String(index).padStart(2, "0")}`, 3]),
     );

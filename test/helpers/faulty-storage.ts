@@ -1,20 +1,36 @@
 import type { SessionStoreError } from "../../src/errors.js";
+import type { Labels } from "../../src/labels.js";
 import { MemoryStorage } from "../../src/store/memory/memory-storage.js";
 import type {
   Appending,
   AppendOptions,
+  DeleteGuard,
   FlushReport,
   ListQuery,
   MessagePage,
   ReadRange,
+  Rewound,
   SessionChange,
   SessionMeta,
   SessionStorage,
   StorageBackend,
+  Trimmed,
 } from "../../src/store/storage.js";
 import type { StorageLevels } from "../../src/store/storage-events.js";
 
-type Method = "append" | "ack" | "read" | "meta" | "list" | "delete" | "flush";
+type Method =
+  | "append"
+  | "ack"
+  | "read"
+  | "meta"
+  | "list"
+  | "delete"
+  | "flush"
+  | "setLabels"
+  | "fork"
+  | "rewind"
+  | "trim"
+  | "firstSeqSince";
 
 /** One call the wrapper saw: which method, for which session, with what options. */
 export interface StorageCall {
@@ -123,10 +139,51 @@ export class FaultyStorage implements StorageBackend, SessionStorage {
     return this.inner.list(query);
   }
 
-  async delete(sessionId: string): Promise<boolean> {
+  async delete(sessionId: string, guard?: DeleteGuard): Promise<boolean> {
     this.calls.push({ method: "delete", sessionId });
     this.#throwIfFailing("delete");
-    return this.inner.delete(sessionId);
+    return this.inner.delete(sessionId, guard);
+  }
+
+  async setLabels(
+    sessionId: string,
+    change: Labels,
+    expectedRevision?: number,
+  ): Promise<SessionMeta> {
+    this.calls.push({ method: "setLabels", sessionId });
+    this.#throwIfFailing("setLabels");
+    return this.inner.setLabels(sessionId, change, expectedRevision);
+  }
+
+  async fork(
+    sessionId: string,
+    atSeq: number,
+    newSessionId: string,
+    labels: Labels,
+  ): Promise<SessionMeta> {
+    this.calls.push({ method: "fork", sessionId });
+    this.#throwIfFailing("fork");
+    return this.inner.fork(sessionId, atSeq, newSessionId, labels);
+  }
+
+  async rewind(sessionId: string, toSeq: number, expectedSeq?: number): Promise<Rewound> {
+    this.calls.push({ method: "rewind", sessionId });
+    this.#throwIfFailing("rewind");
+    const rewound = await this.inner.rewind(sessionId, toSeq, expectedSeq);
+    this.announce(sessionId, { kind: "rewound", toSeq });
+    return rewound;
+  }
+
+  async trim(sessionId: string, beforeSeq: number): Promise<Trimmed> {
+    this.calls.push({ method: "trim", sessionId });
+    this.#throwIfFailing("trim");
+    return this.inner.trim(sessionId, beforeSeq);
+  }
+
+  async firstSeqSince(sessionId: string, timeMs: number): Promise<number> {
+    this.calls.push({ method: "firstSeqSince", sessionId });
+    this.#throwIfFailing("firstSeqSince");
+    return this.inner.firstSeqSince(sessionId, timeMs);
   }
 
   async flush(sessionId?: string): Promise<FlushReport> {

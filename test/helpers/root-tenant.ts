@@ -28,7 +28,12 @@ export function rootTenantOf<Backend extends StorageBackend>(
     read: (sessionId, range) => sessions().read(sessionId, range),
     meta: (sessionId) => sessions().meta(sessionId),
     list: (query) => sessions().list(query),
-    delete: (sessionId) => sessions().delete(sessionId),
+    delete: (sessionId, guard) => sessions().delete(sessionId, guard),
+    setLabels: (sessionId, change, expected) => sessions().setLabels(sessionId, change, expected),
+    fork: (sessionId, atSeq, newId, labels) => sessions().fork(sessionId, atSeq, newId, labels),
+    rewind: (sessionId, toSeq, expected) => sessions().rewind(sessionId, toSeq, expected),
+    trim: (sessionId, beforeSeq) => sessions().trim(sessionId, beforeSeq),
+    firstSeqSince: (sessionId, timeMs) => sessions().firstSeqSince(sessionId, timeMs),
     flush: (sessionId) => sessions().flush(sessionId),
     subscribe: (sessionId, listener) => sessions().subscribe(sessionId, listener),
   };

@@ -10,10 +10,11 @@ import {
   type DeleteResponse,
   type FlushRequest,
   type FlushResponse,
-  type ListRequest,
+  ListRequest,
   type ListResponse,
   type LoadMetaRequest,
   type LoadMetaResponse,
+  LoadRequest,
   SessionStoreClient,
 } from "../../gen/sessionstore/v1/session_store.js";
 import { type Config, loadConfig } from "../../src/config.js";
@@ -130,7 +131,7 @@ export function appendStream(
     stream.on("error", (error: ServiceError) => resolve({ acks, error }));
     stream.on("end", () => resolve({ acks }));
     for (const request of requests) {
-      stream.write({ sessionId: "", messages: [], sync: false, ...request });
+      stream.write({ sessionId: "", messages: [], sync: false, labels: {}, ...request });
     }
     stream.end();
   });
@@ -150,16 +151,9 @@ export async function append(
 export async function loadAll(
   client: SessionStoreClient,
   sessionId: string,
-  options: { fromSeq?: number; limit?: number; last?: boolean } = {},
+  options: Partial<Omit<LoadRequest, "sessionId">> = {},
 ): Promise<{ firstSeq: number; messages: string[] }> {
-  const pages = await collect(
-    client.load({
-      sessionId,
-      fromSeq: options.fromSeq ?? 0,
-      limit: options.limit ?? 0,
-      last: options.last ?? false,
-    }),
-  );
+  const pages = await collect(client.load(LoadRequest.fromPartial({ ...options, sessionId })));
   const messages: string[] = [];
   const firstSeq = pages[0]?.firstSeq ?? options.fromSeq ?? 0;
   for (const page of pages) {
@@ -203,12 +197,10 @@ export function unaryRpcs(client: SessionStoreClient) {
     loadMeta: (request: LoadMetaRequest) =>
       unary<LoadMetaRequest, LoadMetaResponse>((r, cb) => client.loadMeta(r, cb), request),
     list: (request: Partial<ListRequest>) =>
-      unary<ListRequest, ListResponse>((r, cb) => client.list(r, cb), {
-        pageSize: 0,
-        pageToken: "",
-        prefix: "",
-        ...request,
-      }),
+      unary<ListRequest, ListResponse>(
+        (r, cb) => client.list(r, cb),
+        ListRequest.fromPartial(request),
+      ),
     delete: (request: DeleteRequest) =>
       unary<DeleteRequest, DeleteResponse>((r, cb) => client.delete(r, cb), request),
   };

@@ -93,6 +93,7 @@ describeEachBackend(
         messages: messages("c", 3, i * 3),
         expectedSeq: i * 3,
         sync: i % 7 === 0,
+        labels: {},
       }));
       // Send everything, cancel the call after some acks: what was stored past them is unknown.
       const acked = await new Promise<number>((resolve) => {

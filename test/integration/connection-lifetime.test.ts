@@ -86,7 +86,7 @@ describe("connection lifetime", () => {
       const writing = setInterval(() => {
         const message = JSON.stringify({ n: sent.length });
         sent.push(message);
-        stream.write({ sessionId: "aged", messages: [message], sync: false });
+        stream.write({ sessionId: "aged", messages: [message], sync: false, labels: {} });
       }, 5);
       const appendError = await appendEnded;
       clearInterval(writing);

@@ -77,7 +77,12 @@ describe("data safety (file backend)", () => {
       stream.on("error", resolve);
       stream.on("end", () => resolve(undefined));
       for (let i = 0; i < total; i++) {
-        stream.write({ sessionId: "raced", messages: [`{"request":${i}}`], sync: true });
+        stream.write({
+          sessionId: "raced",
+          messages: [`{"request":${i}}`],
+          sync: true,
+          labels: {},
+        });
       }
       stream.end();
     });

@@ -204,7 +204,7 @@ describeEachBackend(
       for (const stream of open) {
         stream.on("data", () => undefined);
         stream.on("error", () => undefined);
-        stream.write({ sessionId: "held", messages: ['{"a":1}'], sync: false });
+        stream.write({ sessionId: "held", messages: ['{"a":1}'], sync: false, labels: {} });
       }
       // Counted with LoadMeta, a unary call: the streams' limit does not apply to it.
       await expect.poll(async () => (await loadMeta(server.client, "held")).messageCount).toBe(2);

@@ -349,6 +349,7 @@ class Run {
         sessionId,
         messages,
         sync: spec.sync,
+        labels: {},
         ...(expectedSeq === undefined ? {} : { expectedSeq }),
       });
       // The model decides request by request; after an ABORTED one the stream stores no more.

@@ -2,6 +2,7 @@ import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { type ServiceError, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LoadRequest } from "../../gen/sessionstore/v1/session_store.js";
 import {
   append,
   appendStream,
@@ -64,7 +65,7 @@ const RPCS: [string, (sessionId: string) => Promise<unknown>, [string, string][]
   ],
   [
     "Load",
-    (sessionId) => collect(running.client.load({ sessionId, fromSeq: 0, limit: 0, last: false })),
+    (sessionId) => collect(running.client.load(LoadRequest.fromPartial({ sessionId }))),
     HOSTILE_IDS,
   ],
   ["LoadMeta", (sessionId) => loadMeta(running.client, sessionId), HOSTILE_IDS],

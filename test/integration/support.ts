@@ -2,15 +2,16 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type ClientReadableStream, type ServiceError, status } from "@grpc/grpc-js";
 import { afterEach, describe, expect } from "vitest";
-import type {
-  DeleteResponse,
-  FlushResponse,
-  ListRequest,
-  ListResponse,
-  LoadResponse,
-  SessionMeta,
-  SessionStoreClient,
-  WatchResponse,
+import {
+  type DeleteResponse,
+  type FlushResponse,
+  type ListRequest,
+  type ListResponse,
+  LoadRequest,
+  type LoadResponse,
+  type SessionMeta,
+  type SessionStoreClient,
+  type WatchResponse,
 } from "../../gen/sessionstore/v1/session_store.js";
 import type { Config } from "../../src/config.js";
 import { testDatabases } from "../helpers/postgres.js";
@@ -122,16 +123,9 @@ export function deleteSession(
 export function loadPages(
   client: SessionStoreClient,
   sessionId: string,
-  options: { fromSeq?: number; limit?: number; last?: boolean } = {},
+  options: Partial<Omit<LoadRequest, "sessionId">> = {},
 ): Promise<LoadResponse[]> {
-  return collect(
-    client.load({
-      sessionId,
-      fromSeq: options.fromSeq ?? 0,
-      limit: options.limit ?? 0,
-      last: options.last ?? false,
-    }),
-  );
+  return collect(client.load(LoadRequest.fromPartial({ ...options, sessionId })));
 }
 
 /** A Watch call and everything it has received so far, checked to arrive without gaps. */

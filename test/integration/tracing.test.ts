@@ -9,7 +9,7 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { pino } from "pino";
 import { afterAll, afterEach, expect, it } from "vitest";
-import type { AppendResponse } from "../../gen/sessionstore/v1/session_store.js";
+import { AppendRequest, type AppendResponse } from "../../gen/sessionstore/v1/session_store.js";
 import { traceIdsOfCurrentSpan } from "../../src/tracing/trace-ids.js";
 import { registerTracing } from "../../src/tracing/tracing.js";
 import type { TestServer } from "../helpers/test-server.js";
@@ -48,7 +48,7 @@ function appendWith(
     stream.on("data", (ack: AppendResponse) => acks.push(ack));
     stream.on("error", (error: ServiceError) => resolve({ acks, error }));
     stream.on("end", () => resolve({ acks }));
-    for (const request of requests) stream.write(request);
+    for (const request of requests) stream.write(AppendRequest.fromPartial(request));
     stream.end();
   });
 }

@@ -4,7 +4,7 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { type CopyProgress, copySessions } from "../../src/commands/copy.js";
 import { storageAt } from "../../src/commands/storage-location.js";
-import type { SessionStorage } from "../../src/store/storage.js";
+import { listByIdQuery, type SessionStorage } from "../../src/store/storage.js";
 import { MOTOSAN_FIXTURES } from "../helpers/fixtures.js";
 import { testDatabases } from "../helpers/postgres.js";
 import { REPOSITORY } from "../helpers/repository.js";
@@ -21,7 +21,7 @@ const quiet: CopyProgress = { start() {}, update() {}, stop() {} };
 /** Every session of a storage: id, creation time and messages. */
 async function contents(storage: SessionStorage) {
   const sessions: { id: string; createdAtMs: number; messages: string[] }[] = [];
-  for (const meta of await storage.list({ prefix: "", after: "", limit: 1000 })) {
+  for (const meta of await storage.list(listByIdQuery("", "", 1000))) {
     sessions.push({
       id: meta.sessionId,
       createdAtMs: meta.createdAtMs,

@@ -152,6 +152,7 @@ class Writer {
       expectedSeq: pending.expectedSeq,
       // With --durability sync the server makes every ack durable; otherwise ask for it.
       sync: !round.syncServer || this.random() < 0.5,
+      labels: {},
     };
   }
 

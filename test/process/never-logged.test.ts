@@ -2,7 +2,11 @@ import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { afterEach, expect, it } from "vitest";
-import type { AppendRequest, AppendResponse } from "../../gen/sessionstore/v1/session_store.js";
+import {
+  type AppendRequest,
+  type AppendResponse,
+  LoadRequest,
+} from "../../gen/sessionstore/v1/session_store.js";
 import { type ChildServer, startChildServer } from "../helpers/child-server.js";
 import { startOtlpCollector } from "../helpers/otlp-collector.js";
 import { collect, makeTempDir, unary } from "../helpers/test-server.js";
@@ -25,7 +29,7 @@ function appendWith(
     stream.on("error", (error: ServiceError) => resolve(error.code));
     stream.on("end", () => resolve(status.OK));
     for (const request of requests) {
-      stream.write({ sessionId: "private", messages: [], sync: false, ...request });
+      stream.write({ sessionId: "private", messages: [], sync: false, labels: {}, ...request });
     }
     stream.end();
   });
@@ -95,7 +99,7 @@ it("never logs nor exports a message body or a token, at debug with grpc-js's tr
     expect(await appendWith(server, refusing, [{ messages: [body] }])).toBe(status.UNAUTHENTICATED);
   }
   const pages = await collect(
-    server.client.load({ sessionId: "private", fromSeq: 0, limit: 0, last: false }, metadata),
+    server.client.load(LoadRequest.fromPartial({ sessionId: "private" }), metadata),
   );
   expect(pages.flatMap((page) => page.messages)).toEqual([body, body]);
   await unary((request, callback) => server.client.loadMeta(request, metadata, callback), {

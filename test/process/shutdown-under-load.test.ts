@@ -107,7 +107,7 @@ function startWriter(
     counter++;
     for (const message of messages) sent.add(message);
     inFlight.push({ sessionId, messages });
-    stream.write({ sessionId, messages, sync: false });
+    stream.write({ sessionId, messages, sync: false, labels: {} });
   };
   const outcome = new Promise<WriterOutcome>((resolve) => {
     stream.on("data", (ack: AppendResponse) => {

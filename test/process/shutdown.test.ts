@@ -94,7 +94,12 @@ describe("graceful shutdown", () => {
         stream.on("error", resolve);
         stream.on("end", () => resolve({}));
       });
-      stream.write({ sessionId: "open", messages: ['{"a":1}', '{"a":2}'], sync: false });
+      stream.write({
+        sessionId: "open",
+        messages: ['{"a":1}', '{"a":2}'],
+        sync: false,
+        labels: {},
+      });
       await expect.poll(() => acks).toEqual([2]);
       await expect.poll(() => statuses).toEqual(["SERVING"]);
 

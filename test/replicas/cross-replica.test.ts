@@ -1,6 +1,6 @@
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { AppendResponse } from "../../gen/sessionstore/v1/session_store.js";
+import { AppendRequest, type AppendResponse } from "../../gen/sessionstore/v1/session_store.js";
 import { testDatabases } from "../helpers/postgres.js";
 import { type Replica, Replicas } from "../helpers/replicas.js";
 import { skipWithReason } from "../helpers/skipped-suites.js";
@@ -71,7 +71,7 @@ describe("three replicas on one PostgreSQL", skipWithReason(databases.missing), 
         }
       });
       stream.on("error", () => resolve(acks));
-      for (const request of requests) stream.write(request);
+      for (const request of requests) stream.write(AppendRequest.fromPartial(request));
     });
     const resent = await append(replica(1).client, requests.slice(acked));
     expect(resent.map((ack) => ack.firstSeq)).toEqual(

@@ -10,6 +10,9 @@ import type { MessagePage } from "../../src/store/storage.js";
 import { FaultyStorage } from "../helpers/faulty-storage.js";
 import { numberedMessages, rejection } from "../store/conformance.js";
 
+const WHOLE_SESSION = { fromSeq: 0, limit: 0, last: false, maxBytes: 0, wholeTurns: false };
+const BY_ID = { labelSelector: "", order: "id" } as const;
+
 const OPTIONS: SessionServiceOptions = {
   durability: "buffered",
   maxMessageBytes: 1 << 20,
@@ -34,7 +37,7 @@ describe("SessionService", () => {
 
   async function loadAll(sessionId: string): Promise<string[]> {
     const messages: string[] = [];
-    for await (const page of service.load("", sessionId, { fromSeq: 0, limit: 0, last: false })) {
+    for await (const page of service.load("", sessionId, WHOLE_SESSION)) {
       messages.push(...page.messages);
     }
     return messages;
@@ -51,9 +54,7 @@ describe("SessionService", () => {
       );
       expect(() => service.append("", "ok", ["{}"], { sync: false, expectedSeq: 0 })).not.toThrow();
       expect(calls()).toBe(1);
-      expect(() => service.load("", "bad id", { fromSeq: 0, limit: 0, last: false })).toThrow(
-        /session id/,
-      );
+      expect(() => service.load("", "bad id", WHOLE_SESSION)).toThrow(/session id/);
       await expect(service.meta("", "")).rejects.toThrow(/session id/);
       await expect(service.delete("", ".hidden")).rejects.toThrow(/session id/);
     });
@@ -82,25 +83,27 @@ describe("SessionService", () => {
   describe("List", () => {
     it("pages with tokens it made, by id, clamping the page size", async () => {
       for (let i = 0; i < 5; i++) await append(`s${i}`, ["{}"]);
-      const first = await service.list("", { pageSize: 2, pageToken: "", prefix: "" });
+      const first = await service.list("", { pageSize: 2, pageToken: "", prefix: "", ...BY_ID });
       expect(first.sessions.map((meta) => meta.sessionId)).toEqual(["s0", "s1"]);
       const second = await service.list("", {
         pageSize: 2,
         pageToken: first.nextPageToken,
         prefix: "",
+        ...BY_ID,
       });
       expect(second.sessions.map((meta) => meta.sessionId)).toEqual(["s2", "s3"]);
       const last = await service.list("", {
         pageSize: 2,
         pageToken: second.nextPageToken,
         prefix: "",
+        ...BY_ID,
       });
       expect(last.sessions.map((meta) => meta.sessionId)).toEqual(["s4"]);
       expect(last.nextPageToken).toBe("");
       await expect(
-        service.list("", { pageSize: 2, pageToken: "not-ours!", prefix: "" }),
+        service.list("", { pageSize: 2, pageToken: "not-ours!", prefix: "", ...BY_ID }),
       ).rejects.toThrow(/page_token/);
-      await service.list("", { pageSize: 1_000_000, pageToken: "", prefix: "" });
+      await service.list("", { pageSize: 1_000_000, pageToken: "", prefix: "", ...BY_ID });
       // Asked for one more than a page, to know whether another page follows.
       const limits = storage.calls
         .filter((call) => call.method === "list")
@@ -111,7 +114,7 @@ describe("SessionService", () => {
     it("passes a failing page's error through", async () => {
       storage.fail("list", new SessionStoreError(Code.Unavailable, "try again"));
       await expect(
-        service.list("", { pageSize: MAX_PAGE_SIZE, pageToken: "", prefix: "" }),
+        service.list("", { pageSize: MAX_PAGE_SIZE, pageToken: "", prefix: "", ...BY_ID }),
       ).rejects.toThrow(/try again/);
     });
   });
@@ -126,7 +129,8 @@ describe("SessionService", () => {
     ): Promise<{ messages: string[]; pages: MessagePage[] }> {
       const pages: MessagePage[] = [];
       const messages: string[] = [];
-      for await (const page of service.watch("", sessionId, fromSeq, signal)) {
+      for await (const event of service.watch("", sessionId, fromSeq, signal)) {
+        const page = event as MessagePage;
         if (page.firstSeq !== fromSeq + messages.length) throw new Error("a gap in the watch");
         pages.push(page);
         messages.push(...page.messages);
@@ -171,7 +175,7 @@ describe("SessionService", () => {
       const pages: MessagePage[] = [];
       const error = await rejection(
         (async () => {
-          for await (const page of service.watch("", "rotten", 0)) pages.push(page);
+          for await (const page of service.watch("", "rotten", 0)) pages.push(page as MessagePage);
         })(),
       );
       expect(error.code).toBe(Code.DataLoss);

@@ -1,12 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Code, SessionStoreError } from "../../src/errors.js";
 import { AppendChain } from "../../src/store/append-chain.js";
-import type {
-  AppendAck,
-  AppendOptions,
-  ReadRange,
-  SessionChange,
-  SessionStorage,
+import {
+  type AppendAck,
+  type AppendOptions,
+  listByIdQuery,
+  type ReadRange,
+  type SessionChange,
+  type SessionStorage,
 } from "../../src/store/storage.js";
 import type { RootTenantStorage } from "../helpers/root-tenant.js";
 
@@ -138,7 +139,7 @@ export function describeStorageConformance(
     it("has no metadata, messages or list entry for an unknown session", async () => {
       expect(await storage.meta("never-written")).toBeUndefined();
       expect(await readMessages(storage, "never-written")).toEqual([]);
-      expect(await storage.list({ prefix: "", after: "", limit: 10 })).toEqual([]);
+      expect(await storage.list(listByIdQuery("", "", 10))).toEqual([]);
       expect(await storage.flush("never-written")).toEqual({ flushed: 0, failures: [] });
     });
 
@@ -222,7 +223,7 @@ export function describeStorageConformance(
         await appendOnce(storage, id, numberedMessages(0, index + 1, id));
       }
       const list = async (prefix: string, after: string, limit: number) =>
-        (await storage.list({ prefix, after, limit })).map((meta) => meta.sessionId);
+        (await storage.list(listByIdQuery(prefix, after, limit))).map((meta) => meta.sessionId);
 
       expect(await list("", "", 100)).toStrictEqual(["a-1", "ab", "b", "b-1", "b-10", "b-2", "c"]);
       expect(await list("b-", "", 100)).toStrictEqual(["b-1", "b-10", "b-2"]);
@@ -235,7 +236,7 @@ export function describeStorageConformance(
       expect(await list("a", "b", 100)).toStrictEqual([]);
       expect(await list("zz", "", 100)).toStrictEqual([]);
       expect(await list("", "", 1)).toStrictEqual(["a-1"]);
-      expect(await storage.list({ prefix: "b-1", after: "", limit: 100 })).toMatchObject([
+      expect(await storage.list(listByIdQuery("b-1", "", 100))).toMatchObject([
         { sessionId: "b-1", messageCount: 5 },
         { sessionId: "b-10", messageCount: 3 },
       ]);
@@ -251,9 +252,9 @@ export function describeStorageConformance(
       await waitUntil(() => changes.includes("deleted"));
       expect(await storage.meta("doomed")).toBeUndefined();
       expect(await readMessages(storage, "doomed")).toEqual([]);
-      expect(
-        (await storage.list({ prefix: "", after: "", limit: 10 })).map((m) => m.sessionId),
-      ).toEqual(["survivor"]);
+      expect((await storage.list(listByIdQuery("", "", 10))).map((m) => m.sessionId)).toEqual([
+        "survivor",
+      ]);
       expect(await storage.delete("doomed")).toBe(false);
       expect(await storage.delete("never-written")).toBe(false);
 
@@ -318,7 +319,7 @@ export function describeStorageConformance(
       expect(await storage.meta("same")).toBeUndefined();
       expect(await globex.meta("acme-only")).toBeUndefined();
       const ids = async (sessions: SessionStorage) =>
-        (await sessions.list({ prefix: "", after: "", limit: 10 })).map((meta) => meta.sessionId);
+        (await sessions.list(listByIdQuery("", "", 10))).map((meta) => meta.sessionId);
       expect(await ids(acme)).toStrictEqual(["acme-only", "same"]);
       expect(await ids(globex)).toStrictEqual(["same"]);
       expect(await ids(storage)).toStrictEqual([]);

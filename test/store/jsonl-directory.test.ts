@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { describe, expect, it, vi } from "vitest";
 import { Code } from "../../src/errors.js";
+import { listByIdQuery } from "../../src/store/storage.js";
 import { appendOnce, numberedMessages, readMessages, rejection } from "./conformance.js";
 import {
   CAN_MOUNT,
@@ -54,9 +55,9 @@ describe("JsonlFileStorage data directory", () => {
       });
       expect(await readMessages(storage, "dropped")).toStrictEqual(linesOf(motosan).slice(1));
       await vi.waitFor(async () =>
-        expect(
-          (await storage.list({ prefix: "", after: "", limit: 10 })).map((m) => m.sessionId),
-        ).toEqual(["dropped"]),
+        expect((await storage.list(listByIdQuery("", "", 10))).map((m) => m.sessionId)).toEqual([
+          "dropped",
+        ]),
       );
       const ack = await appendOnce(storage, "dropped", numberedMessages(2, 1), { sync: true });
       expect(ack).toMatchObject({ firstSeq: 2, nextSeq: 3 });
@@ -79,10 +80,7 @@ describe("JsonlFileStorage data directory", () => {
       await data.copyFixture("agent-7f3a", undefined, "b-dropped");
       await vi.waitFor(async () =>
         expect(
-          (await storage.list({ prefix: "", after: "", limit: 10 })).map((m) => [
-            m.sessionId,
-            m.messageCount,
-          ]),
+          (await storage.list(listByIdQuery("", "", 10))).map((m) => [m.sessionId, m.messageCount]),
         ).toEqual([
           ["a-own", 1],
           ["b-dropped", 5],
@@ -155,7 +153,7 @@ describe("JsonlFileStorage data directory", () => {
       const ids: string[] = [];
       let after = "";
       for (;;) {
-        const page = await storage.list({ prefix: "", after, limit: 2 });
+        const page = await storage.list(listByIdQuery("", after, 2));
         if (page.length === 0) break;
         ids.push(...page.map((meta) => meta.sessionId));
         after = page.at(-1)?.sessionId as string;
@@ -178,7 +176,7 @@ describe("JsonlFileStorage data directory", () => {
       const { log, lines } = capturedLog();
       const storage = await data.openStorage({ log });
 
-      expect(await storage.list({ prefix: "", after: "", limit: 10 })).toEqual([]);
+      expect(await storage.list(listByIdQuery("", "", 10))).toEqual([]);
       for (const call of [
         () => storage.meta("evil"),
         () => readMessages(storage, "evil"),
@@ -210,9 +208,9 @@ describe("JsonlFileStorage data directory", () => {
       const acmeFile = join(data.directory, "tenants", "acme", "s.jsonl");
       expect(linesOf(await readFile(acmeFile, "utf8"))[1]).toBe('{"t":"acme"}');
       // The tenants' directory is not a session, nor are their files the tenant "" sessions.
-      expect(
-        (await storage.list({ prefix: "", after: "", limit: 10 })).map((m) => m.sessionId),
-      ).toEqual(["s"]);
+      expect((await storage.list(listByIdQuery("", "", 10))).map((m) => m.sessionId)).toEqual([
+        "s",
+      ]);
       const reopened = await data.reopen(storage);
       expect(await reopened.tenants()).toEqual(["", "acme"]);
       expect(await readMessages(reopened.tenant("acme"), "s")).toEqual(['{"t":"acme"}']);

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { readdir, readFile, readlink, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
-import { AGENT_LOOP_VERSION } from "../../src/store/storage.js";
+import { AGENT_LOOP_VERSION, listByIdQuery } from "../../src/store/storage.js";
 import { readLikeMotosan } from "../helpers/test-server.js";
 import {
   appendOnce,
@@ -38,7 +38,7 @@ describe("JsonlFileStorage files", () => {
     it("lists every fixture as a session", async () => {
       for (const name of fixtureNames) await data.copyFixture(name);
       const storage = await data.openStorage();
-      const metas = await storage.list({ prefix: "", after: "", limit: 100 });
+      const metas = await storage.list(listByIdQuery("", "", 100));
       expect(metas.map((meta) => meta.sessionId)).toStrictEqual(fixtureNames);
       expect(metas.map((meta) => meta.messageCount)).toStrictEqual([5, 0, 2, 2, 3]);
     });
@@ -263,7 +263,7 @@ describe("JsonlFileStorage files", () => {
         );
       }
       storage = await data.reopen(storage, { maxOpenFiles: 2 });
-      const metas = await storage.list({ prefix: "s-", after: "", limit: 100 });
+      const metas = await storage.list(listByIdQuery("s-", "", 100));
       expect(metas.map((meta) => [meta.sessionId, meta.messageCount])).toStrictEqual(
         ids.map((id) => [id, rounds + 1]),
       );

@@ -235,6 +235,7 @@ export class Appender {
         messages: batch,
         expectedSeq: this.#base + this.#sent,
         sync: this.#options.sync,
+        labels: {},
       };
       connection.requests.push(batch.length);
       this.#sent += batch.length;

@@ -27,8 +27,10 @@ import {
   type DeleteResponse,
   type FlushResponse,
   SessionStoreClient as GeneratedClient,
+  ListRequest,
   type ListResponse,
   type LoadMetaResponse,
+  LoadRequest,
   type SessionMeta,
 } from "./gen/sessionstore/v1/session_store.js";
 import {
@@ -196,6 +198,7 @@ export class SessionStoreClient {
       messages: encodeMessages(Array.isArray(messages) ? messages : [messages as MessageInput]),
       expectedSeq: options.expectedSeq,
       sync: options.sync ?? false,
+      labels: {},
     };
     const deadline = deadlineFrom(options.timeoutMs ?? this.#timeoutMs);
     const ack = await withRetries(
@@ -255,7 +258,11 @@ export class SessionStoreClient {
     let last = options.last ?? false;
     yield* this.#resumable(sessionId, options, deadlineFrom(options.timeoutMs ?? this.#timeoutMs), {
       open: (metadata, callOptions) =>
-        this.#stub.load({ sessionId, fromSeq, limit, last }, metadata, callOptions),
+        this.#stub.load(
+          LoadRequest.fromPartial({ sessionId, fromSeq, limit, last }),
+          metadata,
+          callOptions,
+        ),
       onPage: (nextSeq, count) => {
         fromSeq = nextSeq;
         last = false;
@@ -300,7 +307,11 @@ export class SessionStoreClient {
   async *list(options: ListOptions = {}): AsyncGenerator<SessionMeta> {
     let pageToken = "";
     do {
-      const request = { pageSize: options.pageSize ?? 0, pageToken, prefix: options.prefix ?? "" };
+      const request = ListRequest.fromPartial({
+        pageSize: options.pageSize ?? 0,
+        pageToken,
+        prefix: options.prefix ?? "",
+      });
       const page = await this.#unary<ListResponse>(undefined, options, true, (...args) =>
         this.#stub.list(request, ...args),
       );

@@ -27,6 +27,42 @@ export const protobufPackage = "sessionstore.v1";
 
 export const protobufFileName = "sessionstore/v1/session_store.proto";
 
+/** The order of a listing. */
+export enum ListOrder {
+  /** LIST_ORDER_BY_ID - By session id. */
+  LIST_ORDER_BY_ID = 0,
+  /** LIST_ORDER_BY_UPDATED_DESC - Most recently appended first (updated_at_ms descending, then by id). */
+  LIST_ORDER_BY_UPDATED_DESC = 1,
+  UNRECOGNIZED = -1,
+}
+
+export function listOrderFromJSON(object: any): ListOrder {
+  switch (object) {
+    case 0:
+    case "LIST_ORDER_BY_ID":
+      return ListOrder.LIST_ORDER_BY_ID;
+    case 1:
+    case "LIST_ORDER_BY_UPDATED_DESC":
+      return ListOrder.LIST_ORDER_BY_UPDATED_DESC;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ListOrder.UNRECOGNIZED;
+  }
+}
+
+export function listOrderToJSON(object: ListOrder): string {
+  switch (object) {
+    case ListOrder.LIST_ORDER_BY_ID:
+      return "LIST_ORDER_BY_ID";
+    case ListOrder.LIST_ORDER_BY_UPDATED_DESC:
+      return "LIST_ORDER_BY_UPDATED_DESC";
+    case ListOrder.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export interface AppendRequest {
   /** Every request names its session; one stream may feed many. */
   sessionId: string;
@@ -52,6 +88,16 @@ export interface AppendRequest {
     | undefined;
   /** Acknowledge only once these messages (and every earlier one of the session) are fsynced. */
   sync: boolean;
+  /**
+   * Labels for the session when this request creates it (ignored for an existing session; use
+   * SetLabels to change them). Same rules as SetLabelsRequest.labels, empty values not allowed.
+   */
+  labels: { [key: string]: string };
+}
+
+export interface AppendRequest_LabelsEntry {
+  key: string;
+  value: string;
 }
 
 /** Exactly one per request, in request order. */
@@ -101,6 +147,20 @@ export interface LoadRequest {
   limit: number;
   /** With limit: the last `limit` messages (from from_seq on), still in order. */
   last: boolean;
+  /**
+   * A context window: the newest messages (from from_seq on) whose sizes, in UTF-8 bytes as
+   * stored, add up to at most this many; with limit, at most limit of them. 0: no bound.
+   */
+  maxBytes: number;
+  /**
+   * A context window that a model API accepts: the newest messages (within limit and max_bytes
+   * when set) starting at a turn boundary (a message a person wrote), never with a tool result
+   * whose call is outside it. Empty when no such start fits. The last page reports the calls
+   * without a result (dangling_call_ids). Dialects are detected per message, or fixed by the
+   * session's label `sessionstore.dev/dialect` (openai-chat, openai-responses, anthropic,
+   * gemini, motosan).
+   */
+  wholeTurns: boolean;
 }
 
 /** Pages, in order. */
@@ -108,6 +168,12 @@ export interface LoadResponse {
   /** Seq of the page's first message. */
   firstSeq: number;
   messages: string[];
+  /**
+   * With whole_turns, on the last page only: ids of the tool calls in the window that have no
+   * result after them (an interrupted turn), oldest first. Gemini calls without an id are
+   * named `name:<function name>`.
+   */
+  danglingCallIds: string[];
 }
 
 export interface SessionMeta {
@@ -119,8 +185,26 @@ export interface SessionMeta {
   messageCount: number;
   /** Messages [0, durable_count) are fsynced. */
   durableCount: number;
-  /** When a message was last appended. */
+  /** When a message was last appended (or the session was created, forked or rewound). */
   updatedAtMs: number;
+  /**
+   * At most 64 labels of at most 8192 bytes in all. Keys as Kubernetes label keys (an optional
+   * DNS-subdomain prefix and '/', then a name of 1-63 characters of [A-Za-z0-9._-] starting and
+   * ending alphanumeric); values 1-63 characters of the same.
+   */
+  labels: { [key: string]: string };
+  /** Grows by one at every change of the labels; 0 for a session never labelled. */
+  labelsRevision: number;
+  /** The session this one was forked from (empty when it was not), and at which seq. */
+  parentSessionId: string;
+  parentSeq: number;
+  /** The first seq kept (messages before it were trimmed); message_count - first_seq are kept. */
+  firstSeq: number;
+}
+
+export interface SessionMeta_LabelsEntry {
+  key: string;
+  value: string;
 }
 
 export interface LoadMetaRequest {
@@ -138,10 +222,17 @@ export interface ListRequest {
   pageToken: string;
   /** Only sessions whose id starts with this. */
   prefix: string;
+  /**
+   * Only sessions whose labels match, in Kubernetes syntax: `user=alice,env!=prod,team,!draft,
+   * tier in (a,b),tier notin (c)`; all requirements must hold.
+   */
+  labelSelector: string;
+  /** Keep the same order (and selector and prefix) across the pages of one listing. */
+  order: ListOrder;
 }
 
 export interface ListResponse {
-  /** Sorted by session id. */
+  /** In the requested order. */
   sessions: SessionMeta[];
   /** Empty on the last page. */
   nextPageToken: string;
@@ -165,10 +256,81 @@ export interface WatchRequest {
 export interface WatchResponse {
   firstSeq: number;
   messages: string[];
+  /**
+   * Set (with no messages) when the session was rewound to this seq below what was streamed:
+   * the messages streamed from it on are gone, and the stream continues from it.
+   */
+  rewoundTo?: number | undefined;
+}
+
+export interface SetLabelsRequest {
+  sessionId: string;
+  /** Labels to set; an empty value removes the label. Keys and values as in SessionMeta.labels. */
+  labels: { [key: string]: string };
+  /** Change them only when SessionMeta.labels_revision is this; else ABORTED. */
+  expectedLabelsRevision?: number | undefined;
+}
+
+export interface SetLabelsRequest_LabelsEntry {
+  key: string;
+  value: string;
+}
+
+export interface SetLabelsResponse {
+  meta: SessionMeta | undefined;
+}
+
+export interface ForkRequest {
+  /** The source session. */
+  sessionId: string;
+  /** The fork holds the source's messages [first_seq, at_seq), at the same seqs. */
+  atSeq: number;
+  /** Must not exist. */
+  newSessionId: string;
+  /** Labels for the fork, applied over the source's (an empty value removes one). */
+  labels: { [key: string]: string };
+}
+
+export interface ForkRequest_LabelsEntry {
+  key: string;
+  value: string;
+}
+
+export interface ForkResponse {
+  meta: SessionMeta | undefined;
+}
+
+export interface RewindRequest {
+  sessionId: string;
+  /** The session's length after the rewind: messages [to_seq, message_count) are dropped. */
+  toSeq: number;
+  /**
+   * Rewind only when the session's length is this (else ABORTED with the actual length, as
+   * Append's expected_seq), so that a rewind never drops a message its caller has not seen.
+   */
+  expectedSeq?: number | undefined;
+}
+
+export interface RewindResponse {
+  /** The dropped messages, oldest first (their seqs start at to_seq). */
+  droppedMessages: string[];
+  meta: SessionMeta | undefined;
+}
+
+export interface TrimRequest {
+  sessionId: string;
+  /** Messages before this seq are dropped; at most the session's length. */
+  beforeSeq: number;
+}
+
+export interface TrimResponse {
+  /** How many messages this call dropped. */
+  trimmed: number;
+  meta: SessionMeta | undefined;
 }
 
 function createBaseAppendRequest(): AppendRequest {
-  return { sessionId: "", messages: [], expectedSeq: undefined, sync: false };
+  return { sessionId: "", messages: [], expectedSeq: undefined, sync: false, labels: {} };
 }
 
 export const AppendRequest: MessageFns<AppendRequest> = {
@@ -185,6 +347,9 @@ export const AppendRequest: MessageFns<AppendRequest> = {
     if (message.sync !== false) {
       writer.uint32(32).bool(message.sync);
     }
+    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
+      AppendRequest_LabelsEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
+    });
     return writer;
   },
 
@@ -233,6 +398,17 @@ export const AppendRequest: MessageFns<AppendRequest> = {
             message.sync = reader.bool();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const entry5 = AppendRequest_LabelsEntry.decode(reader, reader.uint32());
+            if (entry5.value !== undefined) {
+              message.labels[entry5.key] = entry5.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -259,6 +435,20 @@ export const AppendRequest: MessageFns<AppendRequest> = {
         ? globalThis.Number(object.expected_seq)
         : undefined,
       sync: isSet(object.sync) ? globalThis.Boolean(object.sync) : false,
+      labels: isObject(object.labels)
+        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -276,6 +466,15 @@ export const AppendRequest: MessageFns<AppendRequest> = {
     if (message.sync !== false) {
       obj.sync = message.sync;
     }
+    if (message.labels) {
+      const entries = globalThis.Object.entries(message.labels) as [string, string][];
+      if (entries.length > 0) {
+        obj.labels = {};
+        entries.forEach(([k, v]) => {
+          obj.labels[k] = v;
+        });
+      }
+    }
     return obj;
   },
 
@@ -288,6 +487,100 @@ export const AppendRequest: MessageFns<AppendRequest> = {
     message.messages = object.messages?.map((e) => e) || [];
     message.expectedSeq = object.expectedSeq ?? undefined;
     message.sync = object.sync ?? false;
+    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseAppendRequest_LabelsEntry(): AppendRequest_LabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const AppendRequest_LabelsEntry: MessageFns<AppendRequest_LabelsEntry> = {
+  encode(message: AppendRequest_LabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AppendRequest_LabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAppendRequest_LabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AppendRequest_LabelsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: AppendRequest_LabelsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AppendRequest_LabelsEntry>, I>>(base?: I): AppendRequest_LabelsEntry {
+    return AppendRequest_LabelsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AppendRequest_LabelsEntry>, I>>(object: I): AppendRequest_LabelsEntry {
+    const message = createBaseAppendRequest_LabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
@@ -691,7 +984,7 @@ export const FlushFailure: MessageFns<FlushFailure> = {
 };
 
 function createBaseLoadRequest(): LoadRequest {
-  return { sessionId: "", fromSeq: 0, limit: 0, last: false };
+  return { sessionId: "", fromSeq: 0, limit: 0, last: false, maxBytes: 0, wholeTurns: false };
 }
 
 export const LoadRequest: MessageFns<LoadRequest> = {
@@ -707,6 +1000,12 @@ export const LoadRequest: MessageFns<LoadRequest> = {
     }
     if (message.last !== false) {
       writer.uint32(32).bool(message.last);
+    }
+    if (message.maxBytes !== 0) {
+      writer.uint32(40).uint64(message.maxBytes);
+    }
+    if (message.wholeTurns !== false) {
+      writer.uint32(48).bool(message.wholeTurns);
     }
     return writer;
   },
@@ -756,6 +1055,22 @@ export const LoadRequest: MessageFns<LoadRequest> = {
             message.last = reader.bool();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.maxBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.wholeTurns = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -782,6 +1097,16 @@ export const LoadRequest: MessageFns<LoadRequest> = {
         : 0,
       limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
       last: isSet(object.last) ? globalThis.Boolean(object.last) : false,
+      maxBytes: isSet(object.maxBytes)
+        ? globalThis.Number(object.maxBytes)
+        : isSet(object.max_bytes)
+        ? globalThis.Number(object.max_bytes)
+        : 0,
+      wholeTurns: isSet(object.wholeTurns)
+        ? globalThis.Boolean(object.wholeTurns)
+        : isSet(object.whole_turns)
+        ? globalThis.Boolean(object.whole_turns)
+        : false,
     };
   },
 
@@ -799,6 +1124,12 @@ export const LoadRequest: MessageFns<LoadRequest> = {
     if (message.last !== false) {
       obj.last = message.last;
     }
+    if (message.maxBytes !== 0) {
+      obj.maxBytes = Math.round(message.maxBytes);
+    }
+    if (message.wholeTurns !== false) {
+      obj.wholeTurns = message.wholeTurns;
+    }
     return obj;
   },
 
@@ -811,12 +1142,14 @@ export const LoadRequest: MessageFns<LoadRequest> = {
     message.fromSeq = object.fromSeq ?? 0;
     message.limit = object.limit ?? 0;
     message.last = object.last ?? false;
+    message.maxBytes = object.maxBytes ?? 0;
+    message.wholeTurns = object.wholeTurns ?? false;
     return message;
   },
 };
 
 function createBaseLoadResponse(): LoadResponse {
-  return { firstSeq: 0, messages: [] };
+  return { firstSeq: 0, messages: [], danglingCallIds: [] };
 }
 
 export const LoadResponse: MessageFns<LoadResponse> = {
@@ -826,6 +1159,9 @@ export const LoadResponse: MessageFns<LoadResponse> = {
     }
     for (const v of message.messages) {
       writer.uint32(18).string(v!);
+    }
+    for (const v of message.danglingCallIds) {
+      writer.uint32(26).string(v!);
     }
     return writer;
   },
@@ -859,6 +1195,14 @@ export const LoadResponse: MessageFns<LoadResponse> = {
             message.messages.push(reader.string());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.danglingCallIds.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -879,6 +1223,11 @@ export const LoadResponse: MessageFns<LoadResponse> = {
         ? globalThis.Number(object.first_seq)
         : 0,
       messages: globalThis.Array.isArray(object?.messages) ? object.messages.map((e: any) => globalThis.String(e)) : [],
+      danglingCallIds: globalThis.Array.isArray(object?.danglingCallIds)
+        ? object.danglingCallIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.dangling_call_ids)
+        ? object.dangling_call_ids.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -890,6 +1239,9 @@ export const LoadResponse: MessageFns<LoadResponse> = {
     if (message.messages?.length) {
       obj.messages = message.messages;
     }
+    if (message.danglingCallIds?.length) {
+      obj.danglingCallIds = message.danglingCallIds;
+    }
     return obj;
   },
 
@@ -900,12 +1252,25 @@ export const LoadResponse: MessageFns<LoadResponse> = {
     const message = createBaseLoadResponse();
     message.firstSeq = object.firstSeq ?? 0;
     message.messages = object.messages?.map((e) => e) || [];
+    message.danglingCallIds = object.danglingCallIds?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseSessionMeta(): SessionMeta {
-  return { sessionId: "", createdAtMs: 0, agentLoopVersion: "", messageCount: 0, durableCount: 0, updatedAtMs: 0 };
+  return {
+    sessionId: "",
+    createdAtMs: 0,
+    agentLoopVersion: "",
+    messageCount: 0,
+    durableCount: 0,
+    updatedAtMs: 0,
+    labels: {},
+    labelsRevision: 0,
+    parentSessionId: "",
+    parentSeq: 0,
+    firstSeq: 0,
+  };
 }
 
 export const SessionMeta: MessageFns<SessionMeta> = {
@@ -927,6 +1292,21 @@ export const SessionMeta: MessageFns<SessionMeta> = {
     }
     if (message.updatedAtMs !== 0) {
       writer.uint32(48).uint64(message.updatedAtMs);
+    }
+    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
+      SessionMeta_LabelsEntry.encode({ key: key as any, value }, writer.uint32(58).fork()).join();
+    });
+    if (message.labelsRevision !== 0) {
+      writer.uint32(64).uint64(message.labelsRevision);
+    }
+    if (message.parentSessionId !== "") {
+      writer.uint32(74).string(message.parentSessionId);
+    }
+    if (message.parentSeq !== 0) {
+      writer.uint32(80).uint64(message.parentSeq);
+    }
+    if (message.firstSeq !== 0) {
+      writer.uint32(88).uint64(message.firstSeq);
     }
     return writer;
   },
@@ -992,6 +1372,49 @@ export const SessionMeta: MessageFns<SessionMeta> = {
             message.updatedAtMs = longToNumber(reader.uint64());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            const entry7 = SessionMeta_LabelsEntry.decode(reader, reader.uint32());
+            if (entry7.value !== undefined) {
+              message.labels[entry7.key] = entry7.value;
+            }
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.labelsRevision = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.parentSessionId = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.parentSeq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.firstSeq = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1036,6 +1459,40 @@ export const SessionMeta: MessageFns<SessionMeta> = {
         : isSet(object.updated_at_ms)
         ? globalThis.Number(object.updated_at_ms)
         : 0,
+      labels: isObject(object.labels)
+        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      labelsRevision: isSet(object.labelsRevision)
+        ? globalThis.Number(object.labelsRevision)
+        : isSet(object.labels_revision)
+        ? globalThis.Number(object.labels_revision)
+        : 0,
+      parentSessionId: isSet(object.parentSessionId)
+        ? globalThis.String(object.parentSessionId)
+        : isSet(object.parent_session_id)
+        ? globalThis.String(object.parent_session_id)
+        : "",
+      parentSeq: isSet(object.parentSeq)
+        ? globalThis.Number(object.parentSeq)
+        : isSet(object.parent_seq)
+        ? globalThis.Number(object.parent_seq)
+        : 0,
+      firstSeq: isSet(object.firstSeq)
+        ? globalThis.Number(object.firstSeq)
+        : isSet(object.first_seq)
+        ? globalThis.Number(object.first_seq)
+        : 0,
     };
   },
 
@@ -1059,6 +1516,27 @@ export const SessionMeta: MessageFns<SessionMeta> = {
     if (message.updatedAtMs !== 0) {
       obj.updatedAtMs = Math.round(message.updatedAtMs);
     }
+    if (message.labels) {
+      const entries = globalThis.Object.entries(message.labels) as [string, string][];
+      if (entries.length > 0) {
+        obj.labels = {};
+        entries.forEach(([k, v]) => {
+          obj.labels[k] = v;
+        });
+      }
+    }
+    if (message.labelsRevision !== 0) {
+      obj.labelsRevision = Math.round(message.labelsRevision);
+    }
+    if (message.parentSessionId !== "") {
+      obj.parentSessionId = message.parentSessionId;
+    }
+    if (message.parentSeq !== 0) {
+      obj.parentSeq = Math.round(message.parentSeq);
+    }
+    if (message.firstSeq !== 0) {
+      obj.firstSeq = Math.round(message.firstSeq);
+    }
     return obj;
   },
 
@@ -1073,6 +1551,104 @@ export const SessionMeta: MessageFns<SessionMeta> = {
     message.messageCount = object.messageCount ?? 0;
     message.durableCount = object.durableCount ?? 0;
     message.updatedAtMs = object.updatedAtMs ?? 0;
+    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.labelsRevision = object.labelsRevision ?? 0;
+    message.parentSessionId = object.parentSessionId ?? "";
+    message.parentSeq = object.parentSeq ?? 0;
+    message.firstSeq = object.firstSeq ?? 0;
+    return message;
+  },
+};
+
+function createBaseSessionMeta_LabelsEntry(): SessionMeta_LabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const SessionMeta_LabelsEntry: MessageFns<SessionMeta_LabelsEntry> = {
+  encode(message: SessionMeta_LabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SessionMeta_LabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSessionMeta_LabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SessionMeta_LabelsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: SessionMeta_LabelsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SessionMeta_LabelsEntry>, I>>(base?: I): SessionMeta_LabelsEntry {
+    return SessionMeta_LabelsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SessionMeta_LabelsEntry>, I>>(object: I): SessionMeta_LabelsEntry {
+    const message = createBaseSessionMeta_LabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
@@ -1220,7 +1796,7 @@ export const LoadMetaResponse: MessageFns<LoadMetaResponse> = {
 };
 
 function createBaseListRequest(): ListRequest {
-  return { pageSize: 0, pageToken: "", prefix: "" };
+  return { pageSize: 0, pageToken: "", prefix: "", labelSelector: "", order: 0 };
 }
 
 export const ListRequest: MessageFns<ListRequest> = {
@@ -1233,6 +1809,12 @@ export const ListRequest: MessageFns<ListRequest> = {
     }
     if (message.prefix !== "") {
       writer.uint32(26).string(message.prefix);
+    }
+    if (message.labelSelector !== "") {
+      writer.uint32(34).string(message.labelSelector);
+    }
+    if (message.order !== 0) {
+      writer.uint32(40).int32(message.order);
     }
     return writer;
   },
@@ -1274,6 +1856,22 @@ export const ListRequest: MessageFns<ListRequest> = {
             message.prefix = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.labelSelector = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.order = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1299,6 +1897,12 @@ export const ListRequest: MessageFns<ListRequest> = {
         ? globalThis.String(object.page_token)
         : "",
       prefix: isSet(object.prefix) ? globalThis.String(object.prefix) : "",
+      labelSelector: isSet(object.labelSelector)
+        ? globalThis.String(object.labelSelector)
+        : isSet(object.label_selector)
+        ? globalThis.String(object.label_selector)
+        : "",
+      order: isSet(object.order) ? listOrderFromJSON(object.order) : 0,
     };
   },
 
@@ -1313,6 +1917,12 @@ export const ListRequest: MessageFns<ListRequest> = {
     if (message.prefix !== "") {
       obj.prefix = message.prefix;
     }
+    if (message.labelSelector !== "") {
+      obj.labelSelector = message.labelSelector;
+    }
+    if (message.order !== 0) {
+      obj.order = listOrderToJSON(message.order);
+    }
     return obj;
   },
 
@@ -1324,6 +1934,8 @@ export const ListRequest: MessageFns<ListRequest> = {
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
     message.prefix = object.prefix ?? "";
+    message.labelSelector = object.labelSelector ?? "";
+    message.order = object.order ?? 0;
     return message;
   },
 };
@@ -1653,7 +2265,7 @@ export const WatchRequest: MessageFns<WatchRequest> = {
 };
 
 function createBaseWatchResponse(): WatchResponse {
-  return { firstSeq: 0, messages: [] };
+  return { firstSeq: 0, messages: [], rewoundTo: undefined };
 }
 
 export const WatchResponse: MessageFns<WatchResponse> = {
@@ -1663,6 +2275,9 @@ export const WatchResponse: MessageFns<WatchResponse> = {
     }
     for (const v of message.messages) {
       writer.uint32(18).string(v!);
+    }
+    if (message.rewoundTo !== undefined) {
+      writer.uint32(24).uint64(message.rewoundTo);
     }
     return writer;
   },
@@ -1696,6 +2311,14 @@ export const WatchResponse: MessageFns<WatchResponse> = {
             message.messages.push(reader.string());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.rewoundTo = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1716,6 +2339,11 @@ export const WatchResponse: MessageFns<WatchResponse> = {
         ? globalThis.Number(object.first_seq)
         : 0,
       messages: globalThis.Array.isArray(object?.messages) ? object.messages.map((e: any) => globalThis.String(e)) : [],
+      rewoundTo: isSet(object.rewoundTo)
+        ? globalThis.Number(object.rewoundTo)
+        : isSet(object.rewound_to)
+        ? globalThis.Number(object.rewound_to)
+        : undefined,
     };
   },
 
@@ -1727,6 +2355,9 @@ export const WatchResponse: MessageFns<WatchResponse> = {
     if (message.messages?.length) {
       obj.messages = message.messages;
     }
+    if (message.rewoundTo !== undefined) {
+      obj.rewoundTo = Math.round(message.rewoundTo);
+    }
     return obj;
   },
 
@@ -1737,6 +2368,997 @@ export const WatchResponse: MessageFns<WatchResponse> = {
     const message = createBaseWatchResponse();
     message.firstSeq = object.firstSeq ?? 0;
     message.messages = object.messages?.map((e) => e) || [];
+    message.rewoundTo = object.rewoundTo ?? undefined;
+    return message;
+  },
+};
+
+function createBaseSetLabelsRequest(): SetLabelsRequest {
+  return { sessionId: "", labels: {}, expectedLabelsRevision: undefined };
+}
+
+export const SetLabelsRequest: MessageFns<SetLabelsRequest> = {
+  encode(message: SetLabelsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== "") {
+      writer.uint32(10).string(message.sessionId);
+    }
+    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
+      SetLabelsRequest_LabelsEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    if (message.expectedLabelsRevision !== undefined) {
+      writer.uint32(24).uint64(message.expectedLabelsRevision);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetLabelsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetLabelsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = SetLabelsRequest_LabelsEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.labels[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.expectedLabelsRevision = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetLabelsRequest {
+    return {
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+        ? globalThis.String(object.session_id)
+        : "",
+      labels: isObject(object.labels)
+        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      expectedLabelsRevision: isSet(object.expectedLabelsRevision)
+        ? globalThis.Number(object.expectedLabelsRevision)
+        : isSet(object.expected_labels_revision)
+        ? globalThis.Number(object.expected_labels_revision)
+        : undefined,
+    };
+  },
+
+  toJSON(message: SetLabelsRequest): unknown {
+    const obj: any = {};
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    if (message.labels) {
+      const entries = globalThis.Object.entries(message.labels) as [string, string][];
+      if (entries.length > 0) {
+        obj.labels = {};
+        entries.forEach(([k, v]) => {
+          obj.labels[k] = v;
+        });
+      }
+    }
+    if (message.expectedLabelsRevision !== undefined) {
+      obj.expectedLabelsRevision = Math.round(message.expectedLabelsRevision);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetLabelsRequest>, I>>(base?: I): SetLabelsRequest {
+    return SetLabelsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetLabelsRequest>, I>>(object: I): SetLabelsRequest {
+    const message = createBaseSetLabelsRequest();
+    message.sessionId = object.sessionId ?? "";
+    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.expectedLabelsRevision = object.expectedLabelsRevision ?? undefined;
+    return message;
+  },
+};
+
+function createBaseSetLabelsRequest_LabelsEntry(): SetLabelsRequest_LabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const SetLabelsRequest_LabelsEntry: MessageFns<SetLabelsRequest_LabelsEntry> = {
+  encode(message: SetLabelsRequest_LabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetLabelsRequest_LabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetLabelsRequest_LabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetLabelsRequest_LabelsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: SetLabelsRequest_LabelsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetLabelsRequest_LabelsEntry>, I>>(base?: I): SetLabelsRequest_LabelsEntry {
+    return SetLabelsRequest_LabelsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetLabelsRequest_LabelsEntry>, I>>(object: I): SetLabelsRequest_LabelsEntry {
+    const message = createBaseSetLabelsRequest_LabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseSetLabelsResponse(): SetLabelsResponse {
+  return { meta: undefined };
+}
+
+export const SetLabelsResponse: MessageFns<SetLabelsResponse> = {
+  encode(message: SetLabelsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.meta !== undefined) {
+      SessionMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetLabelsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetLabelsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.meta = SessionMeta.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetLabelsResponse {
+    return { meta: isSet(object.meta) ? SessionMeta.fromJSON(object.meta) : undefined };
+  },
+
+  toJSON(message: SetLabelsResponse): unknown {
+    const obj: any = {};
+    if (message.meta !== undefined) {
+      obj.meta = SessionMeta.toJSON(message.meta);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetLabelsResponse>, I>>(base?: I): SetLabelsResponse {
+    return SetLabelsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetLabelsResponse>, I>>(object: I): SetLabelsResponse {
+    const message = createBaseSetLabelsResponse();
+    message.meta = (object.meta !== undefined && object.meta !== null)
+      ? SessionMeta.fromPartial(object.meta)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseForkRequest(): ForkRequest {
+  return { sessionId: "", atSeq: 0, newSessionId: "", labels: {} };
+}
+
+export const ForkRequest: MessageFns<ForkRequest> = {
+  encode(message: ForkRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== "") {
+      writer.uint32(10).string(message.sessionId);
+    }
+    if (message.atSeq !== 0) {
+      writer.uint32(16).uint64(message.atSeq);
+    }
+    if (message.newSessionId !== "") {
+      writer.uint32(26).string(message.newSessionId);
+    }
+    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
+      ForkRequest_LabelsEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ForkRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseForkRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.atSeq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.newSessionId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            const entry4 = ForkRequest_LabelsEntry.decode(reader, reader.uint32());
+            if (entry4.value !== undefined) {
+              message.labels[entry4.key] = entry4.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ForkRequest {
+    return {
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+        ? globalThis.String(object.session_id)
+        : "",
+      atSeq: isSet(object.atSeq)
+        ? globalThis.Number(object.atSeq)
+        : isSet(object.at_seq)
+        ? globalThis.Number(object.at_seq)
+        : 0,
+      newSessionId: isSet(object.newSessionId)
+        ? globalThis.String(object.newSessionId)
+        : isSet(object.new_session_id)
+        ? globalThis.String(object.new_session_id)
+        : "",
+      labels: isObject(object.labels)
+        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: ForkRequest): unknown {
+    const obj: any = {};
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    if (message.atSeq !== 0) {
+      obj.atSeq = Math.round(message.atSeq);
+    }
+    if (message.newSessionId !== "") {
+      obj.newSessionId = message.newSessionId;
+    }
+    if (message.labels) {
+      const entries = globalThis.Object.entries(message.labels) as [string, string][];
+      if (entries.length > 0) {
+        obj.labels = {};
+        entries.forEach(([k, v]) => {
+          obj.labels[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ForkRequest>, I>>(base?: I): ForkRequest {
+    return ForkRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ForkRequest>, I>>(object: I): ForkRequest {
+    const message = createBaseForkRequest();
+    message.sessionId = object.sessionId ?? "";
+    message.atSeq = object.atSeq ?? 0;
+    message.newSessionId = object.newSessionId ?? "";
+    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseForkRequest_LabelsEntry(): ForkRequest_LabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const ForkRequest_LabelsEntry: MessageFns<ForkRequest_LabelsEntry> = {
+  encode(message: ForkRequest_LabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ForkRequest_LabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseForkRequest_LabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ForkRequest_LabelsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ForkRequest_LabelsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ForkRequest_LabelsEntry>, I>>(base?: I): ForkRequest_LabelsEntry {
+    return ForkRequest_LabelsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ForkRequest_LabelsEntry>, I>>(object: I): ForkRequest_LabelsEntry {
+    const message = createBaseForkRequest_LabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseForkResponse(): ForkResponse {
+  return { meta: undefined };
+}
+
+export const ForkResponse: MessageFns<ForkResponse> = {
+  encode(message: ForkResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.meta !== undefined) {
+      SessionMeta.encode(message.meta, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ForkResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseForkResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.meta = SessionMeta.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ForkResponse {
+    return { meta: isSet(object.meta) ? SessionMeta.fromJSON(object.meta) : undefined };
+  },
+
+  toJSON(message: ForkResponse): unknown {
+    const obj: any = {};
+    if (message.meta !== undefined) {
+      obj.meta = SessionMeta.toJSON(message.meta);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ForkResponse>, I>>(base?: I): ForkResponse {
+    return ForkResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ForkResponse>, I>>(object: I): ForkResponse {
+    const message = createBaseForkResponse();
+    message.meta = (object.meta !== undefined && object.meta !== null)
+      ? SessionMeta.fromPartial(object.meta)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRewindRequest(): RewindRequest {
+  return { sessionId: "", toSeq: 0, expectedSeq: undefined };
+}
+
+export const RewindRequest: MessageFns<RewindRequest> = {
+  encode(message: RewindRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== "") {
+      writer.uint32(10).string(message.sessionId);
+    }
+    if (message.toSeq !== 0) {
+      writer.uint32(16).uint64(message.toSeq);
+    }
+    if (message.expectedSeq !== undefined) {
+      writer.uint32(24).uint64(message.expectedSeq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RewindRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRewindRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.toSeq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.expectedSeq = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RewindRequest {
+    return {
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+        ? globalThis.String(object.session_id)
+        : "",
+      toSeq: isSet(object.toSeq)
+        ? globalThis.Number(object.toSeq)
+        : isSet(object.to_seq)
+        ? globalThis.Number(object.to_seq)
+        : 0,
+      expectedSeq: isSet(object.expectedSeq)
+        ? globalThis.Number(object.expectedSeq)
+        : isSet(object.expected_seq)
+        ? globalThis.Number(object.expected_seq)
+        : undefined,
+    };
+  },
+
+  toJSON(message: RewindRequest): unknown {
+    const obj: any = {};
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    if (message.toSeq !== 0) {
+      obj.toSeq = Math.round(message.toSeq);
+    }
+    if (message.expectedSeq !== undefined) {
+      obj.expectedSeq = Math.round(message.expectedSeq);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RewindRequest>, I>>(base?: I): RewindRequest {
+    return RewindRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RewindRequest>, I>>(object: I): RewindRequest {
+    const message = createBaseRewindRequest();
+    message.sessionId = object.sessionId ?? "";
+    message.toSeq = object.toSeq ?? 0;
+    message.expectedSeq = object.expectedSeq ?? undefined;
+    return message;
+  },
+};
+
+function createBaseRewindResponse(): RewindResponse {
+  return { droppedMessages: [], meta: undefined };
+}
+
+export const RewindResponse: MessageFns<RewindResponse> = {
+  encode(message: RewindResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.droppedMessages) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.meta !== undefined) {
+      SessionMeta.encode(message.meta, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RewindResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRewindResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.droppedMessages.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.meta = SessionMeta.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RewindResponse {
+    return {
+      droppedMessages: globalThis.Array.isArray(object?.droppedMessages)
+        ? object.droppedMessages.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.dropped_messages)
+        ? object.dropped_messages.map((e: any) => globalThis.String(e))
+        : [],
+      meta: isSet(object.meta) ? SessionMeta.fromJSON(object.meta) : undefined,
+    };
+  },
+
+  toJSON(message: RewindResponse): unknown {
+    const obj: any = {};
+    if (message.droppedMessages?.length) {
+      obj.droppedMessages = message.droppedMessages;
+    }
+    if (message.meta !== undefined) {
+      obj.meta = SessionMeta.toJSON(message.meta);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RewindResponse>, I>>(base?: I): RewindResponse {
+    return RewindResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RewindResponse>, I>>(object: I): RewindResponse {
+    const message = createBaseRewindResponse();
+    message.droppedMessages = object.droppedMessages?.map((e) => e) || [];
+    message.meta = (object.meta !== undefined && object.meta !== null)
+      ? SessionMeta.fromPartial(object.meta)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseTrimRequest(): TrimRequest {
+  return { sessionId: "", beforeSeq: 0 };
+}
+
+export const TrimRequest: MessageFns<TrimRequest> = {
+  encode(message: TrimRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== "") {
+      writer.uint32(10).string(message.sessionId);
+    }
+    if (message.beforeSeq !== 0) {
+      writer.uint32(16).uint64(message.beforeSeq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrimRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrimRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.beforeSeq = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TrimRequest {
+    return {
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+        ? globalThis.String(object.session_id)
+        : "",
+      beforeSeq: isSet(object.beforeSeq)
+        ? globalThis.Number(object.beforeSeq)
+        : isSet(object.before_seq)
+        ? globalThis.Number(object.before_seq)
+        : 0,
+    };
+  },
+
+  toJSON(message: TrimRequest): unknown {
+    const obj: any = {};
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    if (message.beforeSeq !== 0) {
+      obj.beforeSeq = Math.round(message.beforeSeq);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TrimRequest>, I>>(base?: I): TrimRequest {
+    return TrimRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TrimRequest>, I>>(object: I): TrimRequest {
+    const message = createBaseTrimRequest();
+    message.sessionId = object.sessionId ?? "";
+    message.beforeSeq = object.beforeSeq ?? 0;
+    return message;
+  },
+};
+
+function createBaseTrimResponse(): TrimResponse {
+  return { trimmed: 0, meta: undefined };
+}
+
+export const TrimResponse: MessageFns<TrimResponse> = {
+  encode(message: TrimResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.trimmed !== 0) {
+      writer.uint32(8).uint64(message.trimmed);
+    }
+    if (message.meta !== undefined) {
+      SessionMeta.encode(message.meta, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrimResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrimResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.trimmed = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.meta = SessionMeta.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TrimResponse {
+    return {
+      trimmed: isSet(object.trimmed) ? globalThis.Number(object.trimmed) : 0,
+      meta: isSet(object.meta) ? SessionMeta.fromJSON(object.meta) : undefined,
+    };
+  },
+
+  toJSON(message: TrimResponse): unknown {
+    const obj: any = {};
+    if (message.trimmed !== 0) {
+      obj.trimmed = Math.round(message.trimmed);
+    }
+    if (message.meta !== undefined) {
+      obj.meta = SessionMeta.toJSON(message.meta);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TrimResponse>, I>>(base?: I): TrimResponse {
+    return TrimResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TrimResponse>, I>>(object: I): TrimResponse {
+    const message = createBaseTrimResponse();
+    message.trimmed = object.trimmed ?? 0;
+    message.meta = (object.meta !== undefined && object.meta !== null)
+      ? SessionMeta.fromPartial(object.meta)
+      : undefined;
     return message;
   },
 };
@@ -1838,6 +3460,60 @@ export const SessionStoreService = {
     responseSerialize: (value: WatchResponse): Buffer => Buffer.from(WatchResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): WatchResponse => WatchResponse.decode(value),
   },
+  /**
+   * Sets or removes labels of a session (an empty value removes one), optionally only when its
+   * labels are at an expected revision (else ABORTED with the actual one). Answers the new meta.
+   */
+  setLabels: {
+    path: "/sessionstore.v1.SessionStore/SetLabels" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetLabelsRequest): Buffer => Buffer.from(SetLabelsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetLabelsRequest => SetLabelsRequest.decode(value),
+    responseSerialize: (value: SetLabelsResponse): Buffer => Buffer.from(SetLabelsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetLabelsResponse => SetLabelsResponse.decode(value),
+  },
+  /**
+   * Creates new_session_id whose first at_seq messages are those of session_id: appends to
+   * either never affect the other, and deleting the source leaves the fork whole. Nothing of the
+   * shared messages is copied. ALREADY_EXISTS when new_session_id exists; OUT_OF_RANGE when
+   * at_seq is past the source's length or below its first_seq.
+   */
+  fork: {
+    path: "/sessionstore.v1.SessionStore/Fork" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ForkRequest): Buffer => Buffer.from(ForkRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ForkRequest => ForkRequest.decode(value),
+    responseSerialize: (value: ForkResponse): Buffer => Buffer.from(ForkResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ForkResponse => ForkResponse.decode(value),
+  },
+  /**
+   * Drops the messages from to_seq on (the session's length becomes to_seq) and answers them.
+   * Forks are not affected; watchers are told (WatchResponse.rewound_to) and continue from there.
+   */
+  rewind: {
+    path: "/sessionstore.v1.SessionStore/Rewind" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RewindRequest): Buffer => Buffer.from(RewindRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RewindRequest => RewindRequest.decode(value),
+    responseSerialize: (value: RewindResponse): Buffer => Buffer.from(RewindResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RewindResponse => RewindResponse.decode(value),
+  },
+  /**
+   * Drops the messages before before_seq. Seqs do not change: SessionMeta.first_seq becomes the
+   * first kept one, and reading an explicit from_seq below it is OUT_OF_RANGE.
+   */
+  trim: {
+    path: "/sessionstore.v1.SessionStore/Trim" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TrimRequest): Buffer => Buffer.from(TrimRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TrimRequest => TrimRequest.decode(value),
+    responseSerialize: (value: TrimResponse): Buffer => Buffer.from(TrimResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TrimResponse => TrimResponse.decode(value),
+  },
 } as const;
 
 export interface SessionStoreServer extends UntypedServiceImplementation {
@@ -1869,6 +3545,28 @@ export interface SessionStoreServer extends UntypedServiceImplementation {
    * NOT_FOUND; shutdown ends them with UNAVAILABLE (resume with from_seq = the next seq).
    */
   watch: handleServerStreamingCall<WatchRequest, WatchResponse>;
+  /**
+   * Sets or removes labels of a session (an empty value removes one), optionally only when its
+   * labels are at an expected revision (else ABORTED with the actual one). Answers the new meta.
+   */
+  setLabels: handleUnaryCall<SetLabelsRequest, SetLabelsResponse>;
+  /**
+   * Creates new_session_id whose first at_seq messages are those of session_id: appends to
+   * either never affect the other, and deleting the source leaves the fork whole. Nothing of the
+   * shared messages is copied. ALREADY_EXISTS when new_session_id exists; OUT_OF_RANGE when
+   * at_seq is past the source's length or below its first_seq.
+   */
+  fork: handleUnaryCall<ForkRequest, ForkResponse>;
+  /**
+   * Drops the messages from to_seq on (the session's length becomes to_seq) and answers them.
+   * Forks are not affected; watchers are told (WatchResponse.rewound_to) and continue from there.
+   */
+  rewind: handleUnaryCall<RewindRequest, RewindResponse>;
+  /**
+   * Drops the messages before before_seq. Seqs do not change: SessionMeta.first_seq becomes the
+   * first kept one, and reading an explicit from_seq below it is OUT_OF_RANGE.
+   */
+  trim: handleUnaryCall<TrimRequest, TrimResponse>;
 }
 
 export interface SessionStoreClient extends Client {
@@ -1961,6 +3659,78 @@ export interface SessionStoreClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<WatchResponse>;
+  /**
+   * Sets or removes labels of a session (an empty value removes one), optionally only when its
+   * labels are at an expected revision (else ABORTED with the actual one). Answers the new meta.
+   */
+  setLabels(
+    request: SetLabelsRequest,
+    callback: (error: ServiceError | null, response: SetLabelsResponse) => void,
+  ): ClientUnaryCall;
+  setLabels(
+    request: SetLabelsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetLabelsResponse) => void,
+  ): ClientUnaryCall;
+  setLabels(
+    request: SetLabelsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetLabelsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Creates new_session_id whose first at_seq messages are those of session_id: appends to
+   * either never affect the other, and deleting the source leaves the fork whole. Nothing of the
+   * shared messages is copied. ALREADY_EXISTS when new_session_id exists; OUT_OF_RANGE when
+   * at_seq is past the source's length or below its first_seq.
+   */
+  fork(request: ForkRequest, callback: (error: ServiceError | null, response: ForkResponse) => void): ClientUnaryCall;
+  fork(
+    request: ForkRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ForkResponse) => void,
+  ): ClientUnaryCall;
+  fork(
+    request: ForkRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ForkResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Drops the messages from to_seq on (the session's length becomes to_seq) and answers them.
+   * Forks are not affected; watchers are told (WatchResponse.rewound_to) and continue from there.
+   */
+  rewind(
+    request: RewindRequest,
+    callback: (error: ServiceError | null, response: RewindResponse) => void,
+  ): ClientUnaryCall;
+  rewind(
+    request: RewindRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RewindResponse) => void,
+  ): ClientUnaryCall;
+  rewind(
+    request: RewindRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RewindResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Drops the messages before before_seq. Seqs do not change: SessionMeta.first_seq becomes the
+   * first kept one, and reading an explicit from_seq below it is OUT_OF_RANGE.
+   */
+  trim(request: TrimRequest, callback: (error: ServiceError | null, response: TrimResponse) => void): ClientUnaryCall;
+  trim(
+    request: TrimRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TrimResponse) => void,
+  ): ClientUnaryCall;
+  trim(
+    request: TrimRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TrimResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const SessionStoreClient = makeGenericClientConstructor(
@@ -1993,6 +3763,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {

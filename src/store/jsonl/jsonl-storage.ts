@@ -207,6 +207,23 @@ class TenantSessions implements SessionStorage {
     return this.directory.list(query);
   }
 
+  // TEMPORARY (issue 14 in progress): replaced by the backend's own implementation.
+  async setLabels(): Promise<never> {
+    throw new SessionStoreError(Code.Unimplemented, "SetLabels: not yet on this backend");
+  }
+  async fork(): Promise<never> {
+    throw new SessionStoreError(Code.Unimplemented, "Fork: not yet on this backend");
+  }
+  async rewind(): Promise<never> {
+    throw new SessionStoreError(Code.Unimplemented, "Rewind: not yet on this backend");
+  }
+  async trim(): Promise<never> {
+    throw new SessionStoreError(Code.Unimplemented, "Trim: not yet on this backend");
+  }
+  async firstSeqSince(): Promise<never> {
+    throw new SessionStoreError(Code.Unimplemented, "retention: not yet on this backend");
+  }
+
   async delete(sessionId: string): Promise<boolean> {
     await this.ready;
     return this.directory.delete(sessionId);

@@ -190,6 +190,10 @@ export class SessionLog {
       messageCount: this.visible,
       durableCount: Math.min(this.durable, this.visible),
       updatedAtMs: this.updatedAtMs,
+      labels: {},
+      labelsRevision: 0,
+      parent: undefined,
+      firstSeq: 0,
     };
   }
 

@@ -178,10 +178,27 @@ export class TenantDirectory implements SessionStorage {
     return (await this.#logFor(sessionId))?.meta();
   }
 
+  // TEMPORARY (issue 14 in progress): replaced by the backend's own implementation.
+  async setLabels(): Promise<never> {
+    throw new SessionStoreError(Code.Unimplemented, "SetLabels: not yet on this backend");
+  }
+  async fork(): Promise<never> {
+    throw new SessionStoreError(Code.Unimplemented, "Fork: not yet on this backend");
+  }
+  async rewind(): Promise<never> {
+    throw new SessionStoreError(Code.Unimplemented, "Rewind: not yet on this backend");
+  }
+  async trim(): Promise<never> {
+    throw new SessionStoreError(Code.Unimplemented, "Trim: not yet on this backend");
+  }
+  async firstSeqSince(): Promise<never> {
+    throw new SessionStoreError(Code.Unimplemented, "retention: not yet on this backend");
+  }
+
   async list(query: ListQuery): Promise<SessionMeta[]> {
     if (!this.#idsCurrent) this.#ids = await this.#readIds();
     const metas: SessionMeta[] = [];
-    let after = query.after;
+    let after = query.after?.sessionId ?? "";
     // Entries that cannot be served are skipped, so a page is refilled from the ids after them.
     while (metas.length < query.limit) {
       const ids = this.#ids.page(query.prefix, after, query.limit - metas.length);

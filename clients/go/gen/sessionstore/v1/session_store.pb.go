@@ -21,6 +21,55 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// The order of a listing.
+type ListOrder int32
+
+const (
+	// By session id.
+	ListOrder_LIST_ORDER_BY_ID ListOrder = 0
+	// Most recently appended first (updated_at_ms descending, then by id).
+	ListOrder_LIST_ORDER_BY_UPDATED_DESC ListOrder = 1
+)
+
+// Enum value maps for ListOrder.
+var (
+	ListOrder_name = map[int32]string{
+		0: "LIST_ORDER_BY_ID",
+		1: "LIST_ORDER_BY_UPDATED_DESC",
+	}
+	ListOrder_value = map[string]int32{
+		"LIST_ORDER_BY_ID":           0,
+		"LIST_ORDER_BY_UPDATED_DESC": 1,
+	}
+)
+
+func (x ListOrder) Enum() *ListOrder {
+	p := new(ListOrder)
+	*p = x
+	return p
+}
+
+func (x ListOrder) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ListOrder) Descriptor() protoreflect.EnumDescriptor {
+	return file_sessionstore_v1_session_store_proto_enumTypes[0].Descriptor()
+}
+
+func (ListOrder) Type() protoreflect.EnumType {
+	return &file_sessionstore_v1_session_store_proto_enumTypes[0]
+}
+
+func (x ListOrder) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ListOrder.Descriptor instead.
+func (ListOrder) EnumDescriptor() ([]byte, []int) {
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{0}
+}
+
 type AppendRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Every request names its session; one stream may feed many.
@@ -41,7 +90,10 @@ type AppendRequest struct {
 	// Two writers racing with the same expected_seq: exactly one wins.
 	ExpectedSeq *uint64 `protobuf:"varint,3,opt,name=expected_seq,json=expectedSeq,proto3,oneof" json:"expected_seq,omitempty"`
 	// Acknowledge only once these messages (and every earlier one of the session) are fsynced.
-	Sync          bool `protobuf:"varint,4,opt,name=sync,proto3" json:"sync,omitempty"`
+	Sync bool `protobuf:"varint,4,opt,name=sync,proto3" json:"sync,omitempty"`
+	// Labels for the session when this request creates it (ignored for an existing session; use
+	// SetLabels to change them). Same rules as SetLabelsRequest.labels, empty values not allowed.
+	Labels        map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -102,6 +154,13 @@ func (x *AppendRequest) GetSync() bool {
 		return x.Sync
 	}
 	return false
+}
+
+func (x *AppendRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
 }
 
 // Exactly one per request, in request order.
@@ -349,7 +408,17 @@ type LoadRequest struct {
 	// At most this many; 0: no limit.
 	Limit uint64 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
 	// With limit: the last `limit` messages (from from_seq on), still in order.
-	Last          bool `protobuf:"varint,4,opt,name=last,proto3" json:"last,omitempty"`
+	Last bool `protobuf:"varint,4,opt,name=last,proto3" json:"last,omitempty"`
+	// A context window: the newest messages (from from_seq on) whose sizes, in UTF-8 bytes as
+	// stored, add up to at most this many; with limit, at most limit of them. 0: no bound.
+	MaxBytes uint64 `protobuf:"varint,5,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	// A context window that a model API accepts: the newest messages (within limit and max_bytes
+	// when set) starting at a turn boundary (a message a person wrote), never with a tool result
+	// whose call is outside it. Empty when no such start fits. The last page reports the calls
+	// without a result (dangling_call_ids). Dialects are detected per message, or fixed by the
+	// session's label `sessionstore.dev/dialect` (openai-chat, openai-responses, anthropic,
+	// gemini, motosan).
+	WholeTurns    bool `protobuf:"varint,6,opt,name=whole_turns,json=wholeTurns,proto3" json:"whole_turns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -412,14 +481,32 @@ func (x *LoadRequest) GetLast() bool {
 	return false
 }
 
+func (x *LoadRequest) GetMaxBytes() uint64 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+func (x *LoadRequest) GetWholeTurns() bool {
+	if x != nil {
+		return x.WholeTurns
+	}
+	return false
+}
+
 // Pages, in order.
 type LoadResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Seq of the page's first message.
-	FirstSeq      uint64   `protobuf:"varint,1,opt,name=first_seq,json=firstSeq,proto3" json:"first_seq,omitempty"`
-	Messages      []string `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	FirstSeq uint64   `protobuf:"varint,1,opt,name=first_seq,json=firstSeq,proto3" json:"first_seq,omitempty"`
+	Messages []string `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	// With whole_turns, on the last page only: ids of the tool calls in the window that have no
+	// result after them (an interrupted turn), oldest first. Gemini calls without an id are
+	// named `name:<function name>`.
+	DanglingCallIds []string `protobuf:"bytes,3,rep,name=dangling_call_ids,json=danglingCallIds,proto3" json:"dangling_call_ids,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *LoadResponse) Reset() {
@@ -466,6 +553,13 @@ func (x *LoadResponse) GetMessages() []string {
 	return nil
 }
 
+func (x *LoadResponse) GetDanglingCallIds() []string {
+	if x != nil {
+		return x.DanglingCallIds
+	}
+	return nil
+}
+
 type SessionMeta struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -476,8 +570,19 @@ type SessionMeta struct {
 	MessageCount uint64 `protobuf:"varint,4,opt,name=message_count,json=messageCount,proto3" json:"message_count,omitempty"`
 	// Messages [0, durable_count) are fsynced.
 	DurableCount uint64 `protobuf:"varint,5,opt,name=durable_count,json=durableCount,proto3" json:"durable_count,omitempty"`
-	// When a message was last appended.
-	UpdatedAtMs   uint64 `protobuf:"varint,6,opt,name=updated_at_ms,json=updatedAtMs,proto3" json:"updated_at_ms,omitempty"`
+	// When a message was last appended (or the session was created, forked or rewound).
+	UpdatedAtMs uint64 `protobuf:"varint,6,opt,name=updated_at_ms,json=updatedAtMs,proto3" json:"updated_at_ms,omitempty"`
+	// At most 64 labels of at most 8192 bytes in all. Keys as Kubernetes label keys (an optional
+	// DNS-subdomain prefix and '/', then a name of 1-63 characters of [A-Za-z0-9._-] starting and
+	// ending alphanumeric); values 1-63 characters of the same.
+	Labels map[string]string `protobuf:"bytes,7,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Grows by one at every change of the labels; 0 for a session never labelled.
+	LabelsRevision uint64 `protobuf:"varint,8,opt,name=labels_revision,json=labelsRevision,proto3" json:"labels_revision,omitempty"`
+	// The session this one was forked from (empty when it was not), and at which seq.
+	ParentSessionId string `protobuf:"bytes,9,opt,name=parent_session_id,json=parentSessionId,proto3" json:"parent_session_id,omitempty"`
+	ParentSeq       uint64 `protobuf:"varint,10,opt,name=parent_seq,json=parentSeq,proto3" json:"parent_seq,omitempty"`
+	// The first seq kept (messages before it were trimmed); message_count - first_seq are kept.
+	FirstSeq      uint64 `protobuf:"varint,11,opt,name=first_seq,json=firstSeq,proto3" json:"first_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -550,6 +655,41 @@ func (x *SessionMeta) GetDurableCount() uint64 {
 func (x *SessionMeta) GetUpdatedAtMs() uint64 {
 	if x != nil {
 		return x.UpdatedAtMs
+	}
+	return 0
+}
+
+func (x *SessionMeta) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *SessionMeta) GetLabelsRevision() uint64 {
+	if x != nil {
+		return x.LabelsRevision
+	}
+	return 0
+}
+
+func (x *SessionMeta) GetParentSessionId() string {
+	if x != nil {
+		return x.ParentSessionId
+	}
+	return ""
+}
+
+func (x *SessionMeta) GetParentSeq() uint64 {
+	if x != nil {
+		return x.ParentSeq
+	}
+	return 0
+}
+
+func (x *SessionMeta) GetFirstSeq() uint64 {
+	if x != nil {
+		return x.FirstSeq
 	}
 	return 0
 }
@@ -649,7 +789,12 @@ type ListRequest struct {
 	// The previous response's next_page_token; empty for the first page.
 	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only sessions whose id starts with this.
-	Prefix        string `protobuf:"bytes,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Prefix string `protobuf:"bytes,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// Only sessions whose labels match, in Kubernetes syntax: `user=alice,env!=prod,team,!draft,
+	// tier in (a,b),tier notin (c)`; all requirements must hold.
+	LabelSelector string `protobuf:"bytes,4,opt,name=label_selector,json=labelSelector,proto3" json:"label_selector,omitempty"`
+	// Keep the same order (and selector and prefix) across the pages of one listing.
+	Order         ListOrder `protobuf:"varint,5,opt,name=order,proto3,enum=sessionstore.v1.ListOrder" json:"order,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -705,9 +850,23 @@ func (x *ListRequest) GetPrefix() string {
 	return ""
 }
 
+func (x *ListRequest) GetLabelSelector() string {
+	if x != nil {
+		return x.LabelSelector
+	}
+	return ""
+}
+
+func (x *ListRequest) GetOrder() ListOrder {
+	if x != nil {
+		return x.Order
+	}
+	return ListOrder_LIST_ORDER_BY_ID
+}
+
 type ListResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Sorted by session id.
+	// In the requested order.
 	Sessions []*SessionMeta `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
 	// Empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -902,9 +1061,12 @@ func (x *WatchRequest) GetFromSeq() uint64 {
 
 // Pages, in order, without gaps: the next page's first_seq is this one's plus its length.
 type WatchResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	FirstSeq      uint64                 `protobuf:"varint,1,opt,name=first_seq,json=firstSeq,proto3" json:"first_seq,omitempty"`
-	Messages      []string               `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	FirstSeq uint64                 `protobuf:"varint,1,opt,name=first_seq,json=firstSeq,proto3" json:"first_seq,omitempty"`
+	Messages []string               `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	// Set (with no messages) when the session was rewound to this seq below what was streamed:
+	// the messages streamed from it on are gone, and the stream continues from it.
+	RewoundTo     *uint64 `protobuf:"varint,3,opt,name=rewound_to,json=rewoundTo,proto3,oneof" json:"rewound_to,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -953,17 +1115,472 @@ func (x *WatchResponse) GetMessages() []string {
 	return nil
 }
 
+func (x *WatchResponse) GetRewoundTo() uint64 {
+	if x != nil && x.RewoundTo != nil {
+		return *x.RewoundTo
+	}
+	return 0
+}
+
+type SetLabelsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// Labels to set; an empty value removes the label. Keys and values as in SessionMeta.labels.
+	Labels map[string]string `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Change them only when SessionMeta.labels_revision is this; else ABORTED.
+	ExpectedLabelsRevision *uint64 `protobuf:"varint,3,opt,name=expected_labels_revision,json=expectedLabelsRevision,proto3,oneof" json:"expected_labels_revision,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *SetLabelsRequest) Reset() {
+	*x = SetLabelsRequest{}
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLabelsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLabelsRequest) ProtoMessage() {}
+
+func (x *SetLabelsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLabelsRequest.ProtoReflect.Descriptor instead.
+func (*SetLabelsRequest) Descriptor() ([]byte, []int) {
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SetLabelsRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *SetLabelsRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *SetLabelsRequest) GetExpectedLabelsRevision() uint64 {
+	if x != nil && x.ExpectedLabelsRevision != nil {
+		return *x.ExpectedLabelsRevision
+	}
+	return 0
+}
+
+type SetLabelsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *SessionMeta           `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLabelsResponse) Reset() {
+	*x = SetLabelsResponse{}
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLabelsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLabelsResponse) ProtoMessage() {}
+
+func (x *SetLabelsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLabelsResponse.ProtoReflect.Descriptor instead.
+func (*SetLabelsResponse) Descriptor() ([]byte, []int) {
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SetLabelsResponse) GetMeta() *SessionMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+type ForkRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The source session.
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The fork holds the source's messages [first_seq, at_seq), at the same seqs.
+	AtSeq uint64 `protobuf:"varint,2,opt,name=at_seq,json=atSeq,proto3" json:"at_seq,omitempty"`
+	// Must not exist.
+	NewSessionId string `protobuf:"bytes,3,opt,name=new_session_id,json=newSessionId,proto3" json:"new_session_id,omitempty"`
+	// Labels for the fork, applied over the source's (an empty value removes one).
+	Labels        map[string]string `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForkRequest) Reset() {
+	*x = ForkRequest{}
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForkRequest) ProtoMessage() {}
+
+func (x *ForkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForkRequest.ProtoReflect.Descriptor instead.
+func (*ForkRequest) Descriptor() ([]byte, []int) {
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ForkRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *ForkRequest) GetAtSeq() uint64 {
+	if x != nil {
+		return x.AtSeq
+	}
+	return 0
+}
+
+func (x *ForkRequest) GetNewSessionId() string {
+	if x != nil {
+		return x.NewSessionId
+	}
+	return ""
+}
+
+func (x *ForkRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+type ForkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *SessionMeta           `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForkResponse) Reset() {
+	*x = ForkResponse{}
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForkResponse) ProtoMessage() {}
+
+func (x *ForkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForkResponse.ProtoReflect.Descriptor instead.
+func (*ForkResponse) Descriptor() ([]byte, []int) {
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ForkResponse) GetMeta() *SessionMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+type RewindRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The session's length after the rewind: messages [to_seq, message_count) are dropped.
+	ToSeq uint64 `protobuf:"varint,2,opt,name=to_seq,json=toSeq,proto3" json:"to_seq,omitempty"`
+	// Rewind only when the session's length is this (else ABORTED with the actual length, as
+	// Append's expected_seq), so that a rewind never drops a message its caller has not seen.
+	ExpectedSeq   *uint64 `protobuf:"varint,3,opt,name=expected_seq,json=expectedSeq,proto3,oneof" json:"expected_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RewindRequest) Reset() {
+	*x = RewindRequest{}
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RewindRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RewindRequest) ProtoMessage() {}
+
+func (x *RewindRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RewindRequest.ProtoReflect.Descriptor instead.
+func (*RewindRequest) Descriptor() ([]byte, []int) {
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RewindRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *RewindRequest) GetToSeq() uint64 {
+	if x != nil {
+		return x.ToSeq
+	}
+	return 0
+}
+
+func (x *RewindRequest) GetExpectedSeq() uint64 {
+	if x != nil && x.ExpectedSeq != nil {
+		return *x.ExpectedSeq
+	}
+	return 0
+}
+
+type RewindResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The dropped messages, oldest first (their seqs start at to_seq).
+	DroppedMessages []string     `protobuf:"bytes,1,rep,name=dropped_messages,json=droppedMessages,proto3" json:"dropped_messages,omitempty"`
+	Meta            *SessionMeta `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RewindResponse) Reset() {
+	*x = RewindResponse{}
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RewindResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RewindResponse) ProtoMessage() {}
+
+func (x *RewindResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RewindResponse.ProtoReflect.Descriptor instead.
+func (*RewindResponse) Descriptor() ([]byte, []int) {
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RewindResponse) GetDroppedMessages() []string {
+	if x != nil {
+		return x.DroppedMessages
+	}
+	return nil
+}
+
+func (x *RewindResponse) GetMeta() *SessionMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+type TrimRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// Messages before this seq are dropped; at most the session's length.
+	BeforeSeq     uint64 `protobuf:"varint,2,opt,name=before_seq,json=beforeSeq,proto3" json:"before_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrimRequest) Reset() {
+	*x = TrimRequest{}
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrimRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrimRequest) ProtoMessage() {}
+
+func (x *TrimRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrimRequest.ProtoReflect.Descriptor instead.
+func (*TrimRequest) Descriptor() ([]byte, []int) {
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *TrimRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *TrimRequest) GetBeforeSeq() uint64 {
+	if x != nil {
+		return x.BeforeSeq
+	}
+	return 0
+}
+
+type TrimResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many messages this call dropped.
+	Trimmed       uint64       `protobuf:"varint,1,opt,name=trimmed,proto3" json:"trimmed,omitempty"`
+	Meta          *SessionMeta `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrimResponse) Reset() {
+	*x = TrimResponse{}
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrimResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrimResponse) ProtoMessage() {}
+
+func (x *TrimResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sessionstore_v1_session_store_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrimResponse.ProtoReflect.Descriptor instead.
+func (*TrimResponse) Descriptor() ([]byte, []int) {
+	return file_sessionstore_v1_session_store_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *TrimResponse) GetTrimmed() uint64 {
+	if x != nil {
+		return x.Trimmed
+	}
+	return 0
+}
+
+func (x *TrimResponse) GetMeta() *SessionMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
 var File_sessionstore_v1_session_store_proto protoreflect.FileDescriptor
 
 const file_sessionstore_v1_session_store_proto_rawDesc = "" +
 	"\n" +
-	"#sessionstore/v1/session_store.proto\x12\x0fsessionstore.v1\"\x97\x01\n" +
+	"#sessionstore/v1/session_store.proto\x12\x0fsessionstore.v1\"\x96\x02\n" +
 	"\rAppendRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1a\n" +
 	"\bmessages\x18\x02 \x03(\tR\bmessages\x12&\n" +
 	"\fexpected_seq\x18\x03 \x01(\x04H\x00R\vexpectedSeq\x88\x01\x01\x12\x12\n" +
-	"\x04sync\x18\x04 \x01(\bR\x04syncB\x0f\n" +
+	"\x04sync\x18\x04 \x01(\bR\x04sync\x12B\n" +
+	"\x06labels\x18\x05 \x03(\v2*.sessionstore.v1.AppendRequest.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0f\n" +
 	"\r_expected_seq\"\x8c\x01\n" +
 	"\x0eAppendResponse\x12\x1d\n" +
 	"\n" +
@@ -981,16 +1598,20 @@ const file_sessionstore_v1_session_store_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"q\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xaf\x01\n" +
 	"\vLoadRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x19\n" +
 	"\bfrom_seq\x18\x02 \x01(\x04R\afromSeq\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\x04R\x05limit\x12\x12\n" +
-	"\x04last\x18\x04 \x01(\bR\x04last\"G\n" +
+	"\x04last\x18\x04 \x01(\bR\x04last\x12\x1b\n" +
+	"\tmax_bytes\x18\x05 \x01(\x04R\bmaxBytes\x12\x1f\n" +
+	"\vwhole_turns\x18\x06 \x01(\bR\n" +
+	"wholeTurns\"s\n" +
 	"\fLoadResponse\x12\x1b\n" +
 	"\tfirst_seq\x18\x01 \x01(\x04R\bfirstSeq\x12\x1a\n" +
-	"\bmessages\x18\x02 \x03(\tR\bmessages\"\xec\x01\n" +
+	"\bmessages\x18\x02 \x03(\tR\bmessages\x12*\n" +
+	"\x11dangling_call_ids\x18\x03 \x03(\tR\x0fdanglingCallIds\"\xfa\x03\n" +
 	"\vSessionMeta\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\"\n" +
@@ -998,17 +1619,29 @@ const file_sessionstore_v1_session_store_proto_rawDesc = "" +
 	"\x12agent_loop_version\x18\x03 \x01(\tR\x10agentLoopVersion\x12#\n" +
 	"\rmessage_count\x18\x04 \x01(\x04R\fmessageCount\x12#\n" +
 	"\rdurable_count\x18\x05 \x01(\x04R\fdurableCount\x12\"\n" +
-	"\rupdated_at_ms\x18\x06 \x01(\x04R\vupdatedAtMs\"0\n" +
+	"\rupdated_at_ms\x18\x06 \x01(\x04R\vupdatedAtMs\x12@\n" +
+	"\x06labels\x18\a \x03(\v2(.sessionstore.v1.SessionMeta.LabelsEntryR\x06labels\x12'\n" +
+	"\x0flabels_revision\x18\b \x01(\x04R\x0elabelsRevision\x12*\n" +
+	"\x11parent_session_id\x18\t \x01(\tR\x0fparentSessionId\x12\x1d\n" +
+	"\n" +
+	"parent_seq\x18\n" +
+	" \x01(\x04R\tparentSeq\x12\x1b\n" +
+	"\tfirst_seq\x18\v \x01(\x04R\bfirstSeq\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"0\n" +
 	"\x0fLoadMetaRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"D\n" +
 	"\x10LoadMetaResponse\x120\n" +
-	"\x04meta\x18\x01 \x01(\v2\x1c.sessionstore.v1.SessionMetaR\x04meta\"a\n" +
+	"\x04meta\x18\x01 \x01(\v2\x1c.sessionstore.v1.SessionMetaR\x04meta\"\xba\x01\n" +
 	"\vListRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x16\n" +
-	"\x06prefix\x18\x03 \x01(\tR\x06prefix\"p\n" +
+	"\x06prefix\x18\x03 \x01(\tR\x06prefix\x12%\n" +
+	"\x0elabel_selector\x18\x04 \x01(\tR\rlabelSelector\x120\n" +
+	"\x05order\x18\x05 \x01(\x0e2\x1a.sessionstore.v1.ListOrderR\x05order\"p\n" +
 	"\fListResponse\x128\n" +
 	"\bsessions\x18\x01 \x03(\v2\x1c.sessionstore.v1.SessionMetaR\bsessions\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\".\n" +
@@ -1020,10 +1653,55 @@ const file_sessionstore_v1_session_store_proto_rawDesc = "" +
 	"\fWatchRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x19\n" +
-	"\bfrom_seq\x18\x02 \x01(\x04R\afromSeq\"H\n" +
+	"\bfrom_seq\x18\x02 \x01(\x04R\afromSeq\"{\n" +
 	"\rWatchResponse\x12\x1b\n" +
 	"\tfirst_seq\x18\x01 \x01(\x04R\bfirstSeq\x12\x1a\n" +
-	"\bmessages\x18\x02 \x03(\tR\bmessages2\x97\x04\n" +
+	"\bmessages\x18\x02 \x03(\tR\bmessages\x12\"\n" +
+	"\n" +
+	"rewound_to\x18\x03 \x01(\x04H\x00R\trewoundTo\x88\x01\x01B\r\n" +
+	"\v_rewound_to\"\x8f\x02\n" +
+	"\x10SetLabelsRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12E\n" +
+	"\x06labels\x18\x02 \x03(\v2-.sessionstore.v1.SetLabelsRequest.LabelsEntryR\x06labels\x12=\n" +
+	"\x18expected_labels_revision\x18\x03 \x01(\x04H\x00R\x16expectedLabelsRevision\x88\x01\x01\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x1b\n" +
+	"\x19_expected_labels_revision\"E\n" +
+	"\x11SetLabelsResponse\x120\n" +
+	"\x04meta\x18\x01 \x01(\v2\x1c.sessionstore.v1.SessionMetaR\x04meta\"\xe6\x01\n" +
+	"\vForkRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x15\n" +
+	"\x06at_seq\x18\x02 \x01(\x04R\x05atSeq\x12$\n" +
+	"\x0enew_session_id\x18\x03 \x01(\tR\fnewSessionId\x12@\n" +
+	"\x06labels\x18\x04 \x03(\v2(.sessionstore.v1.ForkRequest.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"@\n" +
+	"\fForkResponse\x120\n" +
+	"\x04meta\x18\x01 \x01(\v2\x1c.sessionstore.v1.SessionMetaR\x04meta\"~\n" +
+	"\rRewindRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x15\n" +
+	"\x06to_seq\x18\x02 \x01(\x04R\x05toSeq\x12&\n" +
+	"\fexpected_seq\x18\x03 \x01(\x04H\x00R\vexpectedSeq\x88\x01\x01B\x0f\n" +
+	"\r_expected_seq\"m\n" +
+	"\x0eRewindResponse\x12)\n" +
+	"\x10dropped_messages\x18\x01 \x03(\tR\x0fdroppedMessages\x120\n" +
+	"\x04meta\x18\x02 \x01(\v2\x1c.sessionstore.v1.SessionMetaR\x04meta\"K\n" +
+	"\vTrimRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1d\n" +
+	"\n" +
+	"before_seq\x18\x02 \x01(\x04R\tbeforeSeq\"Z\n" +
+	"\fTrimResponse\x12\x18\n" +
+	"\atrimmed\x18\x01 \x01(\x04R\atrimmed\x120\n" +
+	"\x04meta\x18\x02 \x01(\v2\x1c.sessionstore.v1.SessionMetaR\x04meta*A\n" +
+	"\tListOrder\x12\x14\n" +
+	"\x10LIST_ORDER_BY_ID\x10\x00\x12\x1e\n" +
+	"\x1aLIST_ORDER_BY_UPDATED_DESC\x10\x012\xc0\x06\n" +
 	"\fSessionStore\x12M\n" +
 	"\x06Append\x12\x1e.sessionstore.v1.AppendRequest\x1a\x1f.sessionstore.v1.AppendResponse(\x010\x01\x12F\n" +
 	"\x05Flush\x12\x1d.sessionstore.v1.FlushRequest\x1a\x1e.sessionstore.v1.FlushResponse\x12E\n" +
@@ -1031,7 +1709,11 @@ const file_sessionstore_v1_session_store_proto_rawDesc = "" +
 	"\bLoadMeta\x12 .sessionstore.v1.LoadMetaRequest\x1a!.sessionstore.v1.LoadMetaResponse\x12C\n" +
 	"\x04List\x12\x1c.sessionstore.v1.ListRequest\x1a\x1d.sessionstore.v1.ListResponse\x12I\n" +
 	"\x06Delete\x12\x1e.sessionstore.v1.DeleteRequest\x1a\x1f.sessionstore.v1.DeleteResponse\x12H\n" +
-	"\x05Watch\x12\x1d.sessionstore.v1.WatchRequest\x1a\x1e.sessionstore.v1.WatchResponse0\x01b\x06proto3"
+	"\x05Watch\x12\x1d.sessionstore.v1.WatchRequest\x1a\x1e.sessionstore.v1.WatchResponse0\x01\x12R\n" +
+	"\tSetLabels\x12!.sessionstore.v1.SetLabelsRequest\x1a\".sessionstore.v1.SetLabelsResponse\x12C\n" +
+	"\x04Fork\x12\x1c.sessionstore.v1.ForkRequest\x1a\x1d.sessionstore.v1.ForkResponse\x12I\n" +
+	"\x06Rewind\x12\x1e.sessionstore.v1.RewindRequest\x1a\x1f.sessionstore.v1.RewindResponse\x12C\n" +
+	"\x04Trim\x12\x1c.sessionstore.v1.TrimRequest\x1a\x1d.sessionstore.v1.TrimResponseb\x06proto3"
 
 var (
 	file_sessionstore_v1_session_store_proto_rawDescOnce sync.Once
@@ -1045,48 +1727,79 @@ func file_sessionstore_v1_session_store_proto_rawDescGZIP() []byte {
 	return file_sessionstore_v1_session_store_proto_rawDescData
 }
 
-var file_sessionstore_v1_session_store_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_sessionstore_v1_session_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_sessionstore_v1_session_store_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_sessionstore_v1_session_store_proto_goTypes = []any{
-	(*AppendRequest)(nil),    // 0: sessionstore.v1.AppendRequest
-	(*AppendResponse)(nil),   // 1: sessionstore.v1.AppendResponse
-	(*FlushRequest)(nil),     // 2: sessionstore.v1.FlushRequest
-	(*FlushResponse)(nil),    // 3: sessionstore.v1.FlushResponse
-	(*FlushFailure)(nil),     // 4: sessionstore.v1.FlushFailure
-	(*LoadRequest)(nil),      // 5: sessionstore.v1.LoadRequest
-	(*LoadResponse)(nil),     // 6: sessionstore.v1.LoadResponse
-	(*SessionMeta)(nil),      // 7: sessionstore.v1.SessionMeta
-	(*LoadMetaRequest)(nil),  // 8: sessionstore.v1.LoadMetaRequest
-	(*LoadMetaResponse)(nil), // 9: sessionstore.v1.LoadMetaResponse
-	(*ListRequest)(nil),      // 10: sessionstore.v1.ListRequest
-	(*ListResponse)(nil),     // 11: sessionstore.v1.ListResponse
-	(*DeleteRequest)(nil),    // 12: sessionstore.v1.DeleteRequest
-	(*DeleteResponse)(nil),   // 13: sessionstore.v1.DeleteResponse
-	(*WatchRequest)(nil),     // 14: sessionstore.v1.WatchRequest
-	(*WatchResponse)(nil),    // 15: sessionstore.v1.WatchResponse
+	(ListOrder)(0),            // 0: sessionstore.v1.ListOrder
+	(*AppendRequest)(nil),     // 1: sessionstore.v1.AppendRequest
+	(*AppendResponse)(nil),    // 2: sessionstore.v1.AppendResponse
+	(*FlushRequest)(nil),      // 3: sessionstore.v1.FlushRequest
+	(*FlushResponse)(nil),     // 4: sessionstore.v1.FlushResponse
+	(*FlushFailure)(nil),      // 5: sessionstore.v1.FlushFailure
+	(*LoadRequest)(nil),       // 6: sessionstore.v1.LoadRequest
+	(*LoadResponse)(nil),      // 7: sessionstore.v1.LoadResponse
+	(*SessionMeta)(nil),       // 8: sessionstore.v1.SessionMeta
+	(*LoadMetaRequest)(nil),   // 9: sessionstore.v1.LoadMetaRequest
+	(*LoadMetaResponse)(nil),  // 10: sessionstore.v1.LoadMetaResponse
+	(*ListRequest)(nil),       // 11: sessionstore.v1.ListRequest
+	(*ListResponse)(nil),      // 12: sessionstore.v1.ListResponse
+	(*DeleteRequest)(nil),     // 13: sessionstore.v1.DeleteRequest
+	(*DeleteResponse)(nil),    // 14: sessionstore.v1.DeleteResponse
+	(*WatchRequest)(nil),      // 15: sessionstore.v1.WatchRequest
+	(*WatchResponse)(nil),     // 16: sessionstore.v1.WatchResponse
+	(*SetLabelsRequest)(nil),  // 17: sessionstore.v1.SetLabelsRequest
+	(*SetLabelsResponse)(nil), // 18: sessionstore.v1.SetLabelsResponse
+	(*ForkRequest)(nil),       // 19: sessionstore.v1.ForkRequest
+	(*ForkResponse)(nil),      // 20: sessionstore.v1.ForkResponse
+	(*RewindRequest)(nil),     // 21: sessionstore.v1.RewindRequest
+	(*RewindResponse)(nil),    // 22: sessionstore.v1.RewindResponse
+	(*TrimRequest)(nil),       // 23: sessionstore.v1.TrimRequest
+	(*TrimResponse)(nil),      // 24: sessionstore.v1.TrimResponse
+	nil,                       // 25: sessionstore.v1.AppendRequest.LabelsEntry
+	nil,                       // 26: sessionstore.v1.SessionMeta.LabelsEntry
+	nil,                       // 27: sessionstore.v1.SetLabelsRequest.LabelsEntry
+	nil,                       // 28: sessionstore.v1.ForkRequest.LabelsEntry
 }
 var file_sessionstore_v1_session_store_proto_depIdxs = []int32{
-	4,  // 0: sessionstore.v1.FlushResponse.failures:type_name -> sessionstore.v1.FlushFailure
-	7,  // 1: sessionstore.v1.LoadMetaResponse.meta:type_name -> sessionstore.v1.SessionMeta
-	7,  // 2: sessionstore.v1.ListResponse.sessions:type_name -> sessionstore.v1.SessionMeta
-	0,  // 3: sessionstore.v1.SessionStore.Append:input_type -> sessionstore.v1.AppendRequest
-	2,  // 4: sessionstore.v1.SessionStore.Flush:input_type -> sessionstore.v1.FlushRequest
-	5,  // 5: sessionstore.v1.SessionStore.Load:input_type -> sessionstore.v1.LoadRequest
-	8,  // 6: sessionstore.v1.SessionStore.LoadMeta:input_type -> sessionstore.v1.LoadMetaRequest
-	10, // 7: sessionstore.v1.SessionStore.List:input_type -> sessionstore.v1.ListRequest
-	12, // 8: sessionstore.v1.SessionStore.Delete:input_type -> sessionstore.v1.DeleteRequest
-	14, // 9: sessionstore.v1.SessionStore.Watch:input_type -> sessionstore.v1.WatchRequest
-	1,  // 10: sessionstore.v1.SessionStore.Append:output_type -> sessionstore.v1.AppendResponse
-	3,  // 11: sessionstore.v1.SessionStore.Flush:output_type -> sessionstore.v1.FlushResponse
-	6,  // 12: sessionstore.v1.SessionStore.Load:output_type -> sessionstore.v1.LoadResponse
-	9,  // 13: sessionstore.v1.SessionStore.LoadMeta:output_type -> sessionstore.v1.LoadMetaResponse
-	11, // 14: sessionstore.v1.SessionStore.List:output_type -> sessionstore.v1.ListResponse
-	13, // 15: sessionstore.v1.SessionStore.Delete:output_type -> sessionstore.v1.DeleteResponse
-	15, // 16: sessionstore.v1.SessionStore.Watch:output_type -> sessionstore.v1.WatchResponse
-	10, // [10:17] is the sub-list for method output_type
-	3,  // [3:10] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	25, // 0: sessionstore.v1.AppendRequest.labels:type_name -> sessionstore.v1.AppendRequest.LabelsEntry
+	5,  // 1: sessionstore.v1.FlushResponse.failures:type_name -> sessionstore.v1.FlushFailure
+	26, // 2: sessionstore.v1.SessionMeta.labels:type_name -> sessionstore.v1.SessionMeta.LabelsEntry
+	8,  // 3: sessionstore.v1.LoadMetaResponse.meta:type_name -> sessionstore.v1.SessionMeta
+	0,  // 4: sessionstore.v1.ListRequest.order:type_name -> sessionstore.v1.ListOrder
+	8,  // 5: sessionstore.v1.ListResponse.sessions:type_name -> sessionstore.v1.SessionMeta
+	27, // 6: sessionstore.v1.SetLabelsRequest.labels:type_name -> sessionstore.v1.SetLabelsRequest.LabelsEntry
+	8,  // 7: sessionstore.v1.SetLabelsResponse.meta:type_name -> sessionstore.v1.SessionMeta
+	28, // 8: sessionstore.v1.ForkRequest.labels:type_name -> sessionstore.v1.ForkRequest.LabelsEntry
+	8,  // 9: sessionstore.v1.ForkResponse.meta:type_name -> sessionstore.v1.SessionMeta
+	8,  // 10: sessionstore.v1.RewindResponse.meta:type_name -> sessionstore.v1.SessionMeta
+	8,  // 11: sessionstore.v1.TrimResponse.meta:type_name -> sessionstore.v1.SessionMeta
+	1,  // 12: sessionstore.v1.SessionStore.Append:input_type -> sessionstore.v1.AppendRequest
+	3,  // 13: sessionstore.v1.SessionStore.Flush:input_type -> sessionstore.v1.FlushRequest
+	6,  // 14: sessionstore.v1.SessionStore.Load:input_type -> sessionstore.v1.LoadRequest
+	9,  // 15: sessionstore.v1.SessionStore.LoadMeta:input_type -> sessionstore.v1.LoadMetaRequest
+	11, // 16: sessionstore.v1.SessionStore.List:input_type -> sessionstore.v1.ListRequest
+	13, // 17: sessionstore.v1.SessionStore.Delete:input_type -> sessionstore.v1.DeleteRequest
+	15, // 18: sessionstore.v1.SessionStore.Watch:input_type -> sessionstore.v1.WatchRequest
+	17, // 19: sessionstore.v1.SessionStore.SetLabels:input_type -> sessionstore.v1.SetLabelsRequest
+	19, // 20: sessionstore.v1.SessionStore.Fork:input_type -> sessionstore.v1.ForkRequest
+	21, // 21: sessionstore.v1.SessionStore.Rewind:input_type -> sessionstore.v1.RewindRequest
+	23, // 22: sessionstore.v1.SessionStore.Trim:input_type -> sessionstore.v1.TrimRequest
+	2,  // 23: sessionstore.v1.SessionStore.Append:output_type -> sessionstore.v1.AppendResponse
+	4,  // 24: sessionstore.v1.SessionStore.Flush:output_type -> sessionstore.v1.FlushResponse
+	7,  // 25: sessionstore.v1.SessionStore.Load:output_type -> sessionstore.v1.LoadResponse
+	10, // 26: sessionstore.v1.SessionStore.LoadMeta:output_type -> sessionstore.v1.LoadMetaResponse
+	12, // 27: sessionstore.v1.SessionStore.List:output_type -> sessionstore.v1.ListResponse
+	14, // 28: sessionstore.v1.SessionStore.Delete:output_type -> sessionstore.v1.DeleteResponse
+	16, // 29: sessionstore.v1.SessionStore.Watch:output_type -> sessionstore.v1.WatchResponse
+	18, // 30: sessionstore.v1.SessionStore.SetLabels:output_type -> sessionstore.v1.SetLabelsResponse
+	20, // 31: sessionstore.v1.SessionStore.Fork:output_type -> sessionstore.v1.ForkResponse
+	22, // 32: sessionstore.v1.SessionStore.Rewind:output_type -> sessionstore.v1.RewindResponse
+	24, // 33: sessionstore.v1.SessionStore.Trim:output_type -> sessionstore.v1.TrimResponse
+	23, // [23:34] is the sub-list for method output_type
+	12, // [12:23] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_sessionstore_v1_session_store_proto_init() }
@@ -1095,18 +1808,22 @@ func file_sessionstore_v1_session_store_proto_init() {
 		return
 	}
 	file_sessionstore_v1_session_store_proto_msgTypes[0].OneofWrappers = []any{}
+	file_sessionstore_v1_session_store_proto_msgTypes[15].OneofWrappers = []any{}
+	file_sessionstore_v1_session_store_proto_msgTypes[16].OneofWrappers = []any{}
+	file_sessionstore_v1_session_store_proto_msgTypes[20].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sessionstore_v1_session_store_proto_rawDesc), len(file_sessionstore_v1_session_store_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   16,
+			NumEnums:      1,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_sessionstore_v1_session_store_proto_goTypes,
 		DependencyIndexes: file_sessionstore_v1_session_store_proto_depIdxs,
+		EnumInfos:         file_sessionstore_v1_session_store_proto_enumTypes,
 		MessageInfos:      file_sessionstore_v1_session_store_proto_msgTypes,
 	}.Build()
 	File_sessionstore_v1_session_store_proto = out.File

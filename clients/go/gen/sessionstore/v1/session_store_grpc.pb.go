@@ -19,13 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SessionStore_Append_FullMethodName   = "/sessionstore.v1.SessionStore/Append"
-	SessionStore_Flush_FullMethodName    = "/sessionstore.v1.SessionStore/Flush"
-	SessionStore_Load_FullMethodName     = "/sessionstore.v1.SessionStore/Load"
-	SessionStore_LoadMeta_FullMethodName = "/sessionstore.v1.SessionStore/LoadMeta"
-	SessionStore_List_FullMethodName     = "/sessionstore.v1.SessionStore/List"
-	SessionStore_Delete_FullMethodName   = "/sessionstore.v1.SessionStore/Delete"
-	SessionStore_Watch_FullMethodName    = "/sessionstore.v1.SessionStore/Watch"
+	SessionStore_Append_FullMethodName    = "/sessionstore.v1.SessionStore/Append"
+	SessionStore_Flush_FullMethodName     = "/sessionstore.v1.SessionStore/Flush"
+	SessionStore_Load_FullMethodName      = "/sessionstore.v1.SessionStore/Load"
+	SessionStore_LoadMeta_FullMethodName  = "/sessionstore.v1.SessionStore/LoadMeta"
+	SessionStore_List_FullMethodName      = "/sessionstore.v1.SessionStore/List"
+	SessionStore_Delete_FullMethodName    = "/sessionstore.v1.SessionStore/Delete"
+	SessionStore_Watch_FullMethodName     = "/sessionstore.v1.SessionStore/Watch"
+	SessionStore_SetLabels_FullMethodName = "/sessionstore.v1.SessionStore/SetLabels"
+	SessionStore_Fork_FullMethodName      = "/sessionstore.v1.SessionStore/Fork"
+	SessionStore_Rewind_FullMethodName    = "/sessionstore.v1.SessionStore/Rewind"
+	SessionStore_Trim_FullMethodName      = "/sessionstore.v1.SessionStore/Trim"
 )
 
 // SessionStoreClient is the client API for SessionStore service.
@@ -64,6 +68,20 @@ type SessionStoreClient interface {
 	// slows writers nor holds their messages in memory. Delete ends the session's watchers with
 	// NOT_FOUND; shutdown ends them with UNAVAILABLE (resume with from_seq = the next seq).
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
+	// Sets or removes labels of a session (an empty value removes one), optionally only when its
+	// labels are at an expected revision (else ABORTED with the actual one). Answers the new meta.
+	SetLabels(ctx context.Context, in *SetLabelsRequest, opts ...grpc.CallOption) (*SetLabelsResponse, error)
+	// Creates new_session_id whose first at_seq messages are those of session_id: appends to
+	// either never affect the other, and deleting the source leaves the fork whole. Nothing of the
+	// shared messages is copied. ALREADY_EXISTS when new_session_id exists; OUT_OF_RANGE when
+	// at_seq is past the source's length or below its first_seq.
+	Fork(ctx context.Context, in *ForkRequest, opts ...grpc.CallOption) (*ForkResponse, error)
+	// Drops the messages from to_seq on (the session's length becomes to_seq) and answers them.
+	// Forks are not affected; watchers are told (WatchResponse.rewound_to) and continue from there.
+	Rewind(ctx context.Context, in *RewindRequest, opts ...grpc.CallOption) (*RewindResponse, error)
+	// Drops the messages before before_seq. Seqs do not change: SessionMeta.first_seq becomes the
+	// first kept one, and reading an explicit from_seq below it is OUT_OF_RANGE.
+	Trim(ctx context.Context, in *TrimRequest, opts ...grpc.CallOption) (*TrimResponse, error)
 }
 
 type sessionStoreClient struct {
@@ -165,6 +183,46 @@ func (c *sessionStoreClient) Watch(ctx context.Context, in *WatchRequest, opts .
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SessionStore_WatchClient = grpc.ServerStreamingClient[WatchResponse]
 
+func (c *sessionStoreClient) SetLabels(ctx context.Context, in *SetLabelsRequest, opts ...grpc.CallOption) (*SetLabelsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetLabelsResponse)
+	err := c.cc.Invoke(ctx, SessionStore_SetLabels_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionStoreClient) Fork(ctx context.Context, in *ForkRequest, opts ...grpc.CallOption) (*ForkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ForkResponse)
+	err := c.cc.Invoke(ctx, SessionStore_Fork_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionStoreClient) Rewind(ctx context.Context, in *RewindRequest, opts ...grpc.CallOption) (*RewindResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RewindResponse)
+	err := c.cc.Invoke(ctx, SessionStore_Rewind_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionStoreClient) Trim(ctx context.Context, in *TrimRequest, opts ...grpc.CallOption) (*TrimResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TrimResponse)
+	err := c.cc.Invoke(ctx, SessionStore_Trim_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SessionStoreServer is the server API for SessionStore service.
 // All implementations must embed UnimplementedSessionStoreServer
 // for forward compatibility.
@@ -201,6 +259,20 @@ type SessionStoreServer interface {
 	// slows writers nor holds their messages in memory. Delete ends the session's watchers with
 	// NOT_FOUND; shutdown ends them with UNAVAILABLE (resume with from_seq = the next seq).
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
+	// Sets or removes labels of a session (an empty value removes one), optionally only when its
+	// labels are at an expected revision (else ABORTED with the actual one). Answers the new meta.
+	SetLabels(context.Context, *SetLabelsRequest) (*SetLabelsResponse, error)
+	// Creates new_session_id whose first at_seq messages are those of session_id: appends to
+	// either never affect the other, and deleting the source leaves the fork whole. Nothing of the
+	// shared messages is copied. ALREADY_EXISTS when new_session_id exists; OUT_OF_RANGE when
+	// at_seq is past the source's length or below its first_seq.
+	Fork(context.Context, *ForkRequest) (*ForkResponse, error)
+	// Drops the messages from to_seq on (the session's length becomes to_seq) and answers them.
+	// Forks are not affected; watchers are told (WatchResponse.rewound_to) and continue from there.
+	Rewind(context.Context, *RewindRequest) (*RewindResponse, error)
+	// Drops the messages before before_seq. Seqs do not change: SessionMeta.first_seq becomes the
+	// first kept one, and reading an explicit from_seq below it is OUT_OF_RANGE.
+	Trim(context.Context, *TrimRequest) (*TrimResponse, error)
 	mustEmbedUnimplementedSessionStoreServer()
 }
 
@@ -231,6 +303,18 @@ func (UnimplementedSessionStoreServer) Delete(context.Context, *DeleteRequest) (
 }
 func (UnimplementedSessionStoreServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
 	return status.Error(codes.Unimplemented, "method Watch not implemented")
+}
+func (UnimplementedSessionStoreServer) SetLabels(context.Context, *SetLabelsRequest) (*SetLabelsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetLabels not implemented")
+}
+func (UnimplementedSessionStoreServer) Fork(context.Context, *ForkRequest) (*ForkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Fork not implemented")
+}
+func (UnimplementedSessionStoreServer) Rewind(context.Context, *RewindRequest) (*RewindResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Rewind not implemented")
+}
+func (UnimplementedSessionStoreServer) Trim(context.Context, *TrimRequest) (*TrimResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Trim not implemented")
 }
 func (UnimplementedSessionStoreServer) mustEmbedUnimplementedSessionStoreServer() {}
 func (UnimplementedSessionStoreServer) testEmbeddedByValue()                      {}
@@ -354,6 +438,78 @@ func _SessionStore_Watch_Handler(srv interface{}, stream grpc.ServerStream) erro
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SessionStore_WatchServer = grpc.ServerStreamingServer[WatchResponse]
 
+func _SessionStore_SetLabels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetLabelsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionStoreServer).SetLabels(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionStore_SetLabels_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionStoreServer).SetLabels(ctx, req.(*SetLabelsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionStore_Fork_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ForkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionStoreServer).Fork(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionStore_Fork_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionStoreServer).Fork(ctx, req.(*ForkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionStore_Rewind_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RewindRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionStoreServer).Rewind(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionStore_Rewind_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionStoreServer).Rewind(ctx, req.(*RewindRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionStore_Trim_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TrimRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionStoreServer).Trim(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionStore_Trim_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionStoreServer).Trim(ctx, req.(*TrimRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SessionStore_ServiceDesc is the grpc.ServiceDesc for SessionStore service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -376,6 +532,22 @@ var SessionStore_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Delete",
 			Handler:    _SessionStore_Delete_Handler,
+		},
+		{
+			MethodName: "SetLabels",
+			Handler:    _SessionStore_SetLabels_Handler,
+		},
+		{
+			MethodName: "Fork",
+			Handler:    _SessionStore_Fork_Handler,
+		},
+		{
+			MethodName: "Rewind",
+			Handler:    _SessionStore_Rewind_Handler,
+		},
+		{
+			MethodName: "Trim",
+			Handler:    _SessionStore_Trim_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

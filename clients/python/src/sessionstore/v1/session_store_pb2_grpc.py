@@ -78,6 +78,26 @@ class SessionStoreStub:
                 request_serializer=sessionstore_dot_v1_dot_session__store__pb2.WatchRequest.SerializeToString,
                 response_deserializer=sessionstore_dot_v1_dot_session__store__pb2.WatchResponse.FromString,
                 _registered_method=True)
+        self.SetLabels = channel.unary_unary(
+                '/sessionstore.v1.SessionStore/SetLabels',
+                request_serializer=sessionstore_dot_v1_dot_session__store__pb2.SetLabelsRequest.SerializeToString,
+                response_deserializer=sessionstore_dot_v1_dot_session__store__pb2.SetLabelsResponse.FromString,
+                _registered_method=True)
+        self.Fork = channel.unary_unary(
+                '/sessionstore.v1.SessionStore/Fork',
+                request_serializer=sessionstore_dot_v1_dot_session__store__pb2.ForkRequest.SerializeToString,
+                response_deserializer=sessionstore_dot_v1_dot_session__store__pb2.ForkResponse.FromString,
+                _registered_method=True)
+        self.Rewind = channel.unary_unary(
+                '/sessionstore.v1.SessionStore/Rewind',
+                request_serializer=sessionstore_dot_v1_dot_session__store__pb2.RewindRequest.SerializeToString,
+                response_deserializer=sessionstore_dot_v1_dot_session__store__pb2.RewindResponse.FromString,
+                _registered_method=True)
+        self.Trim = channel.unary_unary(
+                '/sessionstore.v1.SessionStore/Trim',
+                request_serializer=sessionstore_dot_v1_dot_session__store__pb2.TrimRequest.SerializeToString,
+                response_deserializer=sessionstore_dot_v1_dot_session__store__pb2.TrimResponse.FromString,
+                _registered_method=True)
 
 
 class SessionStoreServicer:
@@ -149,6 +169,40 @@ class SessionStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetLabels(self, request, context):
+        """Sets or removes labels of a session (an empty value removes one), optionally only when its
+        labels are at an expected revision (else ABORTED with the actual one). Answers the new meta.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Fork(self, request, context):
+        """Creates new_session_id whose first at_seq messages are those of session_id: appends to
+        either never affect the other, and deleting the source leaves the fork whole. Nothing of the
+        shared messages is copied. ALREADY_EXISTS when new_session_id exists; OUT_OF_RANGE when
+        at_seq is past the source's length or below its first_seq.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Rewind(self, request, context):
+        """Drops the messages from to_seq on (the session's length becomes to_seq) and answers them.
+        Forks are not affected; watchers are told (WatchResponse.rewound_to) and continue from there.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Trim(self, request, context):
+        """Drops the messages before before_seq. Seqs do not change: SessionMeta.first_seq becomes the
+        first kept one, and reading an explicit from_seq below it is OUT_OF_RANGE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionStoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -186,6 +240,26 @@ def add_SessionStoreServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=sessionstore_dot_v1_dot_session__store__pb2.WatchRequest.FromString,
                     response_serializer=sessionstore_dot_v1_dot_session__store__pb2.WatchResponse.SerializeToString,
+            ),
+            'SetLabels': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLabels,
+                    request_deserializer=sessionstore_dot_v1_dot_session__store__pb2.SetLabelsRequest.FromString,
+                    response_serializer=sessionstore_dot_v1_dot_session__store__pb2.SetLabelsResponse.SerializeToString,
+            ),
+            'Fork': grpc.unary_unary_rpc_method_handler(
+                    servicer.Fork,
+                    request_deserializer=sessionstore_dot_v1_dot_session__store__pb2.ForkRequest.FromString,
+                    response_serializer=sessionstore_dot_v1_dot_session__store__pb2.ForkResponse.SerializeToString,
+            ),
+            'Rewind': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rewind,
+                    request_deserializer=sessionstore_dot_v1_dot_session__store__pb2.RewindRequest.FromString,
+                    response_serializer=sessionstore_dot_v1_dot_session__store__pb2.RewindResponse.SerializeToString,
+            ),
+            'Trim': grpc.unary_unary_rpc_method_handler(
+                    servicer.Trim,
+                    request_deserializer=sessionstore_dot_v1_dot_session__store__pb2.TrimRequest.FromString,
+                    response_serializer=sessionstore_dot_v1_dot_session__store__pb2.TrimResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -386,6 +460,114 @@ class SessionStore:
             '/sessionstore.v1.SessionStore/Watch',
             sessionstore_dot_v1_dot_session__store__pb2.WatchRequest.SerializeToString,
             sessionstore_dot_v1_dot_session__store__pb2.WatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLabels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessionstore.v1.SessionStore/SetLabels',
+            sessionstore_dot_v1_dot_session__store__pb2.SetLabelsRequest.SerializeToString,
+            sessionstore_dot_v1_dot_session__store__pb2.SetLabelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Fork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessionstore.v1.SessionStore/Fork',
+            sessionstore_dot_v1_dot_session__store__pb2.ForkRequest.SerializeToString,
+            sessionstore_dot_v1_dot_session__store__pb2.ForkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rewind(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessionstore.v1.SessionStore/Rewind',
+            sessionstore_dot_v1_dot_session__store__pb2.RewindRequest.SerializeToString,
+            sessionstore_dot_v1_dot_session__store__pb2.RewindResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Trim(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sessionstore.v1.SessionStore/Trim',
+            sessionstore_dot_v1_dot_session__store__pb2.TrimRequest.SerializeToString,
+            sessionstore_dot_v1_dot_session__store__pb2.TrimResponse.FromString,
             options,
             channel_credentials,
             insecure,

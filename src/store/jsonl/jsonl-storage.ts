@@ -2,6 +2,7 @@ import { mkdir, readdir, realpath } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { Code, SessionStoreError } from "../../errors.js";
+import type { Labels } from "../../labels.js";
 import { isValidTenant } from "../../tenant.js";
 import { BufferBudget } from "../buffer-budget.js";
 import type {
@@ -11,10 +12,12 @@ import type {
   ListQuery,
   MessagePage,
   ReadRange,
+  Rewound,
   SessionChange,
   SessionMeta,
   SessionStorage,
   StorageBackend,
+  Trimmed,
 } from "../storage.js";
 import { type StorageEvents, type StorageLevels, UNOBSERVED } from "../storage-events.js";
 import { DirectoryLock } from "./directory-lock.js";
@@ -211,17 +214,30 @@ class TenantSessions implements SessionStorage {
   async setLabels(): Promise<never> {
     throw new SessionStoreError(Code.Unimplemented, "SetLabels: not yet on this backend");
   }
-  async fork(): Promise<never> {
-    throw new SessionStoreError(Code.Unimplemented, "Fork: not yet on this backend");
+
+  async fork(
+    sessionId: string,
+    atSeq: number,
+    newSessionId: string,
+    labels: Labels,
+  ): Promise<SessionMeta> {
+    await this.ready;
+    return this.directory.fork(sessionId, atSeq, newSessionId, labels);
   }
-  async rewind(): Promise<never> {
-    throw new SessionStoreError(Code.Unimplemented, "Rewind: not yet on this backend");
+
+  async rewind(sessionId: string, toSeq: number, expectedSeq?: number): Promise<Rewound> {
+    await this.ready;
+    return this.directory.rewind(sessionId, toSeq, expectedSeq);
   }
-  async trim(): Promise<never> {
-    throw new SessionStoreError(Code.Unimplemented, "Trim: not yet on this backend");
+
+  async trim(sessionId: string, beforeSeq: number): Promise<Trimmed> {
+    await this.ready;
+    return this.directory.trim(sessionId, beforeSeq);
   }
-  async firstSeqSince(): Promise<never> {
-    throw new SessionStoreError(Code.Unimplemented, "retention: not yet on this backend");
+
+  async firstSeqSince(sessionId: string, timeMs: number): Promise<number> {
+    await this.ready;
+    return this.directory.firstSeqSince(sessionId, timeMs);
   }
 
   async delete(sessionId: string): Promise<boolean> {

@@ -1,16 +1,26 @@
+import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
-import { type FileHandle, unlink } from "node:fs/promises";
+import { type FileHandle, link, lstat, mkdir, open, rename, rm, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import type { Logger } from "pino";
-import { Code, SessionStoreError } from "../../errors.js";
+import { Code, SessionStoreError, sessionExists } from "../../errors.js";
 import { AGENT_LOOP_VERSION } from "../storage.js";
 import { type StorageEvents, secondsSince } from "../storage-events.js";
-import { isNotFound, storageFailure, writeFully } from "./file-io.js";
+import { AppendTimes } from "./append-times.js";
+import { isNotFound, storageFailure, syncDirectory, writeFully } from "./file-io.js";
 import { CREATE_NEW, type HandlePool, OPEN_OR_CREATE } from "./handle-pool.js";
-import { headerWidthFor, parseHeader, renderHeader, type SessionHeader } from "./header.js";
+import {
+  headerWidthFor,
+  ownBase,
+  type Piece,
+  parseHeader,
+  renderHeader,
+  type SessionHeader,
+} from "./header.js";
 import {
   decodeHeader,
+  encodeEntry,
   encodeHeader,
   entriesFor,
   entryOffset,
@@ -31,6 +41,10 @@ export interface FileContext {
   directory: string;
   /** Where the sidecar indexes live (inside the data directory). */
   indexDirectory: string;
+  /** Where each fork keeps the files it shares with its source: `<forks>/<session_id>/`. */
+  forksDirectory: string;
+  /** Where new files are written before they are renamed into place (same file system). */
+  tmpDirectory: string;
   pool: HandlePool;
   log: Logger;
   /** Makes the data directory's entries durable; concurrent calls share one fsync. */
@@ -55,8 +69,10 @@ export interface WriteStats {
 const PAGE_BYTES = 256 << 10;
 /** Index entries read at once when serving a range. */
 const ENTRIES_PER_READ = 4096;
-/** Line 1 is read up to this many bytes to recognise a header (headers are far shorter). */
+/** Line 1 is read up to this many bytes to recognise a header (most are far shorter)... */
 const FIRST_LINE_BYTES = 4096;
+/** ...and, when it starts like one of our headers, up to this many (a fork's lists its pieces). */
+const OWN_HEADER_BYTES = 1 << 20;
 
 export function sessionPath(directory: string, sessionId: string): string {
   return join(directory, `${sessionId}.jsonl`);
@@ -87,8 +103,40 @@ interface FileState {
   /** Whether the file's directory entry is known to be durable. */
   entrySynced: boolean;
   updatedAtMs: number;
-  /** Seq of the first record known to be damaged. */
+  /** Seq (in the session) of the first record known to be damaged. */
   corruptSeq?: number;
+  /** The session's first kept seq. */
+  firstSeq: number;
+  /** The seq of the file's record 0: its pieces hold the seqs before it. */
+  base: number;
+  pieces: Piece[];
+  parent: SessionHeader["parent"];
+  times: AppendTimes;
+  /** Grows whenever the file is replaced by a rewritten one (trim, rewind). */
+  generation: number;
+  /** Grows whenever a rewrite drops messages at the end (rewind). */
+  rewinds: number;
+  /** Set while the server itself renames a new file into place. */
+  replacing: boolean;
+}
+
+/** A file to hard-link into a fork's pieces directory: its messages [from, to). */
+export interface PieceSource {
+  data: string;
+  index: string;
+  /** Its record 0's seq. */
+  base: number;
+  from: number;
+  to: number;
+  /** The inode `data` must have (the file the server knows). */
+  inode?: number;
+}
+
+/** What a new fork's file says of where its messages come from. */
+export interface ForkOrigin {
+  parent: { sessionId: string; seq: number };
+  firstSeq: number;
+  pieces: PieceSource[];
 }
 
 /**
@@ -123,14 +171,29 @@ export class SessionFile {
     private readonly state: FileState,
   ) {}
 
-  /** Records in the file. */
-  get count(): number {
-    return this.state.count;
+  /** The session's length as stored: the seq after the file's last record. */
+  get length(): number {
+    return this.state.base + this.state.count;
   }
 
-  /** Records [0, durableCount) are on disk. */
+  /** Messages [0, durableCount) are on disk. */
   get durableCount(): number {
-    return this.state.durable;
+    return this.state.base + this.state.durable;
+  }
+
+  /** The session's first kept seq. */
+  get firstSeq(): number {
+    return this.state.firstSeq;
+  }
+
+  /** The session it was forked from, and at which seq. */
+  get parent(): SessionHeader["parent"] {
+    return this.state.parent;
+  }
+
+  /** Whether the server is renaming a rewritten file into place (its own change). */
+  get replacing(): boolean {
+    return this.state.replacing;
   }
 
   get createdAtMs(): number {
@@ -163,6 +226,10 @@ export class SessionFile {
     return indexPath(this.context, this.sessionId);
   }
 
+  private get timesPath(): string {
+    return timesPath(this.context, this.sessionId);
+  }
+
   /**
    * Creates the session's file with our header and no records. When a file by that name exists
    * (it appeared since the caller looked), it is opened instead: never replaced.
@@ -173,19 +240,14 @@ export class SessionFile {
     createdAtMs: number,
   ): Promise<SessionFile> {
     const path = sessionPath(context.directory, sessionId);
-    const header = { sessionId, createdAtMs, agentLoopVersion: AGENT_LOOP_VERSION };
-    const headerWidth = headerWidthFor({ ...header, messageCount: 0 });
-    const end = headerWidth + 1;
+    const header = newHeader(sessionId, createdAtMs, 0);
+    const headerWidth = headerWidthFor(header);
     let inode: number;
     try {
       inode = await context.pool.use(
         path,
         async (handle) => {
-          await writeFully(
-            handle,
-            renderHeader({ ...header, messageCount: 0, fileBytes: end }, headerWidth),
-            0,
-          );
+          await writeFully(handle, renderHeader(headerAtEnd(header, headerWidth), headerWidth), 0);
           return (await handle.stat()).ino;
         },
         { flags: CREATE_NEW },
@@ -197,22 +259,77 @@ export class SessionFile {
       }
       throw storageFailure("create", sessionId, error);
     }
-    const file = new SessionFile(context, sessionId, {
-      layout: { kind: "own", headerWidth },
-      inode,
-      dataStart: end,
-      firstLine: ownFirstLine(sessionId, headerWidth, createdAtMs, AGENT_LOOP_VERSION),
-      createdAtMs,
-      agentLoopVersion: AGENT_LOOP_VERSION,
-      count: 0,
-      end,
-      unterminated: false,
-      durable: 0,
-      entrySynced: false,
-      updatedAtMs: createdAtMs,
-    });
+    const file = new SessionFile(
+      context,
+      sessionId,
+      emptyState(header, headerWidth, inode, AppendTimes.upTo(0, createdAtMs, 0)),
+    );
     await file.resetIndex();
     return file;
+  }
+
+  /**
+   * Creates a fork's file, durably: `origin.pieces` (files of its source, whose messages below
+   * the fork point are durable) are hard-linked into the fork's pieces directory, not copied, and
+   * its own file holds a header naming them and no messages yet. ALREADY_EXISTS when a file by
+   * that name appears meanwhile (it is never replaced). Its cost does not grow with the pieces'
+   * lengths: links, fsyncs and a header.
+   */
+  static async createFork(
+    context: FileContext,
+    sessionId: string,
+    origin: ForkOrigin,
+  ): Promise<SessionFile> {
+    const createdAtMs = Date.now();
+    const piecesDirectory = join(context.forksDirectory, sessionId);
+    // What a fork to this id that crashed midway left (no session file names it).
+    await rm(piecesDirectory, { recursive: true, force: true });
+    await mkdir(piecesDirectory);
+    let placed = false;
+    try {
+      const pieces: Piece[] = [];
+      for (const [index, source] of origin.pieces.entries()) {
+        pieces.push(await linkPiece(piecesDirectory, String(index), source, origin.parent));
+      }
+      await syncDirectory(piecesDirectory);
+      await syncDirectory(context.forksDirectory);
+      const header: SessionHeader = {
+        ...newHeader(sessionId, createdAtMs, origin.firstSeq),
+        parent: origin.parent,
+        pieces,
+      };
+      const width = headerWidthFor(header);
+      const times = AppendTimes.upTo(origin.parent.seq, createdAtMs, origin.firstSeq);
+      const staged = await stageFiles(context, sessionId, {
+        header: renderHeader(headerAtEnd(header, width), width),
+        entries: Buffer.alloc(0),
+        firstLine: ownFirstLine(sessionId, width, createdAtMs, AGENT_LOOP_VERSION),
+        records: 0,
+        times,
+      });
+      try {
+        // A link, unlike a rename, never replaces a file that took the name meanwhile.
+        await link(staged.data, sessionPath(context.directory, sessionId)).catch((error) => {
+          if ((error as NodeJS.ErrnoException).code === "EEXIST") throw sessionExists(sessionId);
+          throw error;
+        });
+        placed = true;
+        // Derived data: one that is missing is rebuilt when the file is opened.
+        await rename(staged.index, indexPath(context, sessionId)).catch(() => undefined);
+        await rename(staged.times, timesPath(context, sessionId)).catch(() => undefined);
+        await context.syncDirectory();
+      } finally {
+        await removeStaged(staged);
+      }
+      return new SessionFile(
+        context,
+        sessionId,
+        emptyState(header, width, staged.inode, times, true),
+      );
+    } catch (error) {
+      if (!placed) await rm(piecesDirectory, { recursive: true, force: true });
+      throw error instanceof SessionStoreError ? error : storageFailure("fork", sessionId, error);
+    }
   }
 
   /**
@@ -242,9 +359,24 @@ export class SessionFile {
     } finally {
       lease.release();
     }
-    const file = new SessionFile(context, sessionId, recovered.state);
+    const { state } = recovered;
+    const file = new SessionFile(context, sessionId, state);
     try {
+      if (recovered.index.keep === 0) {
+        // Rebuilt as a new file: a fork may link the old one, which must stay as it is.
+        context.pool.discard(file.indexPath);
+        await unlink(file.indexPath).catch(() => undefined);
+      }
       await file.useIndex((handle) => applyIndexUpdate(handle, recovered.index));
+      const stored = await file.useTimes(readWhole);
+      state.times = AppendTimes.decode(stored, state.firstSeq, file.length, state.updatedAtMs);
+      const times = state.times.encode();
+      if (!times.equals(stored)) {
+        await file.useTimes(async (handle) => {
+          await writeFully(handle, times, 0);
+          await handle.truncate(times.length);
+        });
+      }
     } catch (error) {
       throw storageFailure("open", sessionId, error);
     }
@@ -282,11 +414,12 @@ export class SessionFile {
   }
 
   /**
-   * Cuts the file back to its first `count` records (ones this server appended and whose
-   * requests failed), durably.
+   * Cuts the file back to the session length `length` (dropping records this server appended
+   * and whose requests failed), durably.
    */
-  async truncate(count: number): Promise<void> {
+  async truncate(length: number): Promise<void> {
     const { state } = this;
+    const count = length - state.base;
     if (count >= state.count) return;
     const [first] = await this.useIndex((handle) => readEntries(handle, count, 1));
     const end = (first as RecordEntry).start;
@@ -296,52 +429,160 @@ export class SessionFile {
       await handle.datasync();
     });
     await this.useIndex((handle) => handle.truncate(entryOffset(count)));
+    const timesBytes = state.times.cut(length);
+    await this.useTimes((handle) => handle.truncate(timesBytes)).catch(() => undefined);
     Object.assign(state, { count, end, unterminated: false });
     state.durable = Math.min(state.durable, count);
   }
 
   /**
-   * Reads records [from, from + count) in pages, checking each against its index entry: a record
-   * that is not what was appended is DATA_LOSS naming its seq (or, if the whole file changed
-   * under the server, a FileChangedError).
+   * Reads messages [from, from + count) in pages, from the fork's pieces and then the file's own
+   * records, checking each against its index entry: a record that is not what was appended is
+   * DATA_LOSS naming its seq (or, if the whole file changed under the server, a
+   * FileChangedError). A trim that happens meanwhile is read through (seqs do not change); a
+   * rewind, or a trim past what is still to read, ends the read with ABORTED.
    */
   async *read(from: number, count: number): AsyncGenerator<string[]> {
     const to = from + count;
-    let buffer = Buffer.allocUnsafe(PAGE_BYTES);
+    const { rewinds } = this.state;
     for (let seq = from; seq < to; ) {
-      const wanted = Math.min(to - seq, ENTRIES_PER_READ);
-      const entries = await this.useIndex((handle) => readEntries(handle, seq, wanted));
-      for (let next = 0; next < entries.length; ) {
-        const page = pageOf(entries, next);
-        const first = entries[next] as RecordEntry;
-        const last = entries[next + page - 1] as RecordEntry;
-        const bytes = last.start + last.lineLength - first.start;
-        if (bytes > buffer.length) buffer = Buffer.allocUnsafe(bytes);
-        const data = buffer;
-        const { bytesRead } = await this.useData((handle) =>
-          handle.read(data, 0, bytes, first.start),
-        );
-        const messages: string[] = [];
-        for (let i = 0; i < page; i++) {
-          const entry = entries[next + i] as RecordEntry;
-          const offset = entry.start - first.start;
-          const line = data.subarray(offset, offset + entry.lineLength);
-          if (offset + entry.lineLength > bytesRead || recordChecksum(line) !== entry.crc) {
-            throw await this.damaged(seq + i);
-          }
-          messages.push(recordText(line));
-        }
-        yield messages;
-        next += page;
-        seq += page;
+      if (this.state.rewinds !== rewinds || seq < this.state.firstSeq) {
+        throw rewoundWhileRead(this.sessionId);
       }
+      const messages = await this.readPage(seq, to);
+      if (!messages) continue; // the file was rewritten under the page: read it again
+      yield messages;
+      seq += messages.length;
     }
   }
 
-  /** Deletes the file and its index. The caller syncs the directory. */
+  /** The pieces and own file a fork made now at `atSeq` must link, in seq order. */
+  piecesBelow(atSeq: number): PieceSource[] {
+    const { state } = this;
+    const sources: PieceSource[] = clipPieces(state.pieces, state.firstSeq, atSeq).map((piece) => ({
+      ...piecePaths(this.context, this.sessionId, piece),
+      base: piece.base,
+      from: piece.from,
+      to: piece.to,
+    }));
+    if (atSeq > state.base) {
+      sources.push({
+        data: this.path,
+        index: this.indexPath,
+        base: state.base,
+        from: Math.max(state.base, state.firstSeq),
+        to: atSeq,
+        inode: state.inode,
+      });
+    }
+    return sources;
+  }
+
+  /**
+   * Replaces the file, atomically, by one holding only the session's messages [from, to) at the
+   * same seqs: a new file (and index) is written and fsynced beside it and renamed over it, and
+   * the directory is fsynced, so a crash leaves the old file or the new one. Never truncates in
+   * place: forks that linked the old file keep it whole. Pieces no longer needed are unlinked.
+   * Refuses (FileChangedError) a file someone else changed since the server last wrote it.
+   */
+  async replace(from: number, to: number): Promise<void> {
+    const { state, sessionId } = this;
+    const length = this.length;
+    const base = Math.min(Math.max(state.base, from), to);
+    const pieces = clipPieces(state.pieces, from, base);
+    const kept = Math.max(0, to - base);
+    const header: SessionHeader = {
+      ...newHeader(sessionId, state.createdAtMs, from),
+      agentLoopVersion: state.agentLoopVersion,
+      messageCount: kept,
+      ...(state.parent ? { parent: state.parent, pieces } : {}),
+    };
+    const width = headerWidthFor(header);
+    const dataStart = width + 1;
+    const entries =
+      kept > 0 ? await this.useIndex((handle) => readEntries(handle, base - state.base, kept)) : [];
+    const first = entries[0];
+    const last = entries.at(-1);
+    const copyStart = first?.start ?? 0;
+    const copyEnd = last ? last.start + last.lineLength : copyStart;
+    const end = dataStart + (last ? copyEnd - copyStart + 1 : 0);
+    const shifted = Buffer.allocUnsafe(kept * INDEX_ENTRY_BYTES);
+    entries.forEach((entry, index) => {
+      const start = entry.start - copyStart + dataStart;
+      encodeEntry({ ...entry, start }, shifted, index * INDEX_ENTRY_BYTES);
+    });
+    const times = state.times.clone();
+    times.cut(to);
+    times.dropBefore(from);
+    const firstLine = ownFirstLine(sessionId, width, state.createdAtMs, state.agentLoopVersion);
+    const staged = await this.useData(async (handle) => {
+      await this.checkUnchanged(handle);
+      return stageFiles(this.context, sessionId, {
+        header: renderHeader({ ...header, fileBytes: end }, width),
+        ...(last ? { copy: { from: handle, start: copyStart, end: copyEnd } } : {}),
+        entries: shifted,
+        firstLine,
+        records: kept,
+        times,
+        // Dropping messages is not an append: the session keeps its update time.
+        ...(to === length ? { mtimeMs: state.updatedAtMs } : {}),
+      });
+    });
+    state.replacing = true;
+    try {
+      await this.useData((handle) => this.checkUnchanged(handle));
+      await rename(staged.data, this.path);
+    } catch (error) {
+      state.replacing = false;
+      await removeStaged(staged);
+      throw error;
+    }
+    const dropped = state.pieces.filter((piece) => !pieces.some((p) => p.name === piece.name));
+    this.forgetHandles();
+    Object.assign(state, {
+      layout: { kind: "own", headerWidth: width },
+      inode: staged.inode,
+      dataStart,
+      firstLine,
+      count: kept,
+      end,
+      unterminated: false,
+      durable: kept,
+      entrySynced: true,
+      firstSeq: from,
+      base,
+      pieces,
+      times,
+      generation: state.generation + 1,
+      rewinds: state.rewinds + (to < length ? 1 : 0),
+      replacing: false,
+    });
+    // Derived data: one that could not be moved into place is rebuilt when the file is opened.
+    await rename(staged.index, this.indexPath).catch(() => undefined);
+    await rename(staged.times, this.timesPath).catch(() => undefined);
+    await removeStaged(staged);
+    try {
+      await this.context.syncDirectory();
+    } catch (error) {
+      // The next sync makes it durable; until then nothing of the file is counted durable.
+      Object.assign(state, { durable: 0, entrySynced: false });
+      this.context.log.warn({ sessionId, err: error }, "could not fsync a rewritten session file");
+    }
+    for (const piece of dropped) {
+      const paths = piecePaths(this.context, sessionId, piece);
+      await unlink(paths.data).catch(() => undefined);
+      await unlink(paths.index).catch(() => undefined);
+    }
+  }
+
+  /** The first seq written at or after `timeMs` (see AppendTimes.firstSince). */
+  firstSeqSince(timeMs: number): number {
+    return this.state.times.firstSince(timeMs, this.state.firstSeq);
+  }
+
+  /** Deletes the file and its sidecars (a fork's pieces among them). The caller syncs the directory. */
   async remove(): Promise<boolean> {
-    this.context.pool.discard(this.path);
-    this.context.pool.discard(this.indexPath);
+    this.forgetHandles();
     let existed = true;
     try {
       await unlink(this.path);
@@ -349,8 +590,81 @@ export class SessionFile {
       if (!isNotFound(error)) throw storageFailure("delete", this.sessionId, error);
       existed = false;
     }
-    await unlink(this.indexPath).catch(() => undefined);
+    await removeSidecars(this.context, this.sessionId);
     return existed;
+  }
+
+  /** Closes the handles the pool keeps on the file, its sidecars and pieces (they changed). */
+  forgetHandles(): void {
+    const { pool } = this.context;
+    for (const path of [this.path, this.indexPath, this.timesPath]) pool.discard(path);
+    for (const piece of this.state.pieces) {
+      const paths = piecePaths(this.context, this.sessionId, piece);
+      pool.discard(paths.data);
+      pool.discard(paths.index);
+    }
+  }
+
+  /**
+   * One page of the messages from `seq` (below `to`), from the piece or own file that holds
+   * `seq`; undefined when the file was rewritten while the page was read (it is read again).
+   */
+  private async readPage(seq: number, to: number): Promise<string[] | undefined> {
+    const { state } = this;
+    const { generation } = state;
+    const piece = seq < state.base ? state.pieces.find((p) => seq < p.to) : undefined;
+    const paths = piece && piecePaths(this.context, this.sessionId, piece);
+    const base = piece ? piece.base : state.base;
+    const end = piece ? Math.min(to, piece.to) : to;
+    const useIndex = <T>(task: (handle: FileHandle) => Promise<T>) =>
+      paths ? this.context.pool.use(paths.index, task) : this.useIndex(task);
+    const useData = <T>(task: (handle: FileHandle) => Promise<T>) =>
+      paths ? this.context.pool.use(paths.data, task) : this.useData(task);
+    let entries: RecordEntry[];
+    let data: Buffer;
+    let bytesRead: number;
+    try {
+      const wanted = Math.min(end - seq, ENTRIES_PER_READ);
+      entries = await useIndex((handle) => readEntries(handle, seq - base, wanted));
+      entries.length = pageOf(entries, 0);
+      const firstEntry = entries[0] as RecordEntry;
+      const lastEntry = entries.at(-1) as RecordEntry;
+      data = Buffer.allocUnsafe(lastEntry.start + lastEntry.lineLength - firstEntry.start);
+      const buffer = data;
+      ({ bytesRead } = await useData((handle) =>
+        handle.read(buffer, 0, buffer.length, firstEntry.start),
+      ));
+    } catch (error) {
+      if (state.generation !== generation) return undefined;
+      if (piece && !(error instanceof SessionStoreError)) throw this.pieceDamaged(seq, error);
+      throw error;
+    }
+    if (state.generation !== generation) return undefined;
+    const firstStart = (entries[0] as RecordEntry).start;
+    const messages: string[] = [];
+    for (const [i, entry] of entries.entries()) {
+      const offset = entry.start - firstStart;
+      const line = data.subarray(offset, offset + entry.lineLength);
+      if (offset + entry.lineLength > bytesRead || recordChecksum(line) !== entry.crc) {
+        throw piece ? this.pieceDamaged(seq + i) : await this.damaged(seq + i);
+      }
+      messages.push(recordText(line));
+    }
+    return messages;
+  }
+
+  /** DATA_LOSS for a fork's shared record that is missing or not what was appended. */
+  private pieceDamaged(seq: number, cause?: unknown): SessionStoreError {
+    this.state.corruptSeq = Math.min(seq, this.state.corruptSeq ?? seq);
+    logCorruption(
+      this.context,
+      this.sessionId,
+      seq,
+      cause === undefined
+        ? "a record it shares with the session it was forked from is not what was written"
+        : `the file it shares with the session it was forked from cannot be read (${String(cause)})`,
+    );
+    return corruption(this.sessionId, this.state.corruptSeq);
   }
 
   private async writeRecords(messages: readonly string[]): Promise<void> {
@@ -384,7 +698,11 @@ export class SessionFile {
         cutBack ? "nothing stored" : "maybe stored",
       );
     }
-    Object.assign(state, after, { updatedAtMs: Date.now() });
+    const now = Date.now();
+    Object.assign(state, after, { updatedAtMs: now });
+    // Best effort: times a crash or a failure loses are covered by the file's modification time.
+    const time = state.times.note(state.base + after.count, now);
+    await this.useTimes((handle) => writeFully(handle, time.entry, time.offset)).catch(() => {});
     const { stats, events } = this.context;
     stats.writes++;
     stats.messages += messages.length;
@@ -457,8 +775,16 @@ export class SessionFile {
     return this.context.pool.use(this.indexPath, task, { flags: OPEN_OR_CREATE });
   }
 
-  /** Writes a new index with no entries (for a file with no records yet). */
+  private useTimes<T>(task: (handle: FileHandle) => Promise<T>): Promise<T> {
+    return this.context.pool.use(this.timesPath, task, { flags: OPEN_OR_CREATE });
+  }
+
+  /**
+   * Writes a new index with no entries (for a file with no records yet), and no append times.
+   * Both are new files: a fork may link the old index, which must stay as it is.
+   */
   private async resetIndex(): Promise<void> {
+    await removeSidecars(this.context, this.sessionId);
     await this.useIndex(async (handle) => {
       await writeFully(handle, this.indexHeader(), 0);
       await handle.truncate(INDEX_HEADER_BYTES);
@@ -482,7 +808,10 @@ export class SessionFile {
 /** Our padded header line for a file in our layout. */
 function ownHeader(
   sessionId: string,
-  state: Pick<FileState, "createdAtMs" | "agentLoopVersion" | "count" | "end">,
+  state: Pick<
+    FileState,
+    "createdAtMs" | "agentLoopVersion" | "count" | "end" | "firstSeq" | "parent" | "pieces"
+  >,
   headerWidth: number,
 ): Buffer {
   const header: SessionHeader = {
@@ -491,6 +820,8 @@ function ownHeader(
     agentLoopVersion: state.agentLoopVersion,
     messageCount: state.count,
     fileBytes: state.end,
+    firstSeq: state.firstSeq,
+    ...(state.parent ? { parent: state.parent, pieces: state.pieces } : {}),
   };
   return renderHeader(header, headerWidth);
 }
@@ -573,9 +904,14 @@ async function readFirstLine(
   sessionId: string,
   size: number,
 ): Promise<FirstLine> {
-  const buffer = Buffer.alloc(Math.min(size, FIRST_LINE_BYTES));
-  const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
-  const newline = buffer.subarray(0, bytesRead).indexOf(0x0a);
+  let buffer = Buffer.alloc(Math.min(size, FIRST_LINE_BYTES));
+  let { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+  let newline = buffer.subarray(0, bytesRead).indexOf(0x0a);
+  if (newline === -1 && bytesRead === FIRST_LINE_BYTES && buffer.includes('"pieces":[')) {
+    buffer = Buffer.alloc(Math.min(size, OWN_HEADER_BYTES));
+    ({ bytesRead } = await handle.read(buffer, 0, buffer.length, 0));
+    newline = buffer.subarray(0, bytesRead).indexOf(0x0a);
+  }
   const none: FirstLine = { layout: { kind: "foreign" }, dataStart: 0, identity: 0 };
   if (newline === -1) return none;
   const line = buffer.subarray(0, newline);
@@ -676,6 +1012,8 @@ async function recover(
     dataStart: first.dataStart,
     firstLine: first.identity,
   };
+  // Only our own headers place the file's lines in the session (trimmed, or a fork's).
+  const placing = first.layout.kind === "own" ? first.header : undefined;
   const state: FileState = {
     layout: first.layout,
     inode: stat.ino,
@@ -689,6 +1027,14 @@ async function recover(
     durable: 0,
     entrySynced: true,
     updatedAtMs: stat.mtimeMs,
+    firstSeq: placing?.firstSeq ?? 0,
+    base: placing ? ownBase(placing) : 0,
+    pieces: placing?.pieces ?? [],
+    parent: placing?.parent,
+    times: AppendTimes.upTo(0, 0, 0), // read once the file is recovered
+    generation: 0,
+    rewinds: 0,
+    replacing: false,
   };
   const known =
     index && sameFile(index.header, identity)
@@ -704,10 +1050,11 @@ async function recover(
       );
     }
   } else {
-    const { problem, ...records } = known;
+    const { problem, corruptSeq, ...records } = known;
     Object.assign(state, records);
-    if (records.corruptSeq !== undefined) {
-      logCorruption(context, sessionId, records.corruptSeq, problem);
+    if (corruptSeq !== undefined) {
+      state.corruptSeq = state.base + corruptSeq;
+      logCorruption(context, sessionId, state.corruptSeq, problem);
       return { state, index: update };
     }
   }
@@ -807,7 +1154,7 @@ async function indexTail(
   const base = state.count;
   state.count += scan.count;
   if (scan.corrupt) {
-    state.corruptSeq = base + scan.corrupt.seq;
+    state.corruptSeq = state.base + base + scan.corrupt.seq;
     state.end = size;
     logCorruption(context, sessionId, state.corruptSeq, "it is not one JSON object");
     return Buffer.concat(entries);
@@ -816,14 +1163,14 @@ async function indexTail(
   state.unterminated = scan.unterminated;
   if (scan.end < size) {
     context.log.warn(
-      { sessionId, bytes: size - scan.end, seq: state.count },
+      { sessionId, bytes: size - scan.end, seq: state.base + state.count },
       "cut off a torn record at the end of the session file",
     );
     await handle.truncate(scan.end);
   }
   if (scan.count > 0) {
     context.log.info(
-      { sessionId, records: scan.count, from: base },
+      { sessionId, records: scan.count, from: state.base + base },
       "validated and indexed records of the session file",
     );
   }
@@ -841,4 +1188,228 @@ function logCorruption(
     { sessionId, seq, file: sessionPath(context.directory, sessionId), problem },
     "session file has a damaged record; serving it is refused until repaired",
   );
+}
+
+/** The header of a new file of ours with no messages yet. */
+function newHeader(sessionId: string, createdAtMs: number, firstSeq: number): SessionHeader {
+  return {
+    sessionId,
+    createdAtMs,
+    agentLoopVersion: AGENT_LOOP_VERSION,
+    messageCount: 0,
+    firstSeq,
+  };
+}
+
+/** `header` saying that the file ends right after it. */
+function headerAtEnd(header: SessionHeader, width: number): SessionHeader {
+  return { ...header, fileBytes: width + 1 };
+}
+
+/** The state of a new file of ours holding only its header. */
+function emptyState(
+  header: SessionHeader,
+  headerWidth: number,
+  inode: number,
+  times: AppendTimes,
+  entrySynced = false,
+): FileState {
+  const end = headerWidth + 1;
+  return {
+    layout: { kind: "own", headerWidth },
+    inode,
+    dataStart: end,
+    firstLine: ownFirstLine(
+      header.sessionId,
+      headerWidth,
+      header.createdAtMs,
+      header.agentLoopVersion,
+    ),
+    createdAtMs: header.createdAtMs,
+    agentLoopVersion: header.agentLoopVersion,
+    count: 0,
+    end,
+    unterminated: false,
+    durable: 0,
+    entrySynced,
+    updatedAtMs: header.createdAtMs,
+    firstSeq: header.firstSeq ?? 0,
+    base: ownBase(header),
+    pieces: header.pieces ?? [],
+    parent: header.parent,
+    times,
+    generation: 0,
+    rewinds: 0,
+    replacing: false,
+  };
+}
+
+/** The pieces that cover seqs [from, to) of `pieces`, cut to that range. */
+function clipPieces(pieces: readonly Piece[], from: number, to: number): Piece[] {
+  return pieces
+    .filter((piece) => piece.to > from && piece.from < to)
+    .map((piece) => ({ ...piece, from: Math.max(piece.from, from), to: Math.min(piece.to, to) }));
+}
+
+function piecePaths(
+  context: FileContext,
+  sessionId: string,
+  piece: Pick<Piece, "name">,
+): { data: string; index: string } {
+  const directory = join(context.forksDirectory, sessionId);
+  return {
+    data: join(directory, `${piece.name}.jsonl`),
+    index: join(directory, `${piece.name}.idx`),
+  };
+}
+
+/**
+ * Hard-links a source's file and its index into a fork's pieces directory as `name`, checking
+ * that the linked file is the one the server knows (a link to a file that replaced it, or to a
+ * symbolic link, is refused), and makes the index durable: the source never fsyncs it.
+ */
+async function linkPiece(
+  directory: string,
+  name: string,
+  source: PieceSource,
+  parent: ForkOrigin["parent"],
+): Promise<Piece> {
+  const data = join(directory, `${name}.jsonl`);
+  const index = join(directory, `${name}.idx`);
+  await link(source.data, data);
+  const linked = await lstat(data);
+  if (!linked.isFile() || (source.inode !== undefined && linked.ino !== source.inode)) {
+    throw new FileChangedError(parent.sessionId, "was replaced");
+  }
+  await link(source.index, index);
+  const handle = await open(index, "r");
+  try {
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+  return { name, base: source.base, from: source.from, to: source.to };
+}
+
+/** A session's new files, written and fsynced under the tmp directory, to be moved into place. */
+interface StagedFiles {
+  data: string;
+  index: string;
+  times: string;
+  inode: number;
+}
+
+/** What a staged file holds: its header line, records copied from another file, their index. */
+interface StagedContent {
+  header: Buffer;
+  copy?: { from: FileHandle; start: number; end: number };
+  /** Index entries of the copied records, at their new offsets. */
+  entries: Buffer;
+  firstLine: number;
+  records: number;
+  times: AppendTimes;
+  /** The modification time to give the file (ms), when not now. */
+  mtimeMs?: number;
+}
+
+/** Bytes copied per read when a file is rewritten. */
+const COPY_BYTES = 1 << 20;
+
+async function stageFiles(
+  context: FileContext,
+  sessionId: string,
+  content: StagedContent,
+): Promise<StagedFiles> {
+  const base = join(context.tmpDirectory, `${sessionId}.${randomBytes(6).toString("hex")}`);
+  const staged = { data: `${base}.jsonl`, index: `${base}.idx`, times: `${base}.times`, inode: 0 };
+  try {
+    const data = await open(staged.data, "wx", 0o644);
+    try {
+      await writeFully(data, content.header, 0);
+      let position = content.header.length;
+      const { copy } = content;
+      if (copy) {
+        const buffer = Buffer.allocUnsafe(Math.min(COPY_BYTES, copy.end - copy.start));
+        for (let at = copy.start; at < copy.end; ) {
+          const { bytesRead } = await copy.from.read(
+            buffer,
+            0,
+            Math.min(buffer.length, copy.end - at),
+            at,
+          );
+          if (bytesRead === 0) throw new Error("the file is shorter than its index says");
+          await writeFully(data, buffer.subarray(0, bytesRead), position);
+          at += bytesRead;
+          position += bytesRead;
+        }
+        await writeFully(data, Buffer.from("\n"), position);
+      }
+      if (content.mtimeMs !== undefined) {
+        await data.utimes(new Date(), new Date(content.mtimeMs));
+      }
+      await data.datasync();
+      staged.inode = (await data.stat()).ino;
+    } finally {
+      await data.close();
+    }
+    const dataStart = content.header.length;
+    const identity = { inode: staged.inode, dataStart, firstLine: content.firstLine };
+    await writeNew(
+      staged.index,
+      Buffer.concat([encodeHeader({ ...identity, durable: content.records }), content.entries]),
+    );
+    await writeNew(staged.times, content.times.encode());
+  } catch (error) {
+    await removeStaged(staged);
+    throw error;
+  }
+  return staged;
+}
+
+async function writeNew(path: string, bytes: Buffer): Promise<void> {
+  const handle = await open(path, "wx", 0o644);
+  try {
+    await writeFully(handle, bytes, 0);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Removes what is left of staged files (those moved into place are gone already). */
+async function removeStaged(staged: StagedFiles): Promise<void> {
+  for (const path of [staged.data, staged.index, staged.times]) {
+    await unlink(path).catch(() => undefined);
+  }
+}
+
+function timesPath(context: FileContext, sessionId: string): string {
+  return join(context.indexDirectory, `${sessionId}.times`);
+}
+
+/**
+ * Deletes a session's sidecars (its index and append times) and its pieces directory (a fork's
+ * links to what it shares: the files stay while others link them). The caller deletes the file.
+ */
+export async function removeSidecars(context: FileContext, sessionId: string): Promise<void> {
+  for (const path of [indexPath(context, sessionId), timesPath(context, sessionId)]) {
+    context.pool.discard(path);
+    await unlink(path).catch(() => undefined);
+  }
+  await rm(join(context.forksDirectory, sessionId), { recursive: true, force: true });
+}
+
+/** The error of a read that a rewind overtook: the messages it was reading are gone. */
+function rewoundWhileRead(sessionId: string): SessionStoreError {
+  return new SessionStoreError(
+    Code.Aborted,
+    `session ${sessionId} was rewound or trimmed while it was read; read it again`,
+  );
+}
+
+/** A whole (small) file's bytes. */
+async function readWhole(handle: FileHandle): Promise<Buffer> {
+  const { size } = await handle.stat();
+  const bytes = Buffer.alloc(size);
+  const { bytesRead } = await handle.read(bytes, 0, size, 0);
+  return bytes.subarray(0, bytesRead);
 }

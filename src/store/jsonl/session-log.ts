@@ -1,7 +1,14 @@
 import type { Logger } from "pino";
-import { Code, lengthMismatch, SessionStoreError } from "../../errors.js";
+import { Code, lengthMismatch, SessionStoreError, sessionNotFound } from "../../errors.js";
 import { type AppendChain, type ChainMember, followerError } from "../append-chain.js";
 import { type BufferBudget, bufferedSize } from "../buffer-budget.js";
+import {
+  checkForkPoint,
+  checkRewind,
+  checkTrim,
+  type LogBounds,
+  readStart,
+} from "../log-bounds.js";
 import { pagesOf, resolveRange } from "../read-range.js";
 import type {
   AppendAck,
@@ -15,7 +22,7 @@ import type {
 } from "../storage.js";
 import type { StorageEvents } from "../storage-events.js";
 import { storageFailure } from "./file-io.js";
-import { corruption, FileChangedError, type SessionFile } from "./session-file.js";
+import { corruption, FileChangedError, type ForkOrigin, type SessionFile } from "./session-file.js";
 
 /** When buffered messages are written to the file. */
 export interface FlushPolicy {
@@ -43,6 +50,7 @@ const RETRY_DELAY_MS = 1000;
 export type Deferred =
   | { wait: "room"; bytes: number }
   | { wait: "compare"; resend: Promise<Appended | Deferred> }
+  | { wait: "rewind"; done: Promise<void> }
   | { wait: "reopen" };
 
 /** The error of a request that fails after it was admitted, worded by what became of it. */
@@ -152,6 +160,14 @@ export class SessionLog {
   private rollbackFloor = Number.POSITIVE_INFINITY;
   private updatedAtMs: number;
   private discarded = false;
+  /** Whether it was discarded because the session was deleted. */
+  private deleted = false;
+  /** Set while a rewind runs: requests wait for it, then are placed in the rewound log. */
+  private rewinding: Promise<void> | undefined;
+  /** The last of the rewinds, trims and forks, which run one at a time. */
+  private reshaping: Promise<unknown> = Promise.resolve();
+  /** Called whenever undecided requests are settled (a rewind waits for none to be left). */
+  private settledWaiters: (() => void)[] = [];
 
   private writing: Promise<void> | undefined;
   private syncWanted = false;
@@ -166,9 +182,9 @@ export class SessionLog {
     private readonly context: LogContext,
     readonly file: SessionFile,
   ) {
-    this.length = file.count;
-    this.visible = file.count;
-    this.written = file.count;
+    this.length = file.length;
+    this.visible = file.length;
+    this.written = file.length;
     this.durable = file.durableCount;
     this.updatedAtMs = file.updatedAtMs;
   }
@@ -192,9 +208,14 @@ export class SessionLog {
       updatedAtMs: this.updatedAtMs,
       labels: {},
       labelsRevision: 0,
-      parent: undefined,
-      firstSeq: 0,
+      parent: this.file.parent,
+      firstSeq: this.file.firstSeq,
     };
+  }
+
+  /** The acknowledged messages' bounds. */
+  private get bounds(): LogBounds {
+    return { firstSeq: this.file.firstSeq, length: this.visible };
   }
 
   /**
@@ -204,12 +225,13 @@ export class SessionLog {
    */
   admit(messages: readonly string[], bytes: number, options: AppendOptions): Appended | Deferred {
     if (this.discarded) return { wait: "reopen" };
+    if (this.rewinding) return { wait: "rewind", done: this.rewinding };
     const corruptSeq = this.file.corruptSeq;
     if (corruptSeq !== undefined) throw corruption(this.sessionId, corruptSeq);
     options.chain?.checkOpen();
     const { expectedSeq } = options;
     if (expectedSeq !== undefined && expectedSeq !== this.length) {
-      if (expectedSeq > this.length || messages.length === 0) {
+      if (expectedSeq > this.length || expectedSeq < this.file.firstSeq || messages.length === 0) {
         throw lengthMismatch(this.sessionId, expectedSeq, this.length);
       }
       return { wait: "compare", resend: this.compareResend(messages, expectedSeq, options) };
@@ -230,7 +252,8 @@ export class SessionLog {
    * buffered ones. Taken as a snapshot, so the two parts always join without a gap.
    */
   async *read(range: ReadRange): AsyncGenerator<MessagePage> {
-    const { from, to } = resolveRange(range, this.visible);
+    const fromSeq = readStart(this.sessionId, range.fromSeq, this.bounds);
+    const { from, to } = resolveRange({ ...range, fromSeq }, this.visible);
     const corruptSeq = this.file.corruptSeq;
     // Past a damaged record the log's length is not known: a read that reaches it, or asks for
     // the end of the log, ends there.
@@ -259,11 +282,149 @@ export class SessionLog {
   }
 
   /**
+   * Drops the messages from `toSeq` on, durably and atomically (SessionFile.replace), when the
+   * length is `expectedSeq` (if given); answers them. Ordered with appends: requests admitted
+   * before it are settled (acknowledged or failed) first, and requests made while it runs wait
+   * for it and are then placed in the rewound log, so one whose expected_seq no longer fits
+   * fails with ABORTED and the actual length, and none is acknowledged with a seq it dropped.
+   */
+  rewind(toSeq: number, expectedSeq: number | undefined): Promise<string[]> {
+    return this.reshape(async () => {
+      let reopen!: () => void;
+      this.rewinding = new Promise<void>((resolve) => {
+        reopen = resolve;
+      });
+      try {
+        await this.settleAdmitted();
+        this.checkUsable();
+        checkRewind(this.sessionId, toSeq, expectedSeq, this.bounds);
+        const dropped: string[] = [];
+        for await (const page of this.readAdmitted(toSeq, this.visible)) {
+          dropped.push(...page.messages);
+        }
+        if (toSeq < this.visible) {
+          await this.exclusively(() => this.file.replace(this.file.firstSeq, toSeq));
+          this.rollbacks++;
+          this.length = toSeq;
+          this.visible = toSeq;
+          this.written = toSeq;
+          this.durable = this.file.durableCount;
+        }
+        this.updatedAtMs = Date.now();
+        this.context.notify(this.sessionId, { kind: "rewound", toSeq });
+        return dropped;
+      } finally {
+        this.rewinding = undefined;
+        reopen();
+      }
+    });
+  }
+
+  /**
+   * Drops the messages before `beforeSeq`, durably and atomically; answers how many. Appends go
+   * on meanwhile (into the new file once it is in place); acknowledged messages it keeps that
+   * were still buffered are written first.
+   */
+  trim(beforeSeq: number): Promise<number> {
+    return this.reshape(async () => {
+      this.checkUsable();
+      checkTrim(this.sessionId, beforeSeq, this.bounds);
+      const firstSeq = this.file.firstSeq;
+      if (beforeSeq <= firstSeq) return 0;
+      if (this.written < beforeSeq) await this.flush();
+      this.checkUsable();
+      await this.exclusively(() => this.file.replace(beforeSeq, this.file.length));
+      // A resend being compared with the trimmed messages decides again.
+      this.rollbacks++;
+      this.durable = Math.min(this.written, this.file.durableCount);
+      this.settle();
+      this.resolveFlushWaiters();
+      return beforeSeq - firstSeq;
+    });
+  }
+
+  /**
+   * Runs `create` with what a fork at `atSeq` shares of this session, once the messages below
+   * `atSeq` are durable, while no rewind or trim can change which files hold them.
+   */
+  fork<T>(atSeq: number, create: (origin: ForkOrigin) => Promise<T>): Promise<T> {
+    return this.reshape(async () => {
+      this.checkUsable();
+      checkForkPoint(this.sessionId, atSeq, this.bounds);
+      if (this.durable < atSeq) await this.flush();
+      this.checkUsable();
+      return create({
+        parent: { sessionId: this.sessionId, seq: atSeq },
+        firstSeq: this.file.firstSeq,
+        pieces: this.file.piecesBelow(atSeq),
+      });
+    });
+  }
+
+  /** The first acknowledged seq written at or after `timeMs`: buffered messages count as young. */
+  firstSeqSince(timeMs: number): number {
+    return Math.min(this.file.firstSeqSince(timeMs), this.visible);
+  }
+
+  /** Runs rewinds, trims and forks one at a time, in the order they were asked for. */
+  private reshape<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.reshaping.then(task);
+    this.reshaping = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Runs `task` while no write runs, and none starts: it replaces the file. */
+  private async exclusively<T>(task: () => Promise<T>): Promise<T> {
+    while (this.writing) await this.writing;
+    let done!: () => void;
+    this.writing = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    try {
+      return await task();
+    } catch (error) {
+      if (error instanceof FileChangedError) this.context.detach(this, error);
+      throw error;
+    } finally {
+      this.writing = undefined;
+      done();
+      if (!this.discarded && !this.failing && this.hasWriteDue()) this.drain();
+    }
+  }
+
+  /** Waits until every admitted request is settled and everything admitted is durable. */
+  private async settleAdmitted(): Promise<void> {
+    while (!this.discarded) {
+      if (this.undecidedCount > 0) {
+        await new Promise<void>((resolve) => this.settledWaiters.push(resolve));
+      } else if (this.durable < this.length || this.file.length !== this.written) {
+        await this.flushAll();
+      } else {
+        return;
+      }
+    }
+  }
+
+  /** Refuses to reshape a log that ended, or a corrupt session. */
+  private checkUsable(): void {
+    if (this.discarded) {
+      if (this.deleted) throw sessionNotFound(this.sessionId);
+      throw new SessionStoreError(
+        Code.Unavailable,
+        `the file of session ${this.sessionId} changed outside the server, which reads it anew: retry`,
+      );
+    }
+    const corruptSeq = this.file.corruptSeq;
+    if (corruptSeq !== undefined) throw corruption(this.sessionId, corruptSeq);
+  }
+
+  /**
    * Ends the log because the session is deleted: every undecided request fails with NOT_FOUND.
    * Resolves, once a write in progress is done, to the function that tells those requests,
    * given whether the file is gone (so that "nothing was stored" is true when they hear it).
    */
   async discard(): Promise<(outcome: FailedOutcome) => void> {
+    this.deleted = true;
     const doomed = this.end((outcome) => deletedError(this.sessionId, outcome));
     await this.writing;
     return (outcome) => {
@@ -295,7 +456,7 @@ export class SessionLog {
 
   /** Everything admitted written and fsynced; rejects with the storage's failure. */
   flushAll(): Promise<void> {
-    if (this.durable >= this.length && this.file.count === this.written) return Promise.resolve();
+    if (this.durable >= this.length && this.file.length === this.written) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.flushWaiters.push({ until: this.length, resolve, reject });
       this.syncWanted = true;
@@ -335,6 +496,7 @@ export class SessionLog {
       this.undecidedHead = 0;
     }
     if (decided) this.grew();
+    if (decided) this.wakeSettledWaiters();
   }
 
   /**
@@ -348,7 +510,8 @@ export class SessionLog {
     const requests = this.undecided.splice(index);
     this.rollBackTo(request.start);
     for (const failed of requests) failed.doom(doom("nothing stored"));
-    if (this.file.count > this.written) {
+    this.wakeSettledWaiters();
+    if (this.file.length > this.written) {
       this.rollingBack.push({ requests, doom });
       this.drain();
     } else {
@@ -411,11 +574,17 @@ export class SessionLog {
     const rollbacks = this.rollbacks;
     const overlap = Math.min(messages.length, length - expectedSeq);
     let index = 0;
-    for await (const page of this.readAdmitted(expectedSeq, expectedSeq + overlap)) {
-      for (const stored of page.messages) {
-        if (stored !== messages[index]) throw lengthMismatch(this.sessionId, expectedSeq, length);
-        index++;
+    try {
+      for await (const page of this.readAdmitted(expectedSeq, expectedSeq + overlap)) {
+        for (const stored of page.messages) {
+          if (stored !== messages[index]) throw lengthMismatch(this.sessionId, expectedSeq, length);
+          index++;
+        }
       }
+    } catch (error) {
+      // A rewind or trim overtook the comparison: decide again on the log as it is now.
+      if (this.rollbacks !== rollbacks) return { wait: "reopen" };
+      throw error;
     }
     if (this.discarded || this.length !== length || this.rollbacks !== rollbacks) {
       return { wait: "reopen" };
@@ -504,7 +673,12 @@ export class SessionLog {
     this.release(this.unwrittenBytes);
     this.clearFlushTimer();
     for (const waiter of this.flushWaiters.splice(0)) waiter.reject(doom("nothing stored"));
+    this.wakeSettledWaiters();
     return { requests, doom };
+  }
+
+  private wakeSettledWaiters(): void {
+    for (const wake of this.settledWaiters.splice(0)) wake();
   }
 
   private release(bytes: number): void {
@@ -519,7 +693,7 @@ export class SessionLog {
    */
   private hasWriteDue(): boolean {
     return (
-      this.file.count > this.written ||
+      this.file.length > this.written ||
       this.unwritten.length >= this.context.policy.flushMessages ||
       ((this.writeAllWanted || this.syncWanted) && this.unwritten.length > 0) ||
       (this.syncWanted && this.durable < this.written)
@@ -557,7 +731,7 @@ export class SessionLog {
 
   private async writeLoop(): Promise<void> {
     while (!this.discarded && this.hasWriteDue()) {
-      if (this.file.count > this.written) {
+      if (this.file.length > this.written) {
         if (!(await this.cutRolledBack())) return;
         continue;
       }

@@ -1,7 +1,14 @@
-import { lstat, mkdir, open, readdir, unlink } from "node:fs/promises";
+import { lstat, mkdir, open, readdir, rm, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { Code, lengthMismatch, SessionStoreError } from "../../errors.js";
+import {
+  Code,
+  lengthMismatch,
+  SessionStoreError,
+  sessionExists,
+  sessionNotFound,
+} from "../../errors.js";
+import type { Labels } from "../../labels.js";
 import { isValidSessionId } from "../../session-id.js";
 import { type BufferBudget, bufferedSize } from "../buffer-budget.js";
 import type {
@@ -13,16 +20,24 @@ import type {
   ListQuery,
   MessagePage,
   ReadRange,
+  Rewound,
   SessionChange,
   SessionMeta,
   SessionStorage,
+  Trimmed,
 } from "../storage.js";
 import type { StorageEvents } from "../storage-events.js";
 import { Subscribers } from "../subscribers.js";
 import { DirectoryWatch } from "./directory-watch.js";
 import { coalesce, isNotFound, storageFailure, syncDirectory, writeFully } from "./file-io.js";
 import type { HandlePool } from "./handle-pool.js";
-import { FileChangedError, type FileContext, SessionFile, sessionPath } from "./session-file.js";
+import {
+  FileChangedError,
+  type FileContext,
+  removeSidecars,
+  SessionFile,
+  sessionPath,
+} from "./session-file.js";
 import { type Deferred, type FlushPolicy, SessionLog } from "./session-log.js";
 import { SortedIds } from "./sorted-ids.js";
 
@@ -65,6 +80,8 @@ export class TenantDirectory implements SessionStorage {
   readonly #logs = new Map<string, SessionLog>();
   readonly #opening = new Map<string, Promise<SessionLog | undefined>>();
   readonly #deleting = new Map<string, Promise<boolean>>();
+  /** Ids forks are being created under: a second fork to one of them is refused. */
+  readonly #forking = new Set<string>();
   /** Ids of the session files in the directory, kept current by the directory watch. */
   #ids = new SortedIds([]);
   /** False when the directory cannot be watched: List then reads it every time. */
@@ -92,9 +109,17 @@ export class TenantDirectory implements SessionStorage {
     const directory = this.#directory;
     const own = await ownDirectory(directory, OWN_DIRECTORY);
     const indexDirectory = await ownDirectory(own, "index");
+    const forksDirectory = await ownDirectory(own, "forks");
+    const tmpDirectory = await ownDirectory(own, "tmp");
+    // New files a rewind, trim or fork was writing when the server stopped: never in use.
+    for (const name of await readdir(tmpDirectory)) {
+      await rm(join(tmpDirectory, name), { recursive: true, force: true });
+    }
     this.#context = {
       directory,
       indexDirectory,
+      forksDirectory,
+      tmpDirectory,
       pool: this.#shared.pool,
       log,
       syncDirectory: coalesce(() => syncDirectory(directory)),
@@ -182,17 +207,51 @@ export class TenantDirectory implements SessionStorage {
   async setLabels(): Promise<never> {
     throw new SessionStoreError(Code.Unimplemented, "SetLabels: not yet on this backend");
   }
-  async fork(): Promise<never> {
-    throw new SessionStoreError(Code.Unimplemented, "Fork: not yet on this backend");
+
+  /**
+   * Forks by linking the source's files (SessionFile.createFork): nothing of the shared
+   * messages is read or copied.
+   */
+  async fork(
+    sessionId: string,
+    atSeq: number,
+    newSessionId: string,
+    _labels: Labels,
+  ): Promise<SessionMeta> {
+    this.#checkOpen();
+    const source = await this.#existingLog(sessionId);
+    await source.fork(atSeq, async (origin) => {
+      if (this.#forking.has(newSessionId) || (await this.#hasEntry(newSessionId))) {
+        throw sessionExists(newSessionId);
+      }
+      this.#forking.add(newSessionId);
+      try {
+        await SessionFile.createFork(this.#fileContext(), newSessionId, origin);
+      } finally {
+        this.#forking.delete(newSessionId);
+      }
+    });
+    this.#ids.add(newSessionId);
+    this.#subscribers.notify(newSessionId, { kind: "appended" });
+    return (await this.#existingLog(newSessionId)).meta();
   }
-  async rewind(): Promise<never> {
-    throw new SessionStoreError(Code.Unimplemented, "Rewind: not yet on this backend");
+
+  async rewind(sessionId: string, toSeq: number, expectedSeq?: number): Promise<Rewound> {
+    this.#checkOpen();
+    const log = await this.#existingLog(sessionId);
+    const dropped = await log.rewind(toSeq, expectedSeq);
+    return { dropped, meta: log.meta() };
   }
-  async trim(): Promise<never> {
-    throw new SessionStoreError(Code.Unimplemented, "Trim: not yet on this backend");
+
+  async trim(sessionId: string, beforeSeq: number): Promise<Trimmed> {
+    this.#checkOpen();
+    const log = await this.#existingLog(sessionId);
+    const trimmed = await log.trim(beforeSeq);
+    return { trimmed, meta: log.meta() };
   }
-  async firstSeqSince(): Promise<never> {
-    throw new SessionStoreError(Code.Unimplemented, "retention: not yet on this backend");
+
+  async firstSeqSince(sessionId: string, timeMs: number): Promise<number> {
+    return (await this.#existingLog(sessionId)).firstSeqSince(timeMs);
   }
 
   async list(query: ListQuery): Promise<SessionMeta[]> {
@@ -271,6 +330,7 @@ export class TenantDirectory implements SessionStorage {
         continue;
       }
       if (waiting?.wait === "room") await this.#roomFor(sessionId, waiting.bytes);
+      if (waiting?.wait === "rewind") await waiting.done;
       this.#checkOpen();
       // Only a request with messages that may go first creates the session (one failing its
       // expected_seq must leave nothing behind).
@@ -432,8 +492,26 @@ export class TenantDirectory implements SessionStorage {
       );
     }
     await unlink(path);
-    await unlink(join(context.indexDirectory, `${sessionId}.idx`)).catch(() => undefined);
+    await removeSidecars(context, sessionId);
     return true;
+  }
+
+  async #existingLog(sessionId: string): Promise<SessionLog> {
+    const log = await this.#logFor(sessionId);
+    if (!log) throw sessionNotFound(sessionId);
+    return log;
+  }
+
+  /** Whether the directory has an entry (of any kind) for the session, or one is being made. */
+  async #hasEntry(sessionId: string): Promise<boolean> {
+    if (this.#logs.has(sessionId) || this.#opening.has(sessionId)) return true;
+    return lstat(sessionPath(this.#fileContext().directory, sessionId)).then(
+      () => true,
+      (error: unknown) => {
+        if (isNotFound(error)) return false;
+        throw error;
+      },
+    );
   }
 
   /**
@@ -446,8 +524,7 @@ export class TenantDirectory implements SessionStorage {
     if (this.#logs.get(sessionId) !== log) return;
     this.#logs.delete(sessionId);
     const context = this.#fileContext();
-    context.pool.discard(sessionPath(context.directory, sessionId));
-    context.pool.discard(join(context.indexDirectory, `${sessionId}.idx`));
+    log.file.forgetHandles();
     const kept = log.detach(error.what);
     this.#shared.log.error(
       {
@@ -512,7 +589,7 @@ export class TenantDirectory implements SessionStorage {
     const log = this.#logs.get(sessionId);
     if (stat?.isFile()) {
       this.#ids.add(sessionId);
-      if (log && stat.ino !== log.file.inode)
+      if (log && stat.ino !== log.file.inode && !log.file.replacing)
         this.#detach(log, new FileChangedError(sessionId, "was replaced"));
     } else {
       this.#ids.delete(sessionId);

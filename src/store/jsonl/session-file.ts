@@ -128,7 +128,10 @@ export interface PieceSource {
   base: number;
   from: number;
   to: number;
-  /** The inode `data` must have (the file the server knows). */
+  /**
+   * For the source's own file: the inode `data` must have (the file the server knows). Its index
+   * is then made durable when linked; a source's pieces were made durable when it linked them.
+   */
   inode?: number;
 }
 
@@ -1266,7 +1269,7 @@ function piecePaths(
 /**
  * Hard-links a source's file and its index into a fork's pieces directory as `name`, checking
  * that the linked file is the one the server knows (a link to a file that replaced it, or to a
- * symbolic link, is refused), and makes the index durable: the source never fsyncs it.
+ * symbolic link, is refused), and makes the source's own index durable: it never fsyncs it.
  */
 async function linkPiece(
   directory: string,
@@ -1282,11 +1285,13 @@ async function linkPiece(
     throw new FileChangedError(parent.sessionId, "was replaced");
   }
   await link(source.index, index);
-  const handle = await open(index, "r");
-  try {
-    await handle.datasync();
-  } finally {
-    await handle.close();
+  if (source.inode !== undefined) {
+    const handle = await open(index, "r");
+    try {
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
   }
   return { name, base: source.base, from: source.from, to: source.to };
 }

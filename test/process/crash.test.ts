@@ -5,11 +5,24 @@ import { afterAll, describe, expect, it } from "vitest";
 import type {
   AppendRequest,
   AppendResponse,
+  ForkRequest,
+  ForkResponse,
+  RewindRequest,
+  RewindResponse,
   SessionStoreClient,
+  TrimRequest,
+  TrimResponse,
 } from "../../gen/sessionstore/v1/session_store.js";
 import { type ChildServer, startChildServer } from "../helpers/child-server.js";
 import { between, mulberry32, type Random } from "../helpers/random.js";
-import { loadAll, makeTempDir, readLikeMotosan, unaryRpcs } from "../helpers/test-server.js";
+import {
+  appendStream,
+  loadAll,
+  makeTempDir,
+  readLikeMotosan,
+  unary,
+  unaryRpcs,
+} from "../helpers/test-server.js";
 
 /**
  * Issue 3, "Acknowledged data is never lost": the server runs as a child process while several
@@ -17,6 +30,11 @@ import { loadAll, makeTempDir, readLikeMotosan, unaryRpcs } from "../helpers/tes
  * restarted on the same data directory. After every restart each acknowledged message must be
  * served at its acknowledged seq, exactly once, byte for byte, and the files must stay readable the
  * way motosan reads them.
+ *
+ * Issue 14: reshapers meanwhile rewind, trim, fork and delete sessions of their own (and append to
+ * them). After every restart each of their sessions must be exactly as the last answered
+ * operation left it, or, for the one operation the kill interrupted, as it was before or after
+ * that operation: never between, never a mix.
  *
  * Replay a failure with the seed it printed: SESSIONSTORE_CRASH_SEED=<seed> npx vitest run
  * test/process/crash.test.ts (SESSIONSTORE_CRASH_ROUNDS raises the number of kills). The seed fixes
@@ -320,6 +338,257 @@ class Writer {
   }
 }
 
+/** A reshaper's session as it knows it: messages [firstSeq, firstSeq + messages.length). */
+interface Shape {
+  firstSeq: number;
+  messages: string[];
+}
+
+/** A state a session may be in: its shape, or undefined when it does not exist. */
+type SessionState = Shape | undefined;
+
+/**
+ * An operation whose answer the kill prevented: the sessions it touches and the states they may
+ * be in, as alternatives (before, after, and for an append each prefix of its messages between).
+ */
+interface Unsettled {
+  what: string;
+  sessionIds: string[];
+  outcomes: SessionState[][];
+}
+
+const reshapeStats = { appends: 0, rewinds: 0, trims: 0, forks: 0, deletes: 0, interrupted: 0 };
+
+function sameState(a: SessionState, b: SessionState): boolean {
+  if (!a || !b) return a === b;
+  return (
+    a.firstSeq === b.firstSeq &&
+    a.messages.length === b.messages.length &&
+    a.messages.every((message, index) => message === b.messages[index])
+  );
+}
+
+function describeState(state: SessionState): string {
+  return state ? `[${state.firstSeq}, +${state.messages.length}]` : "absent";
+}
+
+/**
+ * One reshaper: runs one operation at a time on its own sessions (a root and the forks it makes),
+ * each one durable when answered (appends with sync), and keeps the model of what they hold.
+ */
+class Reshaper {
+  readonly shapes = new Map<string, Shape>();
+  private unsettled: Unsettled | undefined;
+  private counter = 0;
+  private forks = 0;
+
+  constructor(
+    private readonly root: string,
+    private readonly random: Random,
+  ) {}
+
+  /** Every session it may have made, whether or not it exists now. */
+  get sessionIds(): string[] {
+    return [this.root, ...Array.from({ length: this.forks }, (_, n) => `${this.root}~f${n}`)];
+  }
+
+  async run(round: RoundContext): Promise<void> {
+    while (!round.killed) {
+      const step = this.nextStep();
+      this.unsettled = step.unsettled;
+      try {
+        await step.run(round.client);
+      } catch (error) {
+        if (!round.killed) {
+          const { code, details } = error as ServiceError;
+          problems.push(`${this.root}: ${step.unsettled.what} failed: ${code} ${details}`);
+        }
+        reshapeStats.interrupted++;
+        return;
+      }
+      this.apply(step.unsettled.sessionIds, step.unsettled.outcomes.at(-1));
+      this.unsettled = undefined;
+    }
+  }
+
+  /** After a restart: each session is as modelled, the interrupted operation before or after. */
+  async check(client: SessionStoreClient, when: string): Promise<void> {
+    const actual = new Map<string, SessionState>();
+    for (const id of this.sessionIds) actual.set(id, await readState(client, id));
+    const unsettled = this.unsettled;
+    this.unsettled = undefined;
+    if (unsettled) {
+      const matching = unsettled.outcomes.find((outcome) =>
+        unsettled.sessionIds.every((id, index) => sameState(outcome[index], actual.get(id))),
+      );
+      expect(
+        matching !== undefined,
+        `${when}: after an interrupted ${unsettled.what}, ${unsettled.sessionIds
+          .map((id) => `${id} is ${describeState(actual.get(id))}`)
+          .join(", ")}; allowed: ${unsettled.outcomes
+          .map((outcome) => outcome.map(describeState).join(" & "))
+          .join(" | ")}`,
+      ).toBe(true);
+      this.apply(unsettled.sessionIds, matching);
+    }
+    for (const id of this.sessionIds) {
+      const expected = this.shapes.get(id);
+      const served = actual.get(id);
+      expect(
+        sameState(expected, served),
+        `${when}: ${id} is ${describeState(served)}, its last answered operation left ${describeState(expected)}`,
+      ).toBe(true);
+    }
+  }
+
+  /** Takes `states` (one per session of `sessionIds`) as what the sessions now hold. */
+  private apply(sessionIds: string[], states: SessionState[] | undefined): void {
+    for (const [index, sessionId] of sessionIds.entries()) {
+      const state = states?.[index];
+      if (state) this.shapes.set(sessionId, state);
+      else this.shapes.delete(sessionId);
+    }
+  }
+
+  private nextStep(): { unsettled: Unsettled; run: (client: SessionStoreClient) => Promise<void> } {
+    const existing = [...this.shapes.keys()];
+    const sessionId =
+      existing.length === 0
+        ? this.root
+        : (existing[between(this.random, 0, existing.length - 1)] as string);
+    const shape = this.shapes.get(sessionId);
+    const roll = this.random();
+    if (!shape || roll < 0.45) return this.append(sessionId, shape);
+    const length = shape.firstSeq + shape.messages.length;
+    const seq = between(this.random, shape.firstSeq, length);
+    if (roll < 0.6) return this.rewind(sessionId, shape, seq);
+    if (roll < 0.75) return this.trim(sessionId, shape, seq);
+    if (roll < 0.95 && this.forks < 16) return this.fork(sessionId, shape, seq);
+    return this.delete(sessionId, shape);
+  }
+
+  private append(sessionId: string, shape: SessionState) {
+    const before = shape ?? { firstSeq: 0, messages: [] };
+    const messages = Array.from(
+      { length: between(this.random, 1, 3) },
+      () => `{"shape":"${this.root}","n":${this.counter++}}`,
+    );
+    const length = before.firstSeq + before.messages.length;
+    // A new session's file is created before its messages are written: it may exist empty.
+    const outcomes: SessionState[][] = shape ? [] : [[undefined]];
+    for (let stored = 0; stored <= messages.length; stored++) {
+      outcomes.push([{ ...before, messages: [...before.messages, ...messages.slice(0, stored)] }]);
+    }
+    return {
+      unsettled: { what: `append to ${sessionId} at ${length}`, sessionIds: [sessionId], outcomes },
+      run: async (client: SessionStoreClient) => {
+        const { acks, error } = await appendStream(client, [
+          { sessionId, messages, expectedSeq: length, sync: true },
+        ]);
+        if (error) throw error;
+        if (acks[0]?.firstSeq !== length) {
+          problems.push(`${sessionId}: append at ${length} acknowledged at ${acks[0]?.firstSeq}`);
+        }
+        reshapeStats.appends++;
+      },
+    };
+  }
+
+  private rewind(sessionId: string, shape: Shape, toSeq: number) {
+    const length = shape.firstSeq + shape.messages.length;
+    const kept = shape.messages.slice(0, toSeq - shape.firstSeq);
+    const dropped = shape.messages.slice(toSeq - shape.firstSeq);
+    return {
+      unsettled: {
+        what: `rewind of ${sessionId} to ${toSeq}`,
+        sessionIds: [sessionId],
+        outcomes: [[shape], [{ firstSeq: shape.firstSeq, messages: kept }]],
+      },
+      run: async (client: SessionStoreClient) => {
+        const answer = await unary<RewindRequest, RewindResponse>(
+          (request, callback) => client.rewind(request, callback),
+          { sessionId, toSeq, expectedSeq: length },
+        );
+        expect(answer.droppedMessages, `${sessionId}: rewind to ${toSeq} drops`).toEqual(dropped);
+        reshapeStats.rewinds++;
+      },
+    };
+  }
+
+  private trim(sessionId: string, shape: Shape, beforeSeq: number) {
+    const messages = shape.messages.slice(beforeSeq - shape.firstSeq);
+    return {
+      unsettled: {
+        what: `trim of ${sessionId} before ${beforeSeq}`,
+        sessionIds: [sessionId],
+        outcomes: [[shape], [{ firstSeq: beforeSeq, messages }]],
+      },
+      run: async (client: SessionStoreClient) => {
+        const answer = await unary<TrimRequest, TrimResponse>(
+          (request, callback) => client.trim(request, callback),
+          { sessionId, beforeSeq },
+        );
+        expect(answer.trimmed, `${sessionId}: trim before ${beforeSeq}`).toBe(
+          beforeSeq - shape.firstSeq,
+        );
+        reshapeStats.trims++;
+      },
+    };
+  }
+
+  private fork(sessionId: string, shape: Shape, atSeq: number) {
+    const newSessionId = `${this.root}~f${this.forks++}`;
+    const fork = {
+      firstSeq: shape.firstSeq,
+      messages: shape.messages.slice(0, atSeq - shape.firstSeq),
+    };
+    return {
+      unsettled: {
+        what: `fork of ${sessionId} at ${atSeq} as ${newSessionId}`,
+        sessionIds: [sessionId, newSessionId],
+        outcomes: [
+          [shape, undefined],
+          [shape, fork],
+        ],
+      },
+      run: async (client: SessionStoreClient) => {
+        await unary<ForkRequest, ForkResponse>(
+          (request, callback) => client.fork(request, callback),
+          { sessionId, atSeq, newSessionId, labels: {} },
+        );
+        reshapeStats.forks++;
+      },
+    };
+  }
+
+  private delete(sessionId: string, shape: Shape) {
+    return {
+      unsettled: {
+        what: `delete of ${sessionId}`,
+        sessionIds: [sessionId],
+        outcomes: [[shape], [undefined]],
+      },
+      run: async (client: SessionStoreClient) => {
+        await unaryRpcs(client).delete({ sessionId });
+        reshapeStats.deletes++;
+      },
+    };
+  }
+}
+
+/** What the server serves of a session: undefined when it does not exist. */
+async function readState(client: SessionStoreClient, sessionId: string): Promise<SessionState> {
+  let firstSeq: number;
+  try {
+    const { meta } = await unaryRpcs(client).loadMeta({ sessionId });
+    firstSeq = meta?.firstSeq ?? 0;
+  } catch (error) {
+    if ((error as ServiceError).code === status.NOT_FOUND) return undefined;
+    throw error;
+  }
+  return { firstSeq, messages: (await loadAll(client, sessionId)).messages };
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -427,6 +696,28 @@ describe("crash: SIGKILL at random moments under durable writers", () => {
     }
   }
 
+  /**
+   * A reshaped session's file: its header's counts, and its lines the last of the served
+   * messages (a fork's file holds only its own; a trimmed one, those from its first kept seq),
+   * as motosan reads them.
+   */
+  async function expectReshapedFiles(reshaper: Reshaper, when: string) {
+    for (const [sessionId, shape] of reshaper.shapes) {
+      const text = await readFile(join(dataDir, `${sessionId}.jsonl`), "utf8");
+      const [header = "", ...lines] = text.slice(0, -1).split("\n");
+      const own = text === "" || text.endsWith("\n") ? lines.filter((line) => line !== "") : [];
+      expect(JSON.parse(header), `${when}: ${sessionId} header`).toMatchObject({
+        session_id: sessionId,
+        message_count: own.length,
+        first_seq: shape.firstSeq,
+      });
+      expect(own, `${when}: ${sessionId}.jsonl holds its last messages`).toEqual(
+        shape.messages.slice(shape.messages.length - own.length),
+      );
+      expect(readLikeMotosan(text)).toEqual(own.map((line) => JSON.parse(line)));
+    }
+  }
+
   it(`keeps every acknowledged message across ${ROUNDS} kills (seed ${SEED})`, async () => {
     console.log(
       `crash test: seed ${SEED} (replay: SESSIONSTORE_CRASH_SEED=${SEED}), ${ROUNDS} rounds`,
@@ -438,13 +729,25 @@ describe("crash: SIGKILL at random moments under durable writers", () => {
       ({ sessions, solo }, index) =>
         new Writer(index, sessions, solo, mulberry32(SEED + index + 1)),
     );
+    const reshapers = ["shape-a", "shape.b"].map(
+      (root, index) => new Reshaper(root, mulberry32(SEED + 100 + index)),
+    );
+    const checkReshaped = async (client: SessionStoreClient, when: string) => {
+      for (const reshaper of reshapers) await reshaper.check(client, when);
+    };
 
     for (let round = 0; round < ROUNDS; round++) {
       const syncServer = random() < 0.3;
       const running = await start(syncServer ? "sync" : "buffered");
-      if (round > 0) await expectServesAcknowledged(running.client, `after kill ${round}`);
+      if (round > 0) {
+        await expectServesAcknowledged(running.client, `after kill ${round}`);
+        await checkReshaped(running.client, `after kill ${round}`);
+      }
       const context: RoundContext = { client: running.client, syncServer, killed: false };
-      const writing = Promise.all(writers.map((writer) => writer.run(context)));
+      const writing = Promise.all([
+        ...writers.map((writer) => writer.run(context)),
+        ...reshapers.map((reshaper) => reshaper.run(context)),
+      ]);
       await sleep(between(random, KILL_AFTER_MS.min, KILL_AFTER_MS.max));
       context.killed = true;
       running.process.kill("SIGKILL");
@@ -463,6 +766,7 @@ describe("crash: SIGKILL at random moments under durable writers", () => {
 
     const last = await start("buffered");
     const logs = await expectServesAcknowledged(last.client, `after kill ${ROUNDS}`);
+    await checkReshaped(last.client, `after kill ${ROUNDS}`);
     stats.recoveries += last.logs.filter((entry) =>
       /recounted|torn record/.test(String(entry.msg)),
     ).length;
@@ -472,12 +776,14 @@ describe("crash: SIGKILL at random moments under durable writers", () => {
     last.process.kill("SIGTERM");
     expect(await last.exited).toBe(0);
     await expectCleanFiles(logs, "after a graceful stop");
+    for (const reshaper of reshapers) await expectReshapedFiles(reshaper, "after a graceful stop");
 
     console.log(
       `crash test: seed ${SEED}, ${ROUNDS} kills in ${Date.now() - started} ms; ` +
         `${stats.acks} acks (${stats.retriedAcks} of resent requests), ` +
         `${stats.aborted} ABORTED races, ${stats.partlyStored} partly stored resends, ` +
         `${stats.recoveries} file repairs logged; ` +
+        `reshaping: ${JSON.stringify(reshapeStats)}; ` +
         `messages: ${[...logs].map(([id, log]) => `${id} ${log.length}`).join(", ")}`,
     );
     expect(stats.acks).toBeGreaterThan(ROUNDS);

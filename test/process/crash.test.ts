@@ -463,7 +463,8 @@ class Reshaper {
     const seq = between(this.random, shape.firstSeq, length);
     if (roll < 0.6) return this.rewind(sessionId, shape, seq);
     if (roll < 0.75) return this.trim(sessionId, shape, seq);
-    if (roll < 0.95 && this.forks < 16) return this.fork(sessionId, shape, seq);
+    // A few sessions at a time: past them, a fork's turn deletes one instead.
+    if (roll < 0.95 && this.shapes.size < 6) return this.fork(sessionId, shape, seq);
     return this.delete(sessionId, shape);
   }
 

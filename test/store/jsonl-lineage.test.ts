@@ -149,6 +149,28 @@ describe("JsonlFileStorage forks, rewinds and trims on disk", () => {
     expect(await reopened.meta("agent-7f3a")).toMatchObject({ firstSeq: 2, messageCount: 6 });
   });
 
+  it("rewrites CRLF lines and blank lines byte for byte, and long sessions in chunks", async () => {
+    const lines = await data.fixtureLines("agent-7f3a");
+    await data.copyFixture("agent-7f3a", (text) => text.replace(/\n/g, "\r\n\n"));
+    const storage = await data.openStorage();
+    await storage.trim("agent-7f3a", 1);
+    expect(await readMessages(storage, "agent-7f3a")).toStrictEqual(lines.slice(2));
+    expect(await data.readText("agent-7f3a")).toContain(`${lines[2]}\r\n\n${lines[3]}`);
+
+    const many = numberedMessages(0, 9000);
+    for (let from = 0; from < many.length; from += 1000) {
+      await appendOnce(storage, "long", many.slice(from, from + 1000));
+    }
+    await storage.trim("long", 100);
+    await storage.rewind("long", 8990);
+    const reopened = await data.reopen(storage);
+    expect(await readMessages(reopened, "agent-7f3a")).toStrictEqual(lines.slice(2));
+    expect(await readMessages(reopened, "long")).toStrictEqual(many.slice(100, 8990));
+    expect(await readMessages(reopened, "long", { fromSeq: 8000, limit: 3 })).toStrictEqual(
+      many.slice(8000, 8003),
+    );
+  });
+
   it("never replaces a file that changed under the server: the rewind fails, the file stays", async () => {
     const storage = await data.openStorage();
     await appendOnce(storage, "moved", numberedMessages(0, 4), { sync: true });

@@ -7,8 +7,8 @@
  *
  * Kept in `.sessionstore/index/<id>.times` (derived data, never fsynced), 16 bytes an entry,
  * little-endian: the batch's end seq and its time in ms, both as doubles. What a crash leaves
- * unreadable or missing is covered on open by the file's modification time, which no write to it
- * is later than.
+ * unreadable or missing is covered on open by the file's modification time (plus the lag of the
+ * file system's clock), which no write to it is later than.
  */
 export class AppendTimes {
   private constructor(
@@ -26,7 +26,7 @@ export class AppendTimes {
   /**
    * The times of a file holding messages [firstSeq, length), read from `bytes`: entries past the
    * first that does not fit (a torn or stale sidecar) are dropped, and messages no entry covers
-   * get `fallbackMs`, the time the file was last modified.
+   * get `fallbackMs`, a time no write to the file is later than.
    */
   static decode(bytes: Buffer, firstSeq: number, length: number, fallbackMs: number): AppendTimes {
     const ends: number[] = [];

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { Stats } from "node:fs";
+import { constants, type Stats } from "node:fs";
 import { type FileHandle, link, lstat, mkdir, open, rename, rm, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
@@ -20,7 +20,6 @@ import {
 } from "./header.js";
 import {
   decodeHeader,
-  encodeEntry,
   encodeHeader,
   entriesFor,
   entryOffset,
@@ -64,6 +63,12 @@ export interface WriteStats {
   /** fdatasync calls on session files. */
   fileSyncs: number;
 }
+
+/**
+ * How far a file's modification time may lag the clock (file systems stamp with a coarse clock):
+ * added to it when it stands for the time its records were written.
+ */
+const FILE_TIME_LAG_MS = 1000;
 
 /** Bytes of records per page read for Load and Watch. */
 const PAGE_BYTES = 256 << 10;
@@ -305,7 +310,6 @@ export class SessionFile {
       const times = AppendTimes.upTo(origin.parent.seq, createdAtMs, origin.firstSeq);
       const staged = await stageFiles(context, sessionId, {
         header: renderHeader(headerAtEnd(header, width), width),
-        entries: Buffer.alloc(0),
         firstLine: ownFirstLine(sessionId, width, createdAtMs, AGENT_LOOP_VERSION),
         records: 0,
         times,
@@ -372,7 +376,8 @@ export class SessionFile {
       }
       await file.useIndex((handle) => applyIndexUpdate(handle, recovered.index));
       const stored = await file.useTimes(readWhole);
-      state.times = AppendTimes.decode(stored, state.firstSeq, file.length, state.updatedAtMs);
+      const writtenBy = state.updatedAtMs + FILE_TIME_LAG_MS;
+      state.times = AppendTimes.decode(stored, state.firstSeq, file.length, writtenBy);
       const times = state.times.encode();
       if (!times.equals(stored)) {
         await file.useTimes(async (handle) => {
@@ -502,18 +507,17 @@ export class SessionFile {
     };
     const width = headerWidthFor(header);
     const dataStart = width + 1;
-    const entries =
-      kept > 0 ? await this.useIndex((handle) => readEntries(handle, base - state.base, kept)) : [];
-    const first = entries[0];
-    const last = entries.at(-1);
+    const firstKept = base - state.base;
+    const [first, last] =
+      kept > 0
+        ? await this.useIndex(async (handle) => [
+            ...(await readEntries(handle, firstKept, 1)),
+            ...(await readEntries(handle, firstKept + kept - 1, 1)),
+          ])
+        : [];
     const copyStart = first?.start ?? 0;
     const copyEnd = last ? last.start + last.lineLength : copyStart;
     const end = dataStart + (last ? copyEnd - copyStart + 1 : 0);
-    const shifted = Buffer.allocUnsafe(kept * INDEX_ENTRY_BYTES);
-    entries.forEach((entry, index) => {
-      const start = entry.start - copyStart + dataStart;
-      encodeEntry({ ...entry, start }, shifted, index * INDEX_ENTRY_BYTES);
-    });
     const times = state.times.clone();
     times.cut(to);
     times.dropBefore(from);
@@ -522,8 +526,12 @@ export class SessionFile {
       await this.checkUnchanged(handle);
       return stageFiles(this.context, sessionId, {
         header: renderHeader({ ...header, fileBytes: end }, width),
-        ...(last ? { copy: { from: handle, start: copyStart, end: copyEnd } } : {}),
-        entries: shifted,
+        ...(last
+          ? {
+              copy: { from: handle, start: copyStart, end: copyEnd },
+              entries: { index: this.indexPath, first: firstKept, count: kept },
+            }
+          : {}),
         firstLine,
         records: kept,
         times,
@@ -1307,9 +1315,10 @@ interface StagedFiles {
 /** What a staged file holds: its header line, records copied from another file, their index. */
 interface StagedContent {
   header: Buffer;
+  /** Bytes of another file, complete lines, copied after the header (a newline is added). */
   copy?: { from: FileHandle; start: number; end: number };
-  /** Index entries of the copied records, at their new offsets. */
-  entries: Buffer;
+  /** Where the index entries of the copied records are: `count` entries from `first` on. */
+  entries?: { index: string; first: number; count: number };
   firstLine: number;
   records: number;
   times: AppendTimes;
@@ -1359,16 +1368,47 @@ async function stageFiles(
     }
     const dataStart = content.header.length;
     const identity = { inode: staged.inode, dataStart, firstLine: content.firstLine };
-    await writeNew(
-      staged.index,
-      Buffer.concat([encodeHeader({ ...identity, durable: content.records }), content.entries]),
-    );
+    const index = await open(staged.index, "wx", 0o644);
+    try {
+      await writeFully(index, encodeHeader({ ...identity, durable: content.records }), 0);
+      if (content.entries && content.copy) {
+        await copyEntries(content.entries, index, dataStart - content.copy.start);
+      }
+    } finally {
+      await index.close();
+    }
     await writeNew(staged.times, content.times.encode());
   } catch (error) {
     await removeStaged(staged);
     throw error;
   }
   return staged;
+}
+
+/** Copies index entries into a new index (after its header), their records moved by `shift` bytes. */
+async function copyEntries(
+  entries: NonNullable<StagedContent["entries"]>,
+  target: FileHandle,
+  shift: number,
+): Promise<void> {
+  const source = await open(entries.index, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const buffer = Buffer.allocUnsafe(ENTRIES_PER_READ * INDEX_ENTRY_BYTES);
+    for (let done = 0; done < entries.count; ) {
+      const count = Math.min(ENTRIES_PER_READ, entries.count - done);
+      const bytes = count * INDEX_ENTRY_BYTES;
+      const at = entryOffset(entries.first + done);
+      const { bytesRead } = await source.read(buffer, 0, bytes, at);
+      if (bytesRead < bytes) throw new Error("the index holds fewer records than the file");
+      for (let offset = 0; offset < bytes; offset += INDEX_ENTRY_BYTES) {
+        buffer.writeDoubleLE(buffer.readDoubleLE(offset) + shift, offset);
+      }
+      await writeFully(target, buffer.subarray(0, bytes), entryOffset(done));
+      done += count;
+    }
+  } finally {
+    await source.close();
+  }
 }
 
 async function writeNew(path: string, bytes: Buffer): Promise<void> {

@@ -2,7 +2,13 @@ import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { WatchResponse } from "../../gen/sessionstore/v1/session_store.js";
+import type {
+  ForkRequest,
+  ForkResponse,
+  TrimRequest,
+  TrimResponse,
+  WatchResponse,
+} from "../../gen/sessionstore/v1/session_store.js";
 import { Code, SessionStoreError } from "../../src/errors.js";
 import { normalizeMessages } from "../../src/sessions/validation.js";
 import {
@@ -20,6 +26,7 @@ import {
   makeTempDir,
   startTestServer,
   type TestServer,
+  unary,
 } from "../helpers/test-server.js";
 import {
   deleteSession,
@@ -445,6 +452,39 @@ describe(
         expect(await motosan("read", server.dataDir, "for-motosan")).toEqual(conversation);
         const meta = JSON.parse((await motosan("meta", server.dataDir, "for-motosan")).toString());
         expect(meta).toMatchObject({ session_id: "for-motosan", message_count: 5 });
+      } finally {
+        await server.close();
+      }
+    });
+
+    it("reads a fork's file as the fork's own messages, and a trimmed file from its first kept one", async () => {
+      const server = await startTestServer({});
+      try {
+        const messages = lines(conversation);
+        await append(server.client, [{ sessionId: "source", messages, sync: true }]);
+        await unary<ForkRequest, ForkResponse>((r, cb) => server.client.fork(r, cb), {
+          sessionId: "source",
+          atSeq: 3,
+          newSessionId: "branch",
+          labels: {},
+        });
+        const own = messages.slice(1, 2);
+        await append(server.client, [{ sessionId: "branch", messages: own, expectedSeq: 3 }]);
+        await flush(server.client, "branch");
+        await unary<TrimRequest, TrimResponse>((r, cb) => server.client.trim(r, cb), {
+          sessionId: "source",
+          beforeSeq: 2,
+        });
+
+        expect(lines(await motosan("read", server.dataDir, "branch"))).toEqual(own);
+        const meta = JSON.parse((await motosan("meta", server.dataDir, "branch")).toString());
+        expect(meta).toMatchObject({ session_id: "branch", message_count: 1 });
+        expect(lines(await motosan("read", server.dataDir, "source"))).toEqual(messages.slice(2));
+        // Through the server, the fork has every message, the shared ones included.
+        expect((await loadAll(server.client, "branch")).messages).toEqual([
+          ...messages.slice(0, 3),
+          ...own,
+        ]);
       } finally {
         await server.close();
       }

@@ -277,7 +277,7 @@ export class SessionFile {
   }
 
   /**
-   * Creates a fork's file, durably: `origin.pieces` (files of its source, whose messages below
+   * Creates a fork's file, durably (it is opened as any session's file): `origin.pieces` (files of its source, whose messages below
    * the fork point are durable) are hard-linked into the fork's pieces directory, not copied, and
    * its own file holds a header naming them and no messages yet. ALREADY_EXISTS when a file by
    * that name appears meanwhile (it is never replaced). Its cost does not grow with the pieces'
@@ -287,7 +287,7 @@ export class SessionFile {
     context: FileContext,
     sessionId: string,
     origin: ForkOrigin,
-  ): Promise<SessionFile> {
+  ): Promise<void> {
     const createdAtMs = Date.now();
     const piecesDirectory = join(context.forksDirectory, sessionId);
     // What a fork to this id that crashed midway left (no session file names it).
@@ -328,11 +328,6 @@ export class SessionFile {
       } finally {
         await removeStaged(staged);
       }
-      return new SessionFile(
-        context,
-        sessionId,
-        emptyState(header, width, staged.inode, times, true),
-      );
     } catch (error) {
       if (!placed) await rm(piecesDirectory, { recursive: true, force: true });
       throw error instanceof SessionStoreError ? error : storageFailure("fork", sessionId, error);
@@ -1223,7 +1218,6 @@ function emptyState(
   headerWidth: number,
   inode: number,
   times: AppendTimes,
-  entrySynced = false,
 ): FileState {
   const end = headerWidth + 1;
   return {
@@ -1242,7 +1236,7 @@ function emptyState(
     end,
     unterminated: false,
     durable: 0,
-    entrySynced,
+    entrySynced: false,
     updatedAtMs: header.createdAtMs,
     firstSeq: header.firstSeq ?? 0,
     base: ownBase(header),

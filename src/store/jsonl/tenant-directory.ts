@@ -221,11 +221,10 @@ export class TenantDirectory implements SessionStorage {
     this.#checkOpen();
     const source = await this.#existingLog(sessionId);
     await source.fork(atSeq, async (origin) => {
-      if (this.#forking.has(newSessionId) || (await this.#hasEntry(newSessionId))) {
-        throw sessionExists(newSessionId);
-      }
+      if (this.#forking.has(newSessionId)) throw sessionExists(newSessionId);
       this.#forking.add(newSessionId);
       try {
+        if (await this.#hasEntry(newSessionId)) throw sessionExists(newSessionId);
         await SessionFile.createFork(this.#fileContext(), newSessionId, origin);
       } finally {
         this.#forking.delete(newSessionId);

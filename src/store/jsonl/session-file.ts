@@ -410,6 +410,14 @@ export class SessionFile {
     }
   }
 
+  /**
+   * How someone else changed the file since the server last wrote it (between writes only), or
+   * undefined when nobody did.
+   */
+  async changedOutside(): Promise<FileChangedError | undefined> {
+    return this.useData((handle) => this.checkUnchanged(handle).then(() => undefined, asChanged));
+  }
+
   /** Refuses to write to a file someone else changed since the server last wrote it. */
   private async checkUnchanged(handle: FileHandle): Promise<void> {
     const stat = await handle.stat();
@@ -493,6 +501,11 @@ function ownHeader(
     fileBytes: state.end,
   };
   return renderHeader(header, headerWidth);
+}
+
+function asChanged(error: unknown): FileChangedError {
+  if (error instanceof FileChangedError) return error;
+  throw error;
 }
 
 /** The DATA_LOSS error of a session whose record `seq` is damaged. */

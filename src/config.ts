@@ -197,7 +197,8 @@ export const SETTINGS: readonly AnySetting[] = [
   {
     key: "retentionMaxMessages",
     flag: "retention-max-messages",
-    description: "keep at most this many of each session's newest messages (trim the older); 0: all",
+    description:
+      "keep at most this many of each session's newest messages (trim the older); 0: all",
     default: 0,
     parse: integer(0),
   },

@@ -120,7 +120,10 @@ export class RetentionSweeper {
         } catch (error) {
           report.failures++;
           const reason = error instanceof SessionStoreError ? error.message : String(error);
-          this.log.warn({ tenant, sessionId: meta.sessionId, reason }, "retention: session skipped");
+          this.log.warn(
+            { tenant, sessionId: meta.sessionId, reason },
+            "retention: session skipped",
+          );
         }
       }
       const last = page.at(-1);

@@ -210,13 +210,7 @@ export class SessionLog {
   async checkFile(): Promise<void> {
     if (this.writing || this.discarded) return;
     const count = this.file.count;
-    let changed: FileChangedError | undefined;
-    try {
-      changed = await this.file.changedOutside();
-    } catch (error) {
-      if (!(error instanceof FileChangedError)) throw error;
-      changed = error;
-    }
+    const changed = await this.file.changedOutside();
     if (!changed || this.writing || this.discarded || this.file.count !== count) return;
     this.context.detach(this, changed);
   }

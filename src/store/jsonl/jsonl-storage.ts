@@ -8,6 +8,7 @@ import { BufferBudget } from "../buffer-budget.js";
 import type {
   Appending,
   AppendOptions,
+  DeleteGuard,
   FlushReport,
   ListQuery,
   MessagePage,
@@ -210,9 +211,13 @@ class TenantSessions implements SessionStorage {
     return this.directory.list(query);
   }
 
-  // TEMPORARY (issue 14 in progress): replaced by the backend's own implementation.
-  async setLabels(): Promise<never> {
-    throw new SessionStoreError(Code.Unimplemented, "SetLabels: not yet on this backend");
+  async setLabels(
+    sessionId: string,
+    change: Labels,
+    expectedRevision?: number,
+  ): Promise<SessionMeta> {
+    await this.ready;
+    return this.directory.setLabels(sessionId, change, expectedRevision);
   }
 
   async fork(
@@ -240,9 +245,9 @@ class TenantSessions implements SessionStorage {
     return this.directory.firstSeqSince(sessionId, timeMs);
   }
 
-  async delete(sessionId: string): Promise<boolean> {
+  async delete(sessionId: string, guard?: DeleteGuard): Promise<boolean> {
     await this.ready;
-    return this.directory.delete(sessionId);
+    return this.directory.delete(sessionId, guard);
   }
 
   async flush(sessionId?: string): Promise<FlushReport> {

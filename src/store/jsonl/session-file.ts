@@ -287,8 +287,8 @@ export class SessionFile {
     context: FileContext,
     sessionId: string,
     origin: ForkOrigin,
+    createdAtMs: number,
   ): Promise<void> {
-    const createdAtMs = Date.now();
     const piecesDirectory = join(context.forksDirectory, sessionId);
     // What a fork to this id that crashed midway left (no session file names it).
     await rm(piecesDirectory, { recursive: true, force: true });
@@ -732,6 +732,28 @@ export class SessionFile {
       );
       return false;
     }
+  }
+
+  /**
+   * How someone else changed the file since the server last wrote it (between writes only), or
+   * undefined when nobody did.
+   */
+  async changedOutside(): Promise<FileChangedError | undefined> {
+    // By name, needing no handle: this runs after most writes (the watch sees them all).
+    const stat = await lstat(this.path).catch((error: unknown) => {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    });
+    const what = !stat
+      ? "was deleted"
+      : stat.ino !== this.state.inode
+        ? "was replaced"
+        : stat.size > this.state.end
+          ? "was appended to"
+          : stat.size < this.state.end
+            ? "was cut short"
+            : undefined;
+    return what === undefined ? undefined : new FileChangedError(this.sessionId, what);
   }
 
   /** Refuses to write to a file someone else changed since the server last wrote it. */

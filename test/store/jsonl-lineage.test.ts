@@ -206,6 +206,32 @@ describe("JsonlFileStorage forks, rewinds and trims on disk", () => {
     ]);
   });
 
+  it("ends a read that a rewind overtakes with ABORTED, and reads through a trim that leaves its range", async () => {
+    const storage = await data.openStorage();
+    const many = Array.from({ length: 3000 }, (_, n) => `{"n":${n},"pad":"${"x".repeat(300)}"}`);
+    await appendOnce(storage, "paged", many, { sync: true });
+
+    const trimmed: string[] = [];
+    const reading = storage.read("paged", { fromSeq: 1000, limit: 0, last: false });
+    for await (const page of reading) {
+      if (trimmed.length === 0) await storage.trim("paged", 500);
+      trimmed.push(...page.messages);
+    }
+    expect(trimmed).toStrictEqual(many.slice(1000));
+
+    const rewound: string[] = [];
+    const overtaken = (async () => {
+      for await (const page of storage.read("paged", { fromSeq: 0, limit: 0, last: false })) {
+        if (rewound.length === 0) await storage.rewind("paged", 2000);
+        rewound.push(...page.messages);
+      }
+    })();
+    expect((await rejection(overtaken)).code).toBe(Code.Aborted);
+    // What it served before the rewind was the session as it was: no mix.
+    expect(rewound).toStrictEqual(many.slice(500, 500 + rewound.length));
+    expect(await readMessages(storage, "paged")).toStrictEqual(many.slice(500, 2000));
+  });
+
   it("answers firstSeqSince from write times kept across a restart, and never above the exact seq without them", async () => {
     const storage = await data.openStorage();
     await appendOnce(storage, "aged", numberedMessages(0, 3), { sync: true });

@@ -1,7 +1,7 @@
-import { appendFile, readdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
+import { appendFile, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { Code } from "../../src/errors.js";
+import { Code, SessionStoreError } from "../../src/errors.js";
 import { readLikeMotosan } from "../helpers/test-server.js";
 import { appendOnce, numberedMessages, readMessages, rejection } from "./conformance.js";
 import { headerOf, linesOf, useDataDirectory } from "./jsonl-support.js";
@@ -185,6 +185,28 @@ describe("JsonlFileStorage forks, rewinds and trims on disk", () => {
     // Read anew, the session is the file as it is now, and a rewind works on it.
     expect(await readMessages(storage, "moved")).toHaveLength(5);
     expect((await storage.rewind("moved", 4, 5)).dropped).toStrictEqual(['{"outside":4}']);
+  });
+
+  it("never links a file that replaced the source's under the server as the one it knew", async () => {
+    const storage = await data.openStorage();
+    await appendOnce(storage, "restored", numberedMessages(0, 4), { sync: true });
+    // A backup restored by rename: a new inode under the same name, with other messages.
+    const backup = `${JSON.stringify({ session_id: "restored", created_at_ms: 1, agent_loop_version: "0.7.1", message_count: 3 })}\n${numberedMessages(0, 3, "b").join("\n")}\n`;
+    await writeFile(join(data.directory, "backup.tmp"), backup);
+    await rename(join(data.directory, "backup.tmp"), data.file("restored"));
+    const forked = await storage.fork("restored", 2, "copy", {}).then(
+      (meta) => meta,
+      (error: SessionStoreError) => error,
+    );
+    if (forked instanceof SessionStoreError) {
+      expect(forked.code).toBe(Code.Unavailable);
+      expect(await storage.meta("copy")).toBeUndefined();
+    } else {
+      // The server saw the new file first: the fork is of it.
+      expect(await readMessages(storage, "copy")).toStrictEqual(numberedMessages(0, 2, "b"));
+    }
+    expect(await data.readText("restored")).toBe(backup);
+    expect(await readMessages(storage, "restored")).toStrictEqual(numberedMessages(0, 3, "b"));
   });
 
   it("places a request made during a rewind in the rewound log: ABORTED if its expected_seq no longer fits", async () => {

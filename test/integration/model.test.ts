@@ -178,7 +178,7 @@ const commandArb: fc.Arbitrary<Command> = fc.oneof(
     arbitrary: fc.record({
       type: fc.constant("fork" as const),
       session: sessionArb,
-      atSeq: fc.nat({ max: 20 }),
+      atSeq: fc.nat({ max: 8 }),
       into: sessionArb,
     }),
   },
@@ -187,7 +187,7 @@ const commandArb: fc.Arbitrary<Command> = fc.oneof(
     arbitrary: fc.record({
       type: fc.constant("rewind" as const),
       session: sessionArb,
-      toSeq: fc.nat({ max: 20 }),
+      toSeq: fc.nat({ max: 8 }),
       expected: fc.constantFrom("none" as const, "correct" as const, "wrong" as const),
     }),
   },
@@ -196,7 +196,7 @@ const commandArb: fc.Arbitrary<Command> = fc.oneof(
     arbitrary: fc.record({
       type: fc.constant("trim" as const),
       session: sessionArb,
-      beforeSeq: fc.nat({ max: 20 }),
+      beforeSeq: fc.nat({ max: 6 }),
     }),
   },
   {

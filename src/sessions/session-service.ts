@@ -20,6 +20,7 @@ import type {
   Trimmed,
 } from "../store/storage.js";
 import { checkTenant } from "../tenant.js";
+import { checkDialectLabel } from "./dialects.js";
 import { loadWindow } from "./load-window.js";
 import type { SessionEvents } from "./session-events.js";
 import { type MessageLimits, normalizeMessages } from "./validation.js";
@@ -172,6 +173,7 @@ export class SessionService {
     checkSessionId(sessionId);
     this.#checkOpen();
     checkLabelChange(change);
+    checkDialectLabel(change);
     return this.#storage(tenant).setLabels(sessionId, change, expectedRevision);
   }
 
@@ -187,6 +189,7 @@ export class SessionService {
     checkSessionId(newSessionId, "new_session_id");
     this.#checkOpen();
     checkLabelChange(labels);
+    checkDialectLabel(labels);
     return this.#storage(tenant).fork(sessionId, atSeq, newSessionId, labels);
   }
 
@@ -385,6 +388,7 @@ function decodePageToken(token: string, listing: Listing): ListCursor | undefine
 /** Labels given when a session is created: set, not removed (no empty values). */
 function checkNewLabels(labels: Labels): void {
   checkLabelChange(labels);
+  checkDialectLabel(labels);
   for (const [key, value] of Object.entries(labels)) {
     if (value === "") {
       throw invalidArgument(

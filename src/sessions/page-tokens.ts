@@ -17,6 +17,7 @@ export function encodePageToken(last: ListCursor, listing: Listing): string {
   return Buffer.from(JSON.stringify([listing, ...position]), "utf8").toString("base64url");
 }
 
+/** The cursor a page token names, or INVALID_ARGUMENT for a token not made for `listing`. */
 export function decodePageToken(token: string, listing: Listing): ListCursor | undefined {
   if (token === "") return undefined;
   const refused = () =>

@@ -239,16 +239,18 @@ export class SessionFile {
   }
 
   /**
-   * Creates the session's file with our header and no records. When a file by that name exists
+   * Creates the session's file with our header (its first seq `firstSeq`: a copy of a trimmed
+   * session keeps its seqs) and no records. When a file by that name exists
    * (it appeared since the caller looked), it is opened instead: never replaced.
    */
   static async create(
     context: FileContext,
     sessionId: string,
     createdAtMs: number,
+    firstSeq = 0,
   ): Promise<SessionFile> {
     const path = sessionPath(context.directory, sessionId);
-    const header = newHeader(sessionId, createdAtMs, 0);
+    const header = newHeader(sessionId, createdAtMs, firstSeq);
     const headerWidth = headerWidthFor(header);
     let inode: number;
     try {

@@ -62,6 +62,8 @@ const CHANGE_CHECK_DELAY_MS = 20;
 interface Creation {
   createdAtMs: number;
   labels: Labels | undefined;
+  /** The seq of its first message (above 0 for a copy of a trimmed session). */
+  firstSeq: number;
 }
 
 /** What every tenant's directory shares: the root's handles, buffers, counters and state. */
@@ -425,20 +427,21 @@ export class TenantDirectory implements SessionStorage {
       this.#checkOpen();
       // Only a request with messages that may go first creates the session (one failing its
       // expected_seq must leave nothing behind).
-      const creates = messages.length > 0 && (options.expectedSeq ?? 0) === 0;
+      const firstSeq = options.firstSeq ?? 0;
+      const creates = messages.length > 0 && (options.expectedSeq ?? firstSeq) === firstSeq;
       const log = await this.#logFor(
         sessionId,
         creates
-          ? { createdAtMs: options.createdAtMs ?? Date.now(), labels: options.labels }
+          ? { createdAtMs: options.createdAtMs ?? Date.now(), labels: options.labels, firstSeq }
           : undefined,
       );
       if (!log) {
         options.chain?.checkOpen();
         const { expectedSeq } = options;
-        if (expectedSeq !== undefined && expectedSeq !== 0) {
-          throw lengthMismatch(sessionId, expectedSeq, 0);
+        if (expectedSeq !== undefined && expectedSeq !== firstSeq) {
+          throw lengthMismatch(sessionId, expectedSeq, firstSeq);
         }
-        return { ack: { sessionId, firstSeq: 0, nextSeq: 0, durableCount: 0 } };
+        return { ack: { sessionId, firstSeq, nextSeq: firstSeq, durableCount: 0 } };
       }
       const placed = log.admit(messages, bytes, options);
       if (!isDeferred(placed)) return placed;
@@ -520,7 +523,7 @@ export class TenantDirectory implements SessionStorage {
               error instanceof LabelsNotWritten ? error.cause : error,
             );
           });
-        file = await SessionFile.create(context, sessionId, create.createdAtMs);
+        file = await SessionFile.create(context, sessionId, create.createdAtMs, create.firstSeq);
         // A file that appeared meanwhile was opened instead: the labels are not its own.
         if (file.createdAtMs !== create.createdAtMs) {
           labels = await sidecars.read(sessionId, file.createdAtMs);

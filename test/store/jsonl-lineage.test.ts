@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { Code, SessionStoreError } from "../../src/errors.js";
 import { readLikeMotosan } from "../helpers/test-server.js";
 import { appendOnce, numberedMessages, readMessages, rejection } from "./conformance.js";
-import { headerOf, linesOf, useDataDirectory } from "./jsonl-support.js";
+import { damageRecord, headerOf, linesOf, useDataDirectory } from "./jsonl-support.js";
 
 /** Lets the clock move on, so that successive writes get distinct times. */
 const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
@@ -207,6 +207,23 @@ describe("JsonlFileStorage forks, rewinds and trims on disk", () => {
     }
     expect(await data.readText("restored")).toBe(backup);
     expect(await readMessages(storage, "restored")).toStrictEqual(numberedMessages(0, 3, "b"));
+  });
+
+  it("refuses a fork's damaged shared record with DATA_LOSS until a trim drops it", async () => {
+    const storage = await data.openStorage();
+    await appendOnce(storage, "s", numberedMessages(0, 4), { sync: true });
+    await storage.fork("s", 4, "f", {});
+    await appendOnce(storage, "f", ['{"f":4}'], { sync: true });
+    // The fork shares the source's inode: damage there is the fork's too.
+    await damageRecord(data.directory, "s", 1);
+    const damaged = await rejection(readMessages(storage, "f"));
+    expect(damaged.code).toBe(Code.DataLoss);
+    expect(damaged.message).toContain("seq 1");
+    expect((await rejection(storage.trim("f", 1))).code).toBe(Code.DataLoss);
+    expect((await storage.trim("f", 2)).trimmed).toBe(2);
+    expect(await readMessages(storage, "f")).toStrictEqual([...numberedMessages(2, 2), '{"f":4}']);
+    await appendOnce(storage, "f", ['{"f":5}'], { expectedSeq: 5 });
+    expect((await rejection(readMessages(storage, "s"))).code).toBe(Code.DataLoss);
   });
 
   it("places a request made during a rewind in the rewound log: ABORTED if its expected_seq no longer fits", async () => {

@@ -564,6 +564,9 @@ export class SessionFile {
       generation: state.generation + 1,
       rewinds: state.rewinds + (to < length ? 1 : 0),
       replacing: false,
+      // A damaged record that was dropped is gone with its file.
+      corruptSeq:
+        state.corruptSeq !== undefined && state.corruptSeq >= from ? state.corruptSeq : undefined,
     });
     // Derived data: one that could not be moved into place is rebuilt when the file is opened.
     await rename(staged.index, this.indexPath).catch(() => undefined);

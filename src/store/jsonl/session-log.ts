@@ -360,12 +360,13 @@ export class SessionLog {
    */
   trim(beforeSeq: number): Promise<number> {
     return this.reshape(async () => {
-      this.checkUsable();
+      // A trim past a damaged record drops it: the session is whole again.
+      this.checkUsable(beforeSeq);
       checkTrim(this.sessionId, beforeSeq, this.bounds);
       const firstSeq = this.file.firstSeq;
       if (beforeSeq <= firstSeq) return 0;
       if (this.written < beforeSeq) await this.flush();
-      this.checkUsable();
+      this.checkUsable(beforeSeq);
       await this.exclusively(() => this.file.replace(beforeSeq, this.file.length));
       // A resend being compared with the trimmed messages decides again.
       this.rollbacks++;
@@ -438,8 +439,8 @@ export class SessionLog {
     }
   }
 
-  /** Refuses to reshape a log that ended, or a corrupt session. */
-  private checkUsable(): void {
+  /** Refuses to reshape a log that ended, or a session with a damaged record from `keptFrom` on. */
+  private checkUsable(keptFrom = 0): void {
     if (this.discarded) {
       if (this.deleted) throw sessionNotFound(this.sessionId);
       throw new SessionStoreError(
@@ -448,7 +449,9 @@ export class SessionLog {
       );
     }
     const corruptSeq = this.file.corruptSeq;
-    if (corruptSeq !== undefined) throw corruption(this.sessionId, corruptSeq);
+    if (corruptSeq !== undefined && corruptSeq >= keptFrom) {
+      throw corruption(this.sessionId, corruptSeq);
+    }
   }
 
   /**

@@ -87,10 +87,13 @@ describe("session ids", () => {
     }
     await flush(running.client, "");
     expect(await readdir(parentDir)).toEqual(["data"]);
-    // Only the server's own directory (its indexes), no session file.
-    expect(await readdir(join(parentDir, "data"), { recursive: true })).toEqual([
+    // Only the server's own directories (indexes, forks' pieces, labels, rewrites), no file.
+    expect((await readdir(join(parentDir, "data"), { recursive: true })).sort()).toEqual([
       ".sessionstore",
+      ".sessionstore/forks",
       ".sessionstore/index",
+      ".sessionstore/labels",
+      ".sessionstore/tmp",
     ]);
     expect((await list(running.client, {})).sessions).toEqual([]);
   });

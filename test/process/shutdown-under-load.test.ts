@@ -34,7 +34,7 @@ const append = client.append();
 append.on("error", () => {});
 let n = 0;
 const writeMore = () => {
-  while (append.write({ sessionId: "unread-acks", messages: ['{"unread":' + n++ + '}'], sync: false })) {}
+  while (append.write({ sessionId: "unread-acks", messages: ['{"unread":' + n++ + '}'], sync: false, labels: {} })) {}
   append.once("drain", writeMore);
 };
 writeMore();

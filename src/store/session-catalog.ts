@@ -26,6 +26,10 @@ export class SessionCatalog {
     return this.#entries.has(sessionId);
   }
 
+  get(sessionId: string): CatalogEntry | undefined {
+    return this.#entries.get(sessionId);
+  }
+
   /** Adds a session or replaces what is known of it. */
   set(entry: CatalogEntry): void {
     this.remove(entry.sessionId);

@@ -2,11 +2,13 @@ import { mkdir, readdir, realpath } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { Code, SessionStoreError } from "../../errors.js";
+import type { Labels } from "../../labels.js";
 import { isValidTenant } from "../../tenant.js";
 import { BufferBudget } from "../buffer-budget.js";
 import type {
   Appending,
   AppendOptions,
+  DeleteGuard,
   FlushReport,
   ListQuery,
   MessagePage,
@@ -207,10 +209,16 @@ class TenantSessions implements SessionStorage {
     return this.directory.list(query);
   }
 
-  // TEMPORARY (issue 14 in progress): replaced by the backend's own implementation.
-  async setLabels(): Promise<never> {
-    throw new SessionStoreError(Code.Unimplemented, "SetLabels: not yet on this backend");
+  async setLabels(
+    sessionId: string,
+    change: Labels,
+    expectedRevision?: number,
+  ): Promise<SessionMeta> {
+    await this.ready;
+    return this.directory.setLabels(sessionId, change, expectedRevision);
   }
+
+  // TEMPORARY (issue 14 in progress): replaced by the backend's own implementation.
   async fork(): Promise<never> {
     throw new SessionStoreError(Code.Unimplemented, "Fork: not yet on this backend");
   }
@@ -224,9 +232,9 @@ class TenantSessions implements SessionStorage {
     throw new SessionStoreError(Code.Unimplemented, "retention: not yet on this backend");
   }
 
-  async delete(sessionId: string): Promise<boolean> {
+  async delete(sessionId: string, guard?: DeleteGuard): Promise<boolean> {
     await this.ready;
-    return this.directory.delete(sessionId);
+    return this.directory.delete(sessionId, guard);
   }
 
   async flush(sessionId?: string): Promise<FlushReport> {

@@ -1,5 +1,5 @@
 import type { Stats } from "node:fs";
-import { type FileHandle, unlink } from "node:fs/promises";
+import { type FileHandle, lstat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import type { Logger } from "pino";
@@ -408,6 +408,28 @@ export class SessionFile {
       );
       return false;
     }
+  }
+
+  /**
+   * How someone else changed the file since the server last wrote it (between writes only), or
+   * undefined when nobody did.
+   */
+  async changedOutside(): Promise<FileChangedError | undefined> {
+    // By name, needing no handle: this runs after most writes (the watch sees them all).
+    const stat = await lstat(this.path).catch((error: unknown) => {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    });
+    const what = !stat
+      ? "was deleted"
+      : stat.ino !== this.state.inode
+        ? "was replaced"
+        : stat.size > this.state.end
+          ? "was appended to"
+          : stat.size < this.state.end
+            ? "was cut short"
+            : undefined;
+    return what === undefined ? undefined : new FileChangedError(this.sessionId, what);
   }
 
   /** Refuses to write to a file someone else changed since the server last wrote it. */

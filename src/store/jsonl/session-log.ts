@@ -15,6 +15,7 @@ import type {
 } from "../storage.js";
 import type { StorageEvents } from "../storage-events.js";
 import { storageFailure } from "./file-io.js";
+import type { StoredLabels } from "./label-files.js";
 import { corruption, FileChangedError, type SessionFile } from "./session-file.js";
 
 /** When buffered messages are written to the file. */
@@ -165,6 +166,8 @@ export class SessionLog {
   constructor(
     private readonly context: LogContext,
     readonly file: SessionFile,
+    /** The session's labels, as its sidecar holds them. */
+    private storedLabels: StoredLabels,
   ) {
     this.length = file.count;
     this.visible = file.count;
@@ -182,6 +185,36 @@ export class SessionLog {
     return this.discarded;
   }
 
+  get labels(): StoredLabels {
+    return this.storedLabels;
+  }
+
+  /** Records the session's new labels, once they are durable. */
+  relabel(labels: StoredLabels): void {
+    this.storedLabels = labels;
+  }
+
+  /**
+   * Whether the session was last updated before `timeMs` and has no request admitted but not yet
+   * acknowledged (one would update it): a guarded delete may take it.
+   */
+  idleSince(timeMs: number): boolean {
+    return this.updatedAtMs < timeMs && this.length === this.visible;
+  }
+
+  /**
+   * Checks, between the log's own writes, whether someone else appended to the file or cut it
+   * (the directory watch saw it change); if so, the storage forgets this log and reads the file
+   * anew. A write of the log's own that starts meanwhile leaves the question to its own check.
+   */
+  async checkFile(): Promise<void> {
+    if (this.writing || this.discarded) return;
+    const count = this.file.count;
+    const changed = await this.file.changedOutside();
+    if (!changed || this.writing || this.discarded || this.file.count !== count) return;
+    this.context.detach(this, changed);
+  }
+
   meta(): SessionMeta {
     return {
       sessionId: this.sessionId,
@@ -190,8 +223,8 @@ export class SessionLog {
       messageCount: this.visible,
       durableCount: Math.min(this.durable, this.visible),
       updatedAtMs: this.updatedAtMs,
-      labels: {},
-      labelsRevision: 0,
+      labels: this.storedLabels.labels,
+      labelsRevision: this.storedLabels.revision,
       parent: undefined,
       firstSeq: 0,
     };

@@ -13,6 +13,11 @@ export class SortedIds {
     return this.ids.length;
   }
 
+  /** Every id, in order (read it at once: it changes with the ids). */
+  all(): Iterable<string> {
+    return this.ids;
+  }
+
   has(id: string): boolean {
     return this.ids[this.lowerBound(id)] === id;
   }

@@ -1,13 +1,22 @@
 import { lstat, mkdir, open, readdir, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { Code, lengthMismatch, SessionStoreError } from "../../errors.js";
+import {
+  Code,
+  labelsRevisionMismatch,
+  lengthMismatch,
+  SessionStoreError,
+  sessionNotFound,
+} from "../../errors.js";
+import { applyLabelChange, type Labels, sameLabels, sortedLabels } from "../../labels.js";
 import { isValidSessionId } from "../../session-id.js";
 import { type BufferBudget, bufferedSize } from "../buffer-budget.js";
+import type { CatalogEntry } from "../session-catalog.js";
 import type {
   Appended,
   Appending,
   AppendOptions,
+  DeleteGuard,
   FlushFailure,
   FlushReport,
   ListQuery,
@@ -19,9 +28,17 @@ import type {
 } from "../storage.js";
 import type { StorageEvents } from "../storage-events.js";
 import { Subscribers } from "../subscribers.js";
-import { DirectoryWatch } from "./directory-watch.js";
+import { DirectoryCatalog } from "./directory-catalog.js";
+import { DirectoryWatch, type EntryEvent } from "./directory-watch.js";
 import { coalesce, isNotFound, storageFailure, syncDirectory, writeFully } from "./file-io.js";
 import type { HandlePool } from "./handle-pool.js";
+import {
+  LabelFiles,
+  LabelsNotWritten,
+  labelsFailure,
+  NO_LABELS,
+  type StoredLabels,
+} from "./label-files.js";
 import { FileChangedError, type FileContext, SessionFile, sessionPath } from "./session-file.js";
 import { type Deferred, type FlushPolicy, SessionLog } from "./session-log.js";
 import { SortedIds } from "./sorted-ids.js";
@@ -29,6 +46,14 @@ import { SortedIds } from "./sorted-ids.js";
 const FILE_SUFFIX = ".jsonl";
 /** The server's own entries inside the data directory (motosan lists only `*.jsonl` files). */
 const OWN_DIRECTORY = ".sessionstore";
+/** How long changes of session files are gathered before they are looked at (one stat each). */
+const CHANGE_CHECK_DELAY_MS = 20;
+
+/** What creating a session gives it: its creation time, and its labels when the request has them. */
+interface Creation {
+  createdAtMs: number;
+  labels: Labels | undefined;
+}
 
 /** What every tenant's directory shares: the root's handles, buffers, counters and state. */
 export interface SharedFiles {
@@ -49,7 +74,8 @@ export interface SharedFiles {
 /**
  * One directory of session files, `<directory>/<session_id>.jsonl` (the data directory itself
  * without tenants, `<data-dir>/<tenant>/` for each tenant), plus the server's sidecar indexes
- * under its `.sessionstore/`. Each session in use is a SessionLog, its buffer and single writer.
+ * and labels (LabelFiles) under its `.sessionstore/`. Each session in use is a SessionLog, its
+ * buffer and single writer; listings by labels or update time come from a DirectoryCatalog.
  *
  * The directory is the truth: nothing is cached about a session that is not there, so a file
  * that appears while the server runs (copied from motosan, restored from a backup) is served
@@ -73,7 +99,13 @@ export class TenantDirectory implements SessionStorage {
   readonly #refused = new Set<string>();
   readonly #directory: string;
   #context: FileContext | undefined;
+  #labelFiles: LabelFiles | undefined;
+  /** For listings by update time or labels; built at the first. */
+  #catalog: DirectoryCatalog | undefined;
   #watch: DirectoryWatch | undefined;
+  /** Session files whose content changed (the watch said), looked at together soon. */
+  readonly #changed = new Set<string>();
+  #changeCheck: NodeJS.Timeout | undefined;
 
   constructor(shared: SharedFiles, directory: string) {
     this.#shared = shared;
@@ -92,6 +124,8 @@ export class TenantDirectory implements SessionStorage {
     const directory = this.#directory;
     const own = await ownDirectory(directory, OWN_DIRECTORY);
     const indexDirectory = await ownDirectory(own, "index");
+    const labelFiles = new LabelFiles(await ownDirectory(own, "labels"), log);
+    this.#labelFiles = labelFiles;
     this.#context = {
       directory,
       indexDirectory,
@@ -102,15 +136,22 @@ export class TenantDirectory implements SessionStorage {
       stats: this.#shared.stats,
       events: this.#shared.events,
     };
+    this.#catalog = new DirectoryCatalog({
+      sessionIds: () => this.#ids.all(),
+      known: (sessionId) => this.#catalogEntryOf(sessionId),
+      filePath: (sessionId) => sessionPath(directory, sessionId),
+      labels: labelFiles,
+    });
     this.#watch = new DirectoryWatch(
       directory,
-      (name) => this.#onEntryChanged(name),
+      (name, event) => this.#onEntryChanged(name, event),
       () => {
         this.#idsCurrent = false;
       },
       log,
     );
     this.#ids = await this.#readIds();
+    await labelFiles.removeOrphans((sessionId) => this.#ids.has(sessionId));
   }
 
   /** Sessions with files here. */
@@ -129,6 +170,7 @@ export class TenantDirectory implements SessionStorage {
    */
   async close(): Promise<number> {
     this.#watch?.close();
+    clearTimeout(this.#changeCheck);
     const { log } = this.#shared;
     const logs = [...this.#logs.values()];
     const flushed = await Promise.allSettled(logs.map((sessionLog) => sessionLog.flushAll()));
@@ -179,9 +221,6 @@ export class TenantDirectory implements SessionStorage {
   }
 
   // TEMPORARY (issue 14 in progress): replaced by the backend's own implementation.
-  async setLabels(): Promise<never> {
-    throw new SessionStoreError(Code.Unimplemented, "SetLabels: not yet on this backend");
-  }
   async fork(): Promise<never> {
     throw new SessionStoreError(Code.Unimplemented, "Fork: not yet on this backend");
   }
@@ -196,7 +235,11 @@ export class TenantDirectory implements SessionStorage {
   }
 
   async list(query: ListQuery): Promise<SessionMeta[]> {
-    if (!this.#idsCurrent) this.#ids = await this.#readIds();
+    if (!this.#idsCurrent) {
+      this.#ids = await this.#readIds();
+      this.#directoryCatalog().invalidate();
+    }
+    if (query.order !== "id" || query.selector.length > 0) return this.#listFromCatalog(query);
     const metas: SessionMeta[] = [];
     let after = query.after?.sessionId ?? "";
     // Entries that cannot be served are skipped, so a page is refilled from the ids after them.
@@ -217,11 +260,20 @@ export class TenantDirectory implements SessionStorage {
     return metas;
   }
 
-  async delete(sessionId: string): Promise<boolean> {
+  async delete(sessionId: string, guard?: DeleteGuard): Promise<boolean> {
     this.#checkOpen();
-    for (let pending = this.#deleting.get(sessionId); pending; ) {
-      await pending.catch(() => undefined);
-      pending = this.#deleting.get(sessionId);
+    for (;;) {
+      for (let pending = this.#deleting.get(sessionId); pending; ) {
+        await pending.catch(() => undefined);
+        pending = this.#deleting.get(sessionId);
+      }
+      if (!guard) break;
+      const log = await this.#logFor(sessionId);
+      if (!log) return false;
+      // Decided and begun in one step: an append admitted from now on fails with NOT_FOUND.
+      if (this.#deleting.has(sessionId) || this.#logs.get(sessionId) !== log) continue;
+      if (!log.idleSince(guard.updatedBeforeMs)) return false;
+      break;
     }
     const deletion = this.#deleteNow(sessionId);
     this.#deleting.set(sessionId, deletion);
@@ -229,6 +281,42 @@ export class TenantDirectory implements SessionStorage {
       return await deletion;
     } finally {
       this.#deleting.delete(sessionId);
+    }
+  }
+
+  async setLabels(
+    sessionId: string,
+    change: Labels,
+    expectedRevision?: number,
+  ): Promise<SessionMeta> {
+    this.#checkOpen();
+    for (;;) {
+      const log = await this.#logFor(sessionId);
+      if (!log) throw sessionNotFound(sessionId);
+      const meta = await this.#sidecars().serially(sessionId, async () => {
+        // Deleted, or its file changed outside the server, meanwhile: look again.
+        if (log.isDiscarded) return undefined;
+        const current = log.labels;
+        if (expectedRevision !== undefined && expectedRevision !== current.revision) {
+          throw labelsRevisionMismatch(sessionId, expectedRevision, current.revision);
+        }
+        const labels = applyLabelChange(current.labels, change);
+        if (sameLabels(labels, current.labels)) return log.meta();
+        const next = { labels, revision: current.revision + 1 };
+        try {
+          await this.#sidecars().write(sessionId, log.file.createdAtMs, next);
+        } catch (error) {
+          if (!(error instanceof LabelsNotWritten)) throw error;
+          // What a restart would read is what this process serves.
+          if (error.mayBeStored) this.#relabel(log, next);
+          const failure = labelsFailure(sessionId, error);
+          this.#shared.events.failed(failure.code);
+          throw failure;
+        }
+        this.#relabel(log, next);
+        return log.meta();
+      });
+      if (meta) return meta;
     }
   }
 
@@ -277,7 +365,9 @@ export class TenantDirectory implements SessionStorage {
       const creates = messages.length > 0 && (options.expectedSeq ?? 0) === 0;
       const log = await this.#logFor(
         sessionId,
-        creates ? { createdAtMs: options.createdAtMs ?? Date.now() } : undefined,
+        creates
+          ? { createdAtMs: options.createdAtMs ?? Date.now(), labels: options.labels }
+          : undefined,
       );
       if (!log) {
         options.chain?.checkOpen();
@@ -324,10 +414,7 @@ export class TenantDirectory implements SessionStorage {
    * The session's log, opening its file on first use; with `create`, a new file when there is
    * none. Concurrent first uses share one opening; deletions in progress are waited for.
    */
-  async #logFor(
-    sessionId: string,
-    create?: { createdAtMs: number },
-  ): Promise<SessionLog | undefined> {
+  async #logFor(sessionId: string, create?: Creation): Promise<SessionLog | undefined> {
     for (;;) {
       const deletion = this.#deleting.get(sessionId);
       if (deletion) {
@@ -347,17 +434,34 @@ export class TenantDirectory implements SessionStorage {
     }
   }
 
-  async #openLog(
-    sessionId: string,
-    create: { createdAtMs: number } | undefined,
-  ): Promise<SessionLog | undefined> {
+  async #openLog(sessionId: string, create: Creation | undefined): Promise<SessionLog | undefined> {
     const context = this.#fileContext();
+    const sidecars = this.#sidecars();
     let file: SessionFile | undefined;
+    let labels = NO_LABELS;
     try {
       file = await SessionFile.open(context, sessionId);
-      if (!file && create) {
+      if (file) {
+        labels = await sidecars.read(sessionId, file.createdAtMs);
+      } else if (create) {
         this.#checkOpen();
+        labels = initialLabels(create.labels);
+        // Durable before the file: a crash between leaves labels without a session, which are
+        // removed at the next start, never a session created without the labels it was given.
+        await sidecars
+          .serially(sessionId, () => sidecars.write(sessionId, create.createdAtMs, labels))
+          .catch((error: unknown) => {
+            throw storageFailure(
+              "create",
+              sessionId,
+              error instanceof LabelsNotWritten ? error.cause : error,
+            );
+          });
         file = await SessionFile.create(context, sessionId, create.createdAtMs);
+        // A file that appeared meanwhile was opened instead: the labels are not its own.
+        if (file.createdAtMs !== create.createdAtMs) {
+          labels = await sidecars.read(sessionId, file.createdAtMs);
+        }
       }
     } catch (error) {
       if (error instanceof SessionStoreError && error.code === Code.FailedPrecondition) {
@@ -374,15 +478,73 @@ export class TenantDirectory implements SessionStorage {
         budget: this.#budget,
         log: this.#shared.log,
         events: this.#shared.events,
-        notify: (id, change) => this.#subscribers.notify(id, change),
+        notify: (id, change) => this.#onLogChanged(id, change),
         detach: (detached, error) => this.#detach(detached, error),
       },
       file,
+      labels,
     );
     this.#logs.set(sessionId, log);
     this.#ids.add(sessionId);
     this.#refused.delete(sessionId);
+    this.#directoryCatalog().set(catalogEntry(log));
     return log;
+  }
+
+  /** A log's acknowledged messages changed: tell its watchers, and listings of its new update time. */
+  #onLogChanged(sessionId: string, change: SessionChange): void {
+    const log = this.#logs.get(sessionId);
+    if (log) this.#directoryCatalog().touch(sessionId, log.meta().updatedAtMs);
+    this.#subscribers.notify(sessionId, change);
+  }
+
+  /** Gives a session in use its new labels, durable by now. */
+  #relabel(log: SessionLog, labels: StoredLabels): void {
+    log.relabel(labels);
+    if (this.#logs.get(log.sessionId) === log) this.#directoryCatalog().set(catalogEntry(log));
+  }
+
+  /**
+   * One page of a listing by update time or labels, from the catalog. The sessions on it are
+   * opened for their metadata; when that teaches the catalog something new of one (a session
+   * not in use: its file was recovered, its labels were for another file of that id), the page
+   * is taken again. Entries that cannot be served are skipped, and the page refilled after them.
+   */
+  async #listFromCatalog(query: ListQuery): Promise<SessionMeta[]> {
+    const catalog = await this.#directoryCatalog().get();
+    const metas: SessionMeta[] = [];
+    let after = query.after;
+    for (let retakes = 0; metas.length < query.limit; ) {
+      const page = { ...query, after, limit: query.limit - metas.length };
+      const ids = catalog.list(page);
+      if (ids.length === 0) break;
+      const lastId = ids.at(-1) as string;
+      const lastBefore = catalog.get(lastId) as CatalogEntry;
+      const opened = await Promise.all(
+        ids.map((id) =>
+          this.#logFor(id).then(
+            (log) => log?.meta(),
+            (error: unknown) => this.#skipInList(error),
+          ),
+        ),
+      );
+      const taken = catalog.list(page);
+      if (retakes < 3 && (taken.length !== ids.length || taken.some((id, i) => id !== ids[i]))) {
+        retakes++;
+        continue;
+      }
+      for (const meta of opened) if (meta) metas.push(meta);
+      const last = catalog.get(lastId) ?? lastBefore;
+      after = { sessionId: lastId, updatedAtMs: last.updatedAtMs };
+    }
+    return metas;
+  }
+
+  /** What the catalog must say of a session: see CatalogSource.known. */
+  #catalogEntryOf(sessionId: string): CatalogEntry | "gone" | undefined {
+    if (!this.#ids.has(sessionId) || this.#deleting.has(sessionId)) return "gone";
+    const log = this.#logs.get(sessionId);
+    return log && catalogEntry(log);
   }
 
   async #deleteNow(sessionId: string): Promise<boolean> {
@@ -410,6 +572,17 @@ export class TenantDirectory implements SessionStorage {
     }
     tell?.("nothing stored");
     this.#ids.delete(sessionId);
+    this.#directoryCatalog().remove(sessionId);
+    // After the file: a crash between leaves labels without a session, removed at the next
+    // start, and never applied to a later session of that id (see LabelFiles).
+    await this.#sidecars()
+      .serially(sessionId, () => this.#sidecars().remove(sessionId))
+      .catch((error: unknown) =>
+        this.#shared.log.warn(
+          { sessionId, err: error },
+          "could not remove the labels of a deleted session; they are removed at the next start",
+        ),
+      );
     this.#subscribers.notify(sessionId, { kind: "deleted" });
     return existed;
   }
@@ -494,12 +667,42 @@ export class TenantDirectory implements SessionStorage {
     }
   }
 
-  /** A directory entry was created, renamed or removed: keep the ids and open logs current. */
-  #onEntryChanged(name: string): void {
+  /**
+   * A directory entry was created, renamed or removed, or a file's content changed: keep the
+   * ids, the open logs and the catalog current.
+   */
+  #onEntryChanged(name: string, event: EntryEvent): void {
     if (!name.endsWith(FILE_SUFFIX)) return;
     const sessionId = name.slice(0, -FILE_SUFFIX.length);
     if (!isValidSessionId(sessionId) || this.#closing) return;
-    void this.#refreshEntry(sessionId).catch((error: unknown) =>
+    if (event === "change") {
+      // The server's own writes cause most of these: gathered, and looked at once.
+      this.#changed.add(sessionId);
+      this.#changeCheck ??= setTimeout(() => this.#checkChanged(), CHANGE_CHECK_DELAY_MS).unref();
+      return;
+    }
+    this.#warnIfFails(sessionId, this.#refreshEntry(sessionId));
+  }
+
+  /**
+   * Session files whose content changed: one in use that someone else appended to or cut is read
+   * anew (at the next call), and the catalog learns the update time of one not in use.
+   */
+  #checkChanged(): void {
+    this.#changeCheck = undefined;
+    for (const sessionId of this.#changed) {
+      if (this.#opening.has(sessionId) || this.#deleting.has(sessionId)) continue;
+      const log = this.#logs.get(sessionId);
+      const checked = (log ? log.checkFile() : Promise.resolve()).then(() => {
+        if (!this.#logs.has(sessionId)) return this.#directoryCatalog().refresh(sessionId);
+      });
+      this.#warnIfFails(sessionId, checked);
+    }
+    this.#changed.clear();
+  }
+
+  #warnIfFails(sessionId: string, check: Promise<void>): void {
+    check.catch((error: unknown) =>
       this.#shared.log.warn({ sessionId, err: error }, "could not check a changed session entry"),
     );
   }
@@ -526,6 +729,7 @@ export class TenantDirectory implements SessionStorage {
         );
       }
     }
+    await this.#directoryCatalog().refresh(sessionId);
     // Watchers of a session that did not exist learn that it may now.
     this.#subscribers.notify(sessionId, { kind: "appended" });
   }
@@ -570,10 +774,31 @@ export class TenantDirectory implements SessionStorage {
     this.#shared.log.warn({ file: name, err: error }, message);
   }
 
+  #sidecars(): LabelFiles {
+    if (!this.#labelFiles) throw new Error("the storage is not open");
+    return this.#labelFiles;
+  }
+
+  #directoryCatalog(): DirectoryCatalog {
+    if (!this.#catalog) throw new Error("the storage is not open");
+    return this.#catalog;
+  }
+
   #fileContext(): FileContext {
     if (!this.#context) throw new Error("the storage is not open");
     return this.#context;
   }
+}
+
+/** What a session created with `labels` starts with: revision 1 when it has any. */
+function initialLabels(labels: Labels | undefined): StoredLabels {
+  if (!labels || Object.keys(labels).length === 0) return NO_LABELS;
+  return { labels: sortedLabels(labels), revision: 1 };
+}
+
+function catalogEntry(log: SessionLog): CatalogEntry {
+  const { sessionId, updatedAtMs, labels } = log.meta();
+  return { sessionId, updatedAtMs, labels };
 }
 
 function isDeferred(result: Appended | Deferred): result is Deferred {

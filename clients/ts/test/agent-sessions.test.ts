@@ -1,7 +1,7 @@
 import { InterceptingCall, type Interceptor, status } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
 import { SessionStoreError, Status, type WatchEvent } from "../src/index.js";
-import { collect, fixturesClosedAfterEach, objects } from "./support.js";
+import { collect, fixturesClosedAfterEach, objects, sleep } from "./support.js";
 
 // Labels, fork, rewind, trim, ordered and selected listings, context windows: on the memory
 // backend, which implements them all.
@@ -104,6 +104,7 @@ describe("list", () => {
       ["s4", "alice"],
     ] as const) {
       await client.append(id, { id }, { labels: { user } });
+      await sleep(5); // each appended to at a later millisecond than the one before
     }
     await client.append("s1", { again: true });
     const ids = async (options: Parameters<typeof client.list>[0]) =>

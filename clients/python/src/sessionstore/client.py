@@ -129,7 +129,7 @@ class SessionMeta:
     message_count: int  #: buffered messages included
     durable_count: int  #: messages [0, durable_count) are fsynced
     updated_at_ms: int  #: when a message was last appended (or it was created, forked, rewound)
-    labels: Dict[str, str]  #: e.g. {"user": "alice"}; set_labels changes them
+    labels: Dict[str, str]  #: e.g. {"user": "alice"}, sorted by key; set_labels changes them
     labels_revision: int  #: grows by one at every change of the labels; 0: never labelled
     parent_session_id: str  #: the session this one was forked from ("" if it was not)
     parent_seq: int  #: the fork point: the first parent_seq messages are the parent's
@@ -229,7 +229,7 @@ def _meta(meta: pb.SessionMeta) -> SessionMeta:
         meta.message_count,
         meta.durable_count,
         meta.updated_at_ms,
-        dict(meta.labels),
+        dict(sorted(meta.labels.items())),  # by key: the wire's map order is arbitrary
         meta.labels_revision,
         meta.parent_session_id,
         meta.parent_seq,

@@ -117,6 +117,7 @@ function expectedAgentReport(prefix: string, conversation: string[]) {
     // The last 5 messages start with a tool call's result: the window starts at the next turn.
     window: [4, conversation.slice(4), ["call_2"]],
     window_bytes: [4, 2, []],
+    window_empty: [null, [], []],
     fork: [session, 4, 4, { user: "alice", env: "dev", branch: "b" }],
     fork_exists: failure(status.ALREADY_EXISTS),
     fork_past_end: failure(status.OUT_OF_RANGE, { actual_length: 6 }),

@@ -292,11 +292,13 @@ func agent(ctx context.Context, client *sessionstore.Client, prefix string, conv
 	report["list_updated"] = ids(sessionstore.OrderBy(sessionstore.ByUpdatedDesc))
 
 	window := must(client.LoadWindow(ctx, session, sessionstore.Limit(5), sessionstore.WholeTurns()))
-	report["window"] = []any{window.Messages[0].Seq, texts(window.Messages), orEmpty(window.DanglingCallIDs)}
+	report["window"] = []any{firstSeq(window.Messages), texts(window.Messages), orEmpty(window.DanglingCallIDs)}
 	// Room for the last two messages, not three.
 	lastTwo := len(conversation[len(conversation)-1]) + len(conversation[len(conversation)-2])
 	window = must(client.LoadWindow(ctx, session, sessionstore.MaxBytes(uint64(lastTwo+1))))
-	report["window_bytes"] = []any{window.Messages[0].Seq, len(window.Messages), orEmpty(window.DanglingCallIDs)}
+	report["window_bytes"] = []any{firstSeq(window.Messages), len(window.Messages), orEmpty(window.DanglingCallIDs)}
+	window = must(client.LoadWindow(ctx, session, sessionstore.MaxBytes(10), sessionstore.WholeTurns())) // no message fits
+	report["window_empty"] = []any{firstSeq(window.Messages), texts(window.Messages), orEmpty(window.DanglingCallIDs)}
 
 	meta = must(client.Fork(ctx, session, 4, fork, map[string]string{"branch": "b"}))
 	report["fork"] = []any{meta.ParentSessionID, meta.ParentSeq, meta.MessageCount, meta.Labels}
@@ -352,6 +354,14 @@ func orEmpty(ids []string) []string {
 		return []string{}
 	}
 	return ids
+}
+
+// firstSeq is the seq of the first message, or nil for none (as Python's Window.first_seq).
+func firstSeq(messages []sessionstore.Message) any {
+	if len(messages) == 0 {
+		return nil
+	}
+	return messages[0].Seq
 }
 
 func texts(messages []sessionstore.Message) []string {

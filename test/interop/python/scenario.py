@@ -149,6 +149,8 @@ def agent(client: SessionStoreClient, prefix: str, conversation: List[str]) -> d
     last_two = sum(len(text.encode("utf-8")) for text in conversation[-2:])
     window = client.window(session, max_bytes=last_two + 1, raw=True)
     report["window_bytes"] = [window.first_seq, len(window.messages), window.dangling_call_ids]
+    window = client.window(session, max_bytes=10, whole_turns=True)  # no message fits
+    report["window_empty"] = [window.first_seq, window.messages, window.dangling_call_ids]
 
     meta = client.fork(session, 4, fork, labels={"branch": "b"})
     report["fork"] = [meta.parent_session_id, meta.parent_seq, meta.message_count, meta.labels]

@@ -149,7 +149,7 @@ class Window:
     ``first_seq`` on, and the tool calls in it left without a result."""
 
     messages: List[Any]  #: oldest first; dicts, or text with raw=True
-    first_seq: int  #: the seq of messages[0] (the session's length when the window is empty)
+    first_seq: Optional[int]  #: the seq of messages[0]; None when the window is empty
     #: With whole_turns: ids of the tool calls without a result after them (an interrupted
     #: turn), oldest first; Gemini calls without an id are named "name:<function name>".
     dangling_call_ids: List[str]
@@ -541,18 +541,7 @@ class SessionStoreClient:
             first_seq = page.first_seq if first_seq is None else first_seq
             messages.extend(_decode(text, raw) for text in page.messages)
             dangling.extend(page.dangling_call_ids)
-        if first_seq is None:
-            first_seq = self._length(session_id)
         return Window(messages, first_seq, dangling)
-
-    def _length(self, session_id: str) -> int:
-        """A session's length; 0 for an unknown session."""
-        try:
-            return self.meta(session_id).message_count
-        except SessionStoreError as error:
-            if error.code == grpc.StatusCode.NOT_FOUND:
-                return 0
-            raise
 
     def list(
         self,

@@ -696,13 +696,26 @@ export class SessionStoreClient {
   /** The pages of a watch, resumed from the next seq (or the rewound one) after UNAVAILABLE. */
   #watchPages(sessionId: string, options: WatchOptions): AsyncGenerator<Page> {
     let fromSeq = options.fromSeq ?? 0;
+    /** Where the pages streamed so far end, once there are some. */
+    let streamedTo: number | undefined;
     return this.#resumable(sessionId, options, deadlineFrom(options.timeoutMs), {
       open: (metadata, callOptions) =>
         this.#stub.watch({ sessionId, fromSeq }, metadata, callOptions),
       // A rewound page has no messages and starts at the rewound seq: the watch goes on there.
       onPage: (nextSeq) => {
         fromSeq = nextSeq;
+        streamedTo = nextSeq;
         return true;
+      },
+      // A new stream cannot tell of a rewind made while the watch was disconnected (the server
+      // does not know what this one streamed): a session now shorter than what was streamed
+      // was rewound (or lost unsynced messages in a crash), so say so and go on from its end.
+      beforeReopen: async () => {
+        if (streamedTo === undefined) return undefined;
+        const { signal, metadata } = options;
+        const length = (await this.#meta(sessionId, { signal, metadata }, false))?.messageCount;
+        if (length === undefined || length >= streamedTo) return undefined;
+        return { firstSeq: length, messages: [], rewoundTo: length };
       },
     });
   }
@@ -777,7 +790,8 @@ export class SessionStoreClient {
   /**
    * Reads a server stream of pages, reopening it after UNAVAILABLE. `open` starts the stream from
    * the current position; `onPage` moves the position past a page (once the reader took it) and
-   * says whether more is wanted.
+   * says whether more is wanted; `beforeReopen`, before each reopening, may answer a page to yield
+   * first.
    */
   async *#resumable(
     sessionId: string,
@@ -786,12 +800,20 @@ export class SessionStoreClient {
     stream: {
       open: StreamStart<Page>;
       onPage(nextSeq: number, count: number): boolean;
+      beforeReopen?(): Promise<Page | undefined>;
     },
   ): AsyncGenerator<Page> {
     // Failed attempts in a row: a page read resets the count.
     let failures = 0;
+    let reopening = false;
     for (;;) {
       try {
+        const first = reopening ? await stream.beforeReopen?.() : undefined;
+        reopening = true;
+        if (first) {
+          yield first;
+          stream.onPage(first.firstSeq + first.messages.length, first.messages.length);
+        }
         for await (const page of this.#pages(sessionId, options, deadline, stream.open)) {
           failures = 0;
           yield page;

@@ -375,4 +375,31 @@ describe("watchEvents", () => {
       { kind: "message", seq: 2, message: { n: "two" } },
     ]);
   });
+
+  it("tells of a rewind made while it was disconnected, and goes on from the rewound seq", async () => {
+    const { server, client: direct } = await fixtures.start();
+    const proxy = await fixtures.proxy(server.server.address);
+    const client = fixtures.client(proxy.address, { retry: { initialDelayMs: 10 } });
+    await direct.append("w", objects("w", 3));
+    const events: WatchEvent<unknown>[] = [];
+    const watching = (async () => {
+      for await (const event of client.watchEvents("w")) {
+        events.push(event);
+        if (events.length === 5) return;
+      }
+    })();
+    await expect.poll(() => events.length).toBe(3);
+    // The watch loses its connection, and cannot reconnect until the session was rewound.
+    proxy.pause();
+    proxy.dropConnections();
+    await direct.rewind("w", 1);
+    proxy.resume();
+    await expect.poll(() => events.length).toBe(4);
+    await direct.append("w", { n: "after" });
+    await watching;
+    expect(events.slice(3)).toEqual([
+      { kind: "rewound", toSeq: 1 },
+      { kind: "message", seq: 1, message: { n: "after" } },
+    ]);
+  });
 });

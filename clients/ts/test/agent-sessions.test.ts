@@ -1,4 +1,4 @@
-import { InterceptingCall, type Interceptor, status } from "@grpc/grpc-js";
+import { InterceptingCall, type Interceptor, Metadata, status } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
 import { SessionStoreError, Status, type WatchEvent } from "../src/index.js";
 import { collect, fixturesClosedAfterEach, objects, sleep } from "./support.js";
@@ -401,5 +401,56 @@ describe("watchEvents", () => {
       { kind: "rewound", toSeq: 1 },
       { kind: "message", seq: 1, message: { n: "after" } },
     ]);
+  });
+});
+
+describe("retries", () => {
+  it("retry setLabels on UNAVAILABLE only without an expected revision, and never fork, rewind or trim", async () => {
+    const { server, client: direct } = await fixtures.start();
+    await direct.append("r", objects("r", 4));
+    // The first attempt of every call fails as a dropped connection would, before it is sent.
+    const attempts: string[] = [];
+    const failFirstAttempts: Interceptor = (options, nextCall) => {
+      const method = options.method_definition.path.split("/").at(-1) ?? "";
+      attempts.push(method);
+      const first = attempts.filter((name) => name === method).length === 1;
+      return new InterceptingCall(nextCall(options), {
+        start(metadata, listener, next) {
+          if (!first) return next(metadata, listener);
+          listener.onReceiveStatus({
+            code: status.UNAVAILABLE,
+            details: "the connection dropped (test)",
+            metadata: new Metadata(),
+          });
+        },
+        sendMessage(message, next) {
+          if (!first) next(message);
+        },
+        halfClose(next) {
+          if (!first) next();
+        },
+      });
+    };
+    const client = fixtures.client(server.server.address, {
+      grpcOptions: { interceptors: [failFirstAttempts] },
+      retry: { initialDelayMs: 10 },
+    });
+    expect((await client.setLabels("r", { a: "1" })).labels).toEqual({ a: "1" });
+    expect(attempts).toEqual(["SetLabels", "SetLabels"]);
+    attempts.length = 0;
+    const unavailable = { code: Status.UNAVAILABLE };
+    // Counted afresh: the first attempt of each next call fails too, and is not retried.
+    await expect(
+      client.setLabels("r", { a: "2" }, { expectedLabelsRevision: 1 }),
+    ).rejects.toMatchObject(unavailable);
+    await expect(client.fork("r", 1, "f")).rejects.toMatchObject(unavailable);
+    await expect(client.rewind("r", 3)).rejects.toMatchObject(unavailable);
+    await expect(client.trim("r", 1)).rejects.toMatchObject(unavailable);
+    expect(attempts).toEqual(["SetLabels", "Fork", "Rewind", "Trim"]);
+    expect(await direct.meta("r")).toMatchObject({
+      messageCount: 4,
+      firstSeq: 0,
+      labels: { a: "1" },
+    });
   });
 });

@@ -21,6 +21,7 @@ from typing import (
     Any,
     Callable,
     Dict,
+    Generic,
     Iterator,
     List,
     Literal,
@@ -63,6 +64,7 @@ Credentials = Union[Literal["insecure", "tls"], grpc.ChannelCredentials]
 AUTHORIZATION_KEY = "authorization"
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 
 class SessionStoreError(Exception):
@@ -681,7 +683,9 @@ class SessionStoreClient:
         )
         return response.flushed
 
-    def watch(self, session_id: str, *, from_seq: int = 0, raw: bool = False) -> Watch:
+    def watch(
+        self, session_id: str, *, from_seq: int = 0, raw: bool = False
+    ) -> Watch[Tuple[int, Any]]:
         """Streams (seq, message) pairs of a session from ``from_seq``, then each new message as
         it is appended. It ends with SessionStoreError: NOT_FOUND when the session is deleted,
         UNAVAILABLE when the server shuts down (watch again from the next seq), CANCELLED after
@@ -691,7 +695,9 @@ class SessionStoreClient:
         )
         return Watch(call, _messages(call, raw))
 
-    def watch_events(self, session_id: str, *, from_seq: int = 0, raw: bool = False) -> Watch:
+    def watch_events(
+        self, session_id: str, *, from_seq: int = 0, raw: bool = False
+    ) -> Watch[Union[Message, Rewound]]:
         """As watch(), and tells of rewinds: yields a Message(seq, message) for each message and
         a Rewound(to_seq) when the session is rewound below what was yielded, after which the
         watch goes on from to_seq. (watch() goes on from there too, without saying so.)"""
@@ -768,24 +774,24 @@ class Appender:
         self.close()
 
 
-class Watch:
+class Watch(Generic[Item]):
     """An iterator of what SessionStoreClient.watch (``(seq, message)`` pairs) or watch_events
     (Message and Rewound) yields; cancel() ends it."""
 
-    def __init__(self, call: Any, items: Iterator[Any]):
+    def __init__(self, call: Any, items: Iterator[Item]):
         self._call = call
         self._items = items
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Item]:
         return self._items
 
-    def __next__(self) -> Any:
+    def __next__(self) -> Item:
         return next(self._items)
 
     def cancel(self) -> None:
         self._call.cancel()
 
-    def __enter__(self) -> Watch:
+    def __enter__(self) -> Watch[Item]:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from "pg";
 import type { Logger } from "pino";
+import { LABELS_FORKS_TRIMS } from "./migration-2.js";
 
 /**
  * The schema, as versioned migrations applied in order, each once. Every table is keyed by
@@ -118,6 +119,7 @@ END
 $fn$;
 `,
   },
+  LABELS_FORKS_TRIMS,
 ];
 
 /** The newest schema version this server knows. */

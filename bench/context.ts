@@ -30,6 +30,18 @@ export interface Sizes {
   manySessions: { sessions: number; fewSessions: number; messagesEach: number; listCalls: number };
   /** (8): sessions holding buffered messages. */
   buffered: { sessions: number; messagesEach: number; streams: number };
+  /** (12)-(14): a long chat for windows and forks, and labelled sessions to list. */
+  agent: {
+    messages: number;
+    windowBytes: number;
+    calls: number;
+    forks: number;
+    sessions: number;
+    fewSessions: number;
+    /** Sessions of the user the listing selects, among `sessions` and among `fewSessions`. */
+    matching: number;
+    listCalls: number;
+  };
 }
 
 export const SIZES: Record<"full" | "quick", Sizes> = {
@@ -47,6 +59,16 @@ export const SIZES: Record<"full" | "quick", Sizes> = {
     },
     manySessions: { sessions: 100_000, fewSessions: 100, messagesEach: 3, listCalls: 50 },
     buffered: { sessions: 10_000, messagesEach: 10, streams: 4 },
+    agent: {
+      messages: 1_000_000,
+      windowBytes: 64 * 1024,
+      calls: 20,
+      forks: 20,
+      sessions: 100_000,
+      fewSessions: 100,
+      matching: 50,
+      listCalls: 50,
+    },
   },
   quick: {
     runs: 1,
@@ -62,6 +84,16 @@ export const SIZES: Record<"full" | "quick", Sizes> = {
     },
     manySessions: { sessions: 2_000, fewSessions: 100, messagesEach: 3, listCalls: 10 },
     buffered: { sessions: 500, messagesEach: 10, streams: 4 },
+    agent: {
+      messages: 20_000,
+      windowBytes: 64 * 1024,
+      calls: 3,
+      forks: 3,
+      sessions: 2_000,
+      fewSessions: 100,
+      matching: 50,
+      listCalls: 3,
+    },
   },
 };
 

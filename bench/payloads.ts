@@ -35,3 +35,36 @@ export function takeMessages(payloads: readonly string[], offset: number, size: 
   }
   return messages;
 }
+
+/**
+ * `count` messages of an OpenAI Chat Completions conversation, about `bytes` each: turns of a
+ * user message, an assistant message calling a tool, the tool's result and the assistant's
+ * answer, each call with its own id. What a context window (Load with whole_turns) reads.
+ */
+export function makeChatTurns(count: number, bytes = MESSAGE_BYTES): string[] {
+  const messages: string[] = [];
+  const padded = (prefix: string, suffix: string, seed: number) => {
+    const room = Math.max(0, bytes - prefix.length - suffix.length);
+    let content = "";
+    for (let word = seed; content.length < room; word += 7)
+      content += `${WORDS[word % WORDS.length]} `;
+    return `${prefix}${content.slice(0, room)}${suffix}`;
+  };
+  for (let seq = 0; seq < count; seq++) {
+    const turn = Math.floor(seq / 4);
+    const id = `call_${turn.toString(36)}`;
+    const shapes = [
+      () => padded('{"role":"user","content":"', '"}', seq),
+      () =>
+        padded(
+          `{"role":"assistant","content":null,"tool_calls":[{"id":"${id}","type":"function","function":{"name":"search","arguments":"{\\"q\\":\\"`,
+          '\\"}"}}]}',
+          seq,
+        ),
+      () => padded(`{"role":"tool","tool_call_id":"${id}","content":"`, '"}', seq),
+      () => padded('{"role":"assistant","content":"', '"}', seq),
+    ];
+    messages.push((shapes[seq % 4] as () => string)());
+  }
+  return messages;
+}

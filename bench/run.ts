@@ -16,10 +16,15 @@ import { describeMachine } from "./machine.js";
 import { makePayloads } from "./payloads.js";
 import { type RedisProcess, startRedis } from "./redis.js";
 import { type Report, type Row, renderReport, writeReport } from "./report.js";
+import { agentSessionScenarios, startFileServer } from "./scenarios/agent-sessions.js";
 import { durableAppend, singleMessageAppend, streamingAppend } from "./scenarios/append.js";
 import { appendToLongSession, lastMessages, loadLongSession } from "./scenarios/long-session.js";
 import { bufferedSessions, manySessions } from "./scenarios/many-sessions.js";
-import { POSTGRES_SCENARIOS, stopPostgresBench } from "./scenarios/postgres.js";
+import {
+  POSTGRES_SCENARIOS,
+  startOnFreshDatabase,
+  stopPostgresBench,
+} from "./scenarios/postgres.js";
 import { REPLICA_SCENARIOS } from "./scenarios/replicas.js";
 import { findExecutable } from "./tools.js";
 
@@ -36,6 +41,7 @@ const SCENARIOS: readonly Scenario[] = [
   appendToLongSession,
   manySessions,
   bufferedSessions,
+  ...agentSessionScenarios(startFileServer, "jsonl"),
 ];
 
 const RESULTS_DIR = fileURLToPath(new URL("../../bench/results/", import.meta.url));
@@ -72,7 +78,13 @@ function parseOptions() {
     throw new Error(`--storage takes jsonl or postgres, got ${values.storage}`);
   }
   const all =
-    values.storage === "postgres" ? [...POSTGRES_SCENARIOS, ...REPLICA_SCENARIOS] : SCENARIOS;
+    values.storage === "postgres"
+      ? [
+          ...POSTGRES_SCENARIOS,
+          ...REPLICA_SCENARIOS,
+          ...agentSessionScenarios(startOnFreshDatabase, "postgres"),
+        ]
+      : SCENARIOS;
   const only = values.only?.split(",").map((id) => Number(id.trim()));
   if (only?.some((id) => !all.some((scenario) => scenario.id === id))) {
     throw new Error(

@@ -20,6 +20,10 @@ export interface Config {
   flushMessages: number;
   flushIntervalMs: number;
   durability: "buffered" | "sync";
+  retentionMaxMessages: number;
+  retentionMaxAgeMs: number;
+  sessionIdleTtlMs: number;
+  retentionSweepIntervalMs: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   metricsListen: string;
   metricsPerTenant: boolean;
@@ -189,6 +193,35 @@ export const SETTINGS: readonly AnySetting[] = [
     description: "buffered: ack once in memory; sync: ack every append only once fsynced",
     default: "buffered",
     parse: oneOf(["buffered", "sync"] as const),
+  },
+  {
+    key: "retentionMaxMessages",
+    flag: "retention-max-messages",
+    description:
+      "keep at most this many of each session's newest messages (trim the older); 0: all",
+    default: 0,
+    parse: integer(0),
+  },
+  {
+    key: "retentionMaxAgeMs",
+    flag: "retention-max-age-ms",
+    description: "trim messages appended longer ago than this; 0: keep them",
+    default: 0,
+    parse: integer(0),
+  },
+  {
+    key: "sessionIdleTtlMs",
+    flag: "session-idle-ttl-ms",
+    description: "delete sessions not appended to for this long; 0: never",
+    default: 0,
+    parse: integer(0),
+  },
+  {
+    key: "retentionSweepIntervalMs",
+    flag: "retention-sweep-interval-ms",
+    description: "how often the retention rules above are applied (a background sweep)",
+    default: 60000,
+    parse: integer(100),
   },
   {
     key: "logLevel",

@@ -5,6 +5,7 @@ import type { Logger } from "./logger.js";
 import type { Metrics } from "./metrics/metrics.js";
 import { grpcTypeOf, metricsInterceptor } from "./server/metrics-interceptor.js";
 import { type RunningServer, startServer } from "./server/server.js";
+import { RetentionSweeper } from "./sessions/retention.js";
 import { SessionService } from "./sessions/session-service.js";
 import { createStorage } from "./store/create-storage.js";
 import { allOf, type StorageEvents } from "./store/storage-events.js";
@@ -47,12 +48,17 @@ export async function startService(
     const interceptors = [tracing?.interceptor, metrics && metricsInterceptor(metrics.rpc)];
     const server = await startServer(sessions, config, log, interceptors.filter(isDefined));
     for (const method of server.methods) metrics?.rpc.initialize(method.path, grpcTypeOf(method));
+    const sweeper = new RetentionSweeper(storage, config, log, metrics?.service);
+    sweeper.start();
     let stopped: Promise<void> | undefined;
     return {
       ...server,
       ...(metrics ? { metricsAddress: metrics.endpoint.address } : {}),
       shutdown: () => {
-        stopped ??= server.shutdown().finally(() => metrics?.endpoint.close());
+        stopped ??= sweeper
+          .stop()
+          .then(() => server.shutdown())
+          .finally(() => metrics?.endpoint.close());
         return stopped;
       },
     };

@@ -11,6 +11,7 @@ import {
   startSessionStore,
 } from "../sessionstore.js";
 import { median, nowMs, timed } from "../stats.js";
+import type { StartServer } from "./agent-sessions.js";
 import { cpuNote, measureRuns, rates, sessionStoreTarget, type Target } from "./append.js";
 
 /**
@@ -61,13 +62,13 @@ export async function freshDatabase(context: BenchContext): Promise<string> {
   return (await cluster(context)).createDatabase(`bench_${databases++}`);
 }
 
-async function withServer<T>(
+/** A server on `databaseUrl`. */
+function startOn(
   context: BenchContext,
   databaseUrl: string,
-  use: (server: SessionStoreProcess) => Promise<T>,
   args: string[] = [],
-): Promise<T> {
-  const server = await startSessionStore({
+): Promise<SessionStoreProcess> {
+  return startSessionStore({
     dataDir: freshDir(context.workDir, `pg-${databases}`),
     args: [
       "--storage",
@@ -79,6 +80,19 @@ async function withServer<T>(
       ...args,
     ],
   });
+}
+
+/** A server on a fresh database of its own (the agent-session scenarios make their data). */
+export const startOnFreshDatabase: StartServer = async (context) =>
+  startOn(context, await freshDatabase(context));
+
+async function withServer<T>(
+  context: BenchContext,
+  databaseUrl: string,
+  use: (server: SessionStoreProcess) => Promise<T>,
+  args: string[] = [],
+): Promise<T> {
+  const server = await startOn(context, databaseUrl, args);
   try {
     return await use(server);
   } finally {

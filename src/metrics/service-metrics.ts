@@ -1,6 +1,7 @@
 import { status } from "@grpc/grpc-js";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { Code } from "../errors.js";
+import type { RetentionEvents, SweepReport } from "../sessions/retention.js";
 import type { SessionEvents } from "../sessions/session-events.js";
 import type { StorageEvents, StorageLevels } from "../store/storage-events.js";
 
@@ -30,12 +31,17 @@ const STORAGE_BUCKETS = [
  * for) and a status code name, never a session id. Appends are tallied in plain numbers and
  * moved into the counters at each scrape, so the Append path pays an addition per request.
  */
-export class ServiceMetrics implements StorageEvents, SessionEvents {
+export class ServiceMetrics implements StorageEvents, SessionEvents, RetentionEvents {
   readonly #appended = new Map<string, Appended>();
   readonly #perTenant: boolean;
   readonly #writeSeconds: Histogram;
   readonly #syncSeconds: Histogram;
   readonly #storageErrors: Counter<"code">;
+  readonly #sweeps: Counter;
+  readonly #sweepSeconds: Histogram;
+  readonly #retentionDeleted: Counter;
+  readonly #retentionTrimmed: Counter;
+  readonly #retentionFailures: Counter;
   #levels: ServiceLevels | undefined;
 
   constructor(registry: Registry, options: { perTenant: boolean }) {
@@ -111,6 +117,32 @@ export class ServiceMetrics implements StorageEvents, SessionEvents {
       labelNames: ["code"],
       registers,
     });
+    this.#sweeps = new Counter({
+      name: "sessionstore_retention_sweeps_total",
+      help: "Retention sweeps finished (--retention-max-messages, --retention-max-age-ms, --session-idle-ttl-ms).",
+      registers,
+    });
+    this.#sweepSeconds = new Histogram({
+      name: "sessionstore_retention_sweep_seconds",
+      help: "How long a retention sweep over every session took.",
+      buckets: [0.001, 0.01, 0.1, 1, 10, 60, 600],
+      registers,
+    });
+    this.#retentionDeleted = new Counter({
+      name: "sessionstore_retention_sessions_deleted_total",
+      help: "Sessions the retention sweep deleted as idle (--session-idle-ttl-ms).",
+      registers,
+    });
+    this.#retentionTrimmed = new Counter({
+      name: "sessionstore_retention_messages_trimmed_total",
+      help: "Messages the retention sweep trimmed (by count or by age).",
+      registers,
+    });
+    this.#retentionFailures = new Counter({
+      name: "sessionstore_retention_failures_total",
+      help: "Sessions a retention sweep could not apply the policy to (logged; tried again next sweep).",
+      registers,
+    });
   }
 
   /** Where the gauges read from, once the storage and the sessions exist. */
@@ -139,5 +171,13 @@ export class ServiceMetrics implements StorageEvents, SessionEvents {
 
   failed(code: Code): void {
     this.#storageErrors.inc({ code: status[code] });
+  }
+
+  swept(report: SweepReport): void {
+    this.#sweeps.inc();
+    this.#sweepSeconds.observe(report.seconds);
+    this.#retentionDeleted.inc(report.deleted);
+    this.#retentionTrimmed.inc(report.trimmed);
+    this.#retentionFailures.inc(report.failures);
   }
 }

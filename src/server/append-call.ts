@@ -44,6 +44,7 @@ export async function serveAppend(
         ...(request.expectedSeq === undefined ? {} : { expectedSeq: request.expectedSeq }),
         sync: request.sync,
         chain,
+        ...(hasAny(request.labels) ? { labels: request.labels } : {}),
       });
       const { ack } = appending instanceof Promise ? await appending : appending;
       if (unacknowledged === 0 && !(ack instanceof Promise)) {
@@ -77,4 +78,10 @@ export async function serveAppend(
   }
   if (failure === undefined) call.end();
   else call.emit("error", toServiceError(failure, log));
+}
+
+/** Whether a map field holds anything (without building its list of keys). */
+function hasAny(labels: Record<string, string>): boolean {
+  for (const _ in labels) return true;
+  return false;
 }

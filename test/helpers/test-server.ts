@@ -10,12 +10,20 @@ import {
   type DeleteResponse,
   type FlushRequest,
   type FlushResponse,
+  ForkRequest,
+  type ForkResponse,
   ListRequest,
   type ListResponse,
   type LoadMetaRequest,
   type LoadMetaResponse,
   LoadRequest,
+  RewindRequest,
+  type RewindResponse,
   SessionStoreClient,
+  SetLabelsRequest,
+  type SetLabelsResponse,
+  TrimRequest,
+  type TrimResponse,
 } from "../../gen/sessionstore/v1/session_store.js";
 import { type Config, loadConfig } from "../../src/config.js";
 import { type RunningService, type ServiceOptions, startService } from "../../src/service.js";
@@ -203,5 +211,25 @@ export function unaryRpcs(client: SessionStoreClient) {
       ),
     delete: (request: DeleteRequest) =>
       unary<DeleteRequest, DeleteResponse>((r, cb) => client.delete(r, cb), request),
+    setLabels: (request: Partial<SetLabelsRequest>) =>
+      unary<SetLabelsRequest, SetLabelsResponse>(
+        (r, cb) => client.setLabels(r, cb),
+        SetLabelsRequest.fromPartial(request),
+      ),
+    fork: (request: Partial<ForkRequest>) =>
+      unary<ForkRequest, ForkResponse>(
+        (r, cb) => client.fork(r, cb),
+        ForkRequest.fromPartial(request),
+      ),
+    rewind: (request: Partial<RewindRequest>) =>
+      unary<RewindRequest, RewindResponse>(
+        (r, cb) => client.rewind(r, cb),
+        RewindRequest.fromPartial(request),
+      ),
+    trim: (request: Partial<TrimRequest>) =>
+      unary<TrimRequest, TrimResponse>(
+        (r, cb) => client.trim(r, cb),
+        TrimRequest.fromPartial(request),
+      ),
   };
 }

@@ -198,3 +198,36 @@ describeEachBackend(
   },
   { backends: ["jsonl"], defaults: { metricsListen: "127.0.0.1:0" } },
 );
+
+describeEachBackend(
+  "Metrics of retention",
+  (start) => {
+    it("shows the sweeper's work: sweeps, trimmed messages and deleted idle sessions", async () => {
+      const server = await start({
+        retentionMaxMessages: 2,
+        sessionIdleTtlMs: 1500,
+        retentionSweepIntervalMs: 100,
+      });
+      await append(server.client, [{ sessionId: "kept", messages: messages("k", 5), sync: true }]);
+      await expect.poll(async () => (await loadMeta(server.client, "kept")).firstSeq).toBe(3);
+      expect((await loadAll(server.client, "kept")).messages).toEqual(messages("k", 2, 3));
+      await expect
+        .poll(
+          () =>
+            loadMeta(server.client, "kept").then(
+              () => "there",
+              () => "gone",
+            ),
+          {
+            timeout: 5000,
+          },
+        )
+        .toBe("gone");
+      const scraped = await scrape(metricsAddress(server));
+      expect(sumOf(scraped, "sessionstore_retention_sweeps_total", {})).toBeGreaterThan(0);
+      expect(sumOf(scraped, "sessionstore_retention_messages_trimmed_total", {})).toBe(3);
+      expect(sumOf(scraped, "sessionstore_retention_sessions_deleted_total", {})).toBe(1);
+    });
+  },
+  { defaults: { metricsListen: "127.0.0.1:0" } },
+);

@@ -10,6 +10,7 @@ import {
   type SessionStorage,
 } from "../../src/store/storage.js";
 import type { RootTenantStorage } from "../helpers/root-tenant.js";
+import { describeLineageConformance } from "./conformance-lineage.js";
 
 /**
  * A backend under test: `storage` is not yet opened; `cleanup` removes what `create` made. The
@@ -535,6 +536,21 @@ export function describeStorageConformance(
         ...TRICKY_MESSAGES,
         ...numberedMessages(3, 2),
       ]);
+    });
+
+    describeLineageConformance({
+      storage: () => storage,
+      fixture: () => fixture,
+      reopen: async () => {
+        if (!fixture.reopen) return undefined;
+        await storage.flush();
+        await storage.close();
+        opened = [];
+        storage = await fixture.reopen();
+        opened.push(storage);
+        await storage.open();
+        return storage;
+      },
     });
 
     describe("failures", () => {

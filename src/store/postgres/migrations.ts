@@ -129,16 +129,16 @@ export const SCHEMA_VERSION = Math.max(...MIGRATIONS.map((migration) => migratio
 const MIGRATION_LOCK = 0x5e551057;
 
 /**
- * Brings the schema to SCHEMA_VERSION under an advisory lock, so replicas starting together
- * migrate once. Refuses a schema newer than this server knows. Resolves to the migrations
- * applied.
+ * Brings the schema to `target` (SCHEMA_VERSION: the current one; an older one makes a database
+ * as an older server left it) under an advisory lock, so replicas starting together migrate
+ * once. Refuses a schema newer than this server knows. Resolves to the migrations applied.
  */
-export async function migrate(pool: Pool, log: Logger): Promise<number[]> {
+export async function migrate(pool: Pool, log: Logger, target = SCHEMA_VERSION): Promise<number[]> {
   const client = await pool.connect();
   try {
     await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK]);
     try {
-      return await applyMissing(client, log);
+      return await applyMissing(client, log, target);
     } finally {
       await client.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK]);
     }
@@ -147,7 +147,7 @@ export async function migrate(pool: Pool, log: Logger): Promise<number[]> {
   }
 }
 
-async function applyMissing(client: PoolClient, log: Logger): Promise<number[]> {
+async function applyMissing(client: PoolClient, log: Logger, target: number): Promise<number[]> {
   await client.query("CREATE SCHEMA IF NOT EXISTS sessionstore");
   await client.query(
     `CREATE TABLE IF NOT EXISTS sessionstore.migrations (
@@ -165,7 +165,7 @@ async function applyMissing(client: PoolClient, log: Logger): Promise<number[]> 
   }
   const applied: number[] = [];
   for (const migration of MIGRATIONS) {
-    if (migration.version <= current) continue;
+    if (migration.version <= current || migration.version > target) continue;
     await client.query("BEGIN");
     try {
       await client.query(migration.sql);

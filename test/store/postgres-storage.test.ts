@@ -203,6 +203,20 @@ describe("PostgresStorage on one database", skipWithReason(databases.missing), (
     expect(await storedRows(databaseUrl)).toEqual({ messages: 0, pieces: 0 });
   });
 
+  it("leaks no row when replicas drop the last references to shared rows at once", async () => {
+    for (let round = 0; round < 10; round++) {
+      await appendOnce(a, "source", numberedMessages(0, 100));
+      for (const at of [20, 40, 60, 80]) await a.fork("source", at, `fork-${at}`, {});
+      // Each fork's delete races the source's rewind below it, on the other replica.
+      await Promise.all([
+        a.rewind("source", 10),
+        ...[20, 40, 60, 80].map((at) => b.delete(`fork-${at}`)),
+      ]);
+      await b.delete("source");
+      expect(await storedRows(databaseUrl)).toEqual({ messages: 0, pieces: 0 });
+    }
+  });
+
   it("deletes a guarded session only if the same statement finds it idle", async () => {
     await appendOnce(a, "s", ["{}"]);
     const { updatedAtMs } = (await a.meta("s")) as { updatedAtMs: number };

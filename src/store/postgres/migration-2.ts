@@ -54,9 +54,19 @@ CREATE TABLE sessionstore.pieces (
 );
 CREATE INDEX pieces_by_segment ON sessionstore.pieces (owner, tenant, segment);
 
+-- Serializes the transactions that drop references to a segment (until commit), so that two
+-- dropping the last two see each other's, and one of them deletes the rows.
+CREATE FUNCTION sessionstore.lock_segment(t text, seg_owner text, seg bigint)
+RETURNS void LANGUAGE sql AS $fn$
+  SELECT pg_advisory_xact_lock(hashtextextended(t || '/' || seg_owner || '/' || seg, 0))
+$fn$;
+
 -- Deletes the rows [lo, hi) of a segment that no piece and no session's head references.
 CREATE FUNCTION sessionstore.release(t text, seg_owner text, seg bigint, lo bigint, hi bigint)
-RETURNS void LANGUAGE sql AS $fn$
+RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+  PERFORM sessionstore.lock_segment(t, seg_owner, seg);
+  -- A statement after the lock: under READ COMMITTED it sees what the lock waited for.
   DELETE FROM sessionstore.messages m
   WHERE m.session_id = seg_owner AND m.tenant = t AND m.segment = seg AND m.seq >= lo AND m.seq < hi
     AND NOT EXISTS (SELECT 1 FROM sessionstore.pieces p
@@ -64,7 +74,8 @@ RETURNS void LANGUAGE sql AS $fn$
         AND m.seq >= p.from_seq AND m.seq < p.to_seq)
     AND NOT EXISTS (SELECT 1 FROM sessionstore.sessions s
       WHERE s.session_id = seg_owner AND s.tenant = t AND s.head_segment = seg
-        AND m.seq >= greatest(s.head_base, s.first_seq) AND m.seq < s.length)
+        AND m.seq >= greatest(s.head_base, s.first_seq) AND m.seq < s.length);
+END
 $fn$;
 
 -- Removes a session's pieces' references to seqs [lo, hi), releasing what they covered.
@@ -147,6 +158,7 @@ BEGIN
   SELECT * INTO s FROM sessionstore.sessions WHERE session_id = id AND tenant = t;
   PERFORM sessionstore.cut_pieces(t, id, rewind_to, 9223372036854775807);
   lower := greatest(s.head_base, s.first_seq);
+  PERFORM sessionstore.lock_segment(t, id, s.head_segment);
   IF EXISTS (SELECT 1 FROM sessionstore.pieces p
       WHERE p.owner = id AND p.tenant = t AND p.segment = s.head_segment AND p.to_seq > rewind_to) THEN
     IF rewind_to > lower THEN

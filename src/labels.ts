@@ -10,6 +10,8 @@ export type Labels = Readonly<Record<string, string>>;
 
 export const MAX_LABELS = 64;
 export const MAX_LABEL_BYTES = 8192;
+/** A selector names at most every label of a session, with room for operators. */
+export const MAX_SELECTOR_LENGTH = 16384;
 
 const NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -111,6 +113,11 @@ export type Selector = readonly Requirement[];
  * INVALID_ARGUMENT saying where it is wrong.
  */
 export function parseSelector(text: string): Selector {
+  if (text.length > MAX_SELECTOR_LENGTH) {
+    throw invalidArgument(
+      `label_selector has ${text.length} characters; at most ${MAX_SELECTOR_LENGTH} are allowed`,
+    );
+  }
   const requirements: Requirement[] = [];
   for (const part of splitRequirements(text)) {
     const requirement = parseRequirement(part.trim());

@@ -90,4 +90,8 @@ describe("label selectors", () => {
     expect(matchesSelector(labels, parseSelector("user="))).toBe(false);
     expect(matchesSelector(labels, parseSelector("user!="))).toBe(true);
   });
+
+  it("refuses a selector longer than any session's labels could need, before parsing it", () => {
+    expect(() => parseSelector(`user=${"a".repeat(20_000)}`)).toThrow(/at most 16384/);
+  });
 });

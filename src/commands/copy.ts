@@ -27,7 +27,9 @@ const LIST_PAGE = 500;
 
 /**
  * Copies every session of every tenant of `source` to the same tenant of `target`, byte for
- * byte, with its creation time. Each page read from the source is appended with `expected_seq`
+ * byte, with its creation time, labels and seqs (a trimmed session's start). A fork becomes a
+ * whole session of its own in the target (its messages are copied, not shared; its lineage
+ * fields are not kept). Each page read from the source is appended with `expected_seq`
  * at its seq, so the target recognises what it holds already: a copy interrupted and run again
  * resumes where it stopped and stores nothing twice. A session whose target differs is
  * reported (as `tenant/session_id` outside the tenant ""), never overwritten. Both are open.
@@ -88,6 +90,8 @@ async function copySession(
         expectedSeq: page.firstSeq,
         sync: false,
         createdAtMs: meta.createdAtMs,
+        labels: meta.labels,
+        firstSeq: meta.firstSeq,
       });
       const { nextSeq } = await ack;
       const end = page.firstSeq + page.messages.length;

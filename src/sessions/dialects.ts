@@ -1,3 +1,5 @@
+import { invalidArgument } from "../errors.js";
+
 /**
  * The message formats of the agent APIs, as far as a context window needs them: where a person's
  * turn starts, which tool calls a message makes and which results it carries. Each is recognised
@@ -161,4 +163,14 @@ function isObject(value: unknown): value is Json {
 export function dialectOfLabels(labels: Readonly<Record<string, string>>): Dialect | undefined {
   const named = labels[DIALECT_LABEL];
   return (DIALECTS as readonly string[]).includes(named ?? "") ? (named as Dialect) : undefined;
+}
+
+/** INVALID_ARGUMENT when a label change sets the dialect label to a dialect this server does not know. */
+export function checkDialectLabel(change: Readonly<Record<string, string>>): void {
+  const named = change[DIALECT_LABEL];
+  if (named === undefined || named === "" || (DIALECTS as readonly string[]).includes(named))
+    return;
+  throw invalidArgument(
+    `label ${DIALECT_LABEL} is ${JSON.stringify(named)}; it names the session's message format: one of ${DIALECTS.join(", ")}`,
+  );
 }

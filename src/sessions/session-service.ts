@@ -20,7 +20,9 @@ import type {
   Trimmed,
 } from "../store/storage.js";
 import { checkTenant } from "../tenant.js";
+import { checkDialectLabel } from "./dialects.js";
 import { loadWindow } from "./load-window.js";
+import { decodePageToken, encodePageToken } from "./page-tokens.js";
 import type { SessionEvents } from "./session-events.js";
 import { type MessageLimits, normalizeMessages } from "./validation.js";
 import { Wakeup } from "./wakeup.js";
@@ -172,6 +174,7 @@ export class SessionService {
     checkSessionId(sessionId);
     this.#checkOpen();
     checkLabelChange(change);
+    checkDialectLabel(change);
     return this.#storage(tenant).setLabels(sessionId, change, expectedRevision);
   }
 
@@ -187,6 +190,7 @@ export class SessionService {
     checkSessionId(newSessionId, "new_session_id");
     this.#checkOpen();
     checkLabelChange(labels);
+    checkDialectLabel(labels);
     return this.#storage(tenant).fork(sessionId, atSeq, newSessionId, labels);
   }
 
@@ -340,51 +344,10 @@ function watchEnded(sessionId: string, change: SessionChange): SessionStoreError
       );
 }
 
-/** What a page token belongs to: a token is good only for the listing that gave it. */
-interface Listing {
-  prefix: string;
-  labelSelector: string;
-  order: ListOrder;
-}
-
-/**
- * A page token: the last session of the page (its id, and its update time for the order by
- * update) and the listing, so that a token passed with other options is refused, not misread.
- */
-function encodePageToken(last: ListCursor, listing: Listing): string {
-  const position = listing.order === "id" ? [last.sessionId] : [last.sessionId, last.updatedAtMs];
-  return Buffer.from(JSON.stringify([listing, ...position]), "utf8").toString("base64url");
-}
-
-function decodePageToken(token: string, listing: Listing): ListCursor | undefined {
-  if (token === "") return undefined;
-  const refused = () =>
-    invalidArgument(
-      "page_token is not one this server returned for this listing; pass next_page_token " +
-        "unchanged, with the same prefix, label_selector and order",
-    );
-  let decoded: unknown;
-  try {
-    decoded = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-  } catch {
-    throw refused();
-  }
-  if (!Array.isArray(decoded)) throw refused();
-  const [given, sessionId, updatedAtMs = 0] = decoded as [unknown, unknown, unknown];
-  if (
-    JSON.stringify(given) !== JSON.stringify(listing) ||
-    typeof sessionId !== "string" ||
-    typeof updatedAtMs !== "number" ||
-    encodePageToken({ sessionId, updatedAtMs }, listing) !== token
-  ) {
-    throw refused();
-  }
-  return { sessionId, updatedAtMs };
-}
-
 /** Labels given when a session is created: set, not removed (no empty values). */
 function checkNewLabels(labels: Labels): void {
   checkLabelChange(labels);
+  checkDialectLabel(labels);
   for (const [key, value] of Object.entries(labels)) {
     if (value === "") {
       throw invalidArgument(

@@ -167,6 +167,12 @@ export interface AppendOptions {
   createdAtMs?: number;
   /** When the request creates the session: its labels (checked: no empty values, in bounds). */
   labels?: Labels;
+  /**
+   * When the request creates the session: the seq of its first message, as if the ones before
+   * it were trimmed (a copy of a trimmed session keeps its seqs). A session not yet created then
+   * counts as this long for `expectedSeq`.
+   */
+  firstSeq?: number;
 }
 
 /** The condition of a guarded delete (retention of idle sessions). */

@@ -228,6 +228,37 @@ describeEachBackend("labels, fork, rewind, trim and context windows", (start) =>
     expect(forked.flatMap((page) => page.messages)).toStrictEqual(messages("m", 4));
   });
 
+  it("reads a session's messages in the dialect its label fixes, and refuses one it does not know", async () => {
+    const { client } = await start();
+    const lines = transcript("openai-chat");
+    await append(client, [
+      { sessionId: "fixed", messages: lines, labels: { "sessionstore.dev/dialect": "anthropic" } },
+      { sessionId: "detected", messages: lines },
+    ]);
+    const window = async (sessionId: string) => {
+      const pages = await loadPages(client, sessionId, { wholeTurns: true });
+      return {
+        messages: pages.flatMap((page) => page.messages),
+        dangling: pages.at(-1)?.danglingCallIds,
+      };
+    };
+    // Detected, the Chat Completions call at the end has no result; read as Anthropic's
+    // messages, these make no tool call at all.
+    expect(await window("detected")).toStrictEqual({
+      messages: lines.slice(1),
+      dangling: ["call_booking01"],
+    });
+    expect(await window("fixed")).toStrictEqual({ messages: lines.slice(1), dangling: [] });
+    await expectStatus(
+      unaryRpcs(client).setLabels({
+        sessionId: "fixed",
+        labels: { "sessionstore.dev/dialect": "klingon" },
+      }),
+      status.INVALID_ARGUMENT,
+      /openai-chat, openai-responses, anthropic, gemini, motosan/,
+    );
+  });
+
   for (const dialect of DIALECTS) {
     it(`loads a ${dialect} context window that starts a turn and names the dangling call`, async () => {
       const { client } = await start();

@@ -366,6 +366,31 @@ export function describeLineageConformance(context: LineageContext): void {
       expect((await rejection(storage().trim("nobody", 0))).code).toBe(Code.NotFound);
     });
 
+    it("creates a session at a given first seq, as a copy of a trimmed session does", async () => {
+      const wrong = await rejection(
+        appendOnce(storage(), "copied", numberedMessages(4, 1), { expectedSeq: 3, firstSeq: 4 }),
+      );
+      expect(wrong.actualLength).toBe(4);
+      const ack = await appendOnce(storage(), "copied", numberedMessages(4, 2), {
+        expectedSeq: 4,
+        firstSeq: 4,
+        labels: { user: "alice" },
+      });
+      expect(ack).toMatchObject({ firstSeq: 4, nextSeq: 6 });
+      expect(await storage().meta("copied")).toMatchObject({
+        firstSeq: 4,
+        messageCount: 6,
+        labels: { user: "alice" },
+      });
+      expect(await readMessages(storage(), "copied")).toStrictEqual(numberedMessages(4, 2));
+      const again = await appendOnce(storage(), "copied", numberedMessages(4, 2), {
+        expectedSeq: 4,
+        firstSeq: 4,
+      });
+      expect(again).toMatchObject({ firstSeq: 4, nextSeq: 6 });
+      expect((await storage().meta("copied"))?.messageCount).toBe(6);
+    });
+
     it("keeps the first kept seq across a reopen", async (test) => {
       await appendOnce(storage(), "t", numberedMessages(0, 5), { sync: true });
       await storage().trim("t", 3);

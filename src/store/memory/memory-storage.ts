@@ -84,7 +84,7 @@ class MemoryTenant implements SessionStorage {
   append(sessionId: string, messages: readonly string[], options: AppendOptions): Appended {
     options.chain?.checkOpen();
     let session = this.#sessions.get(sessionId);
-    const length = session?.log.length ?? 0;
+    const length = session?.log.length ?? options.firstSeq ?? 0;
     const { expectedSeq } = options;
     let firstSeq = length;
     let added = messages;
@@ -105,7 +105,7 @@ class MemoryTenant implements SessionStorage {
       if (!session) {
         session = this.#create(sessionId, {
           createdAtMs: options.createdAtMs ?? now,
-          log: new MemoryLog(),
+          log: new MemoryLog([], options.firstSeq ?? 0, options.firstSeq ?? 0),
           labels: sortedLabels(options.labels ?? {}),
           parent: undefined,
         });

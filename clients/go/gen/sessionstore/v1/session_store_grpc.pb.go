@@ -73,8 +73,8 @@ type SessionStoreClient interface {
 	SetLabels(ctx context.Context, in *SetLabelsRequest, opts ...grpc.CallOption) (*SetLabelsResponse, error)
 	// Creates new_session_id whose first at_seq messages are those of session_id: appends to
 	// either never affect the other, and deleting the source leaves the fork whole. Nothing of the
-	// shared messages is copied. ALREADY_EXISTS when new_session_id exists; OUT_OF_RANGE when
-	// at_seq is past the source's length or below its first_seq.
+	// shared messages is copied. NOT_FOUND for an unknown source, then OUT_OF_RANGE when at_seq
+	// is past its length or below its first_seq, then ALREADY_EXISTS when new_session_id exists.
 	Fork(ctx context.Context, in *ForkRequest, opts ...grpc.CallOption) (*ForkResponse, error)
 	// Drops the messages from to_seq on (the session's length becomes to_seq) and answers them.
 	// Forks are not affected; watchers are told (WatchResponse.rewound_to) and continue from there.
@@ -264,8 +264,8 @@ type SessionStoreServer interface {
 	SetLabels(context.Context, *SetLabelsRequest) (*SetLabelsResponse, error)
 	// Creates new_session_id whose first at_seq messages are those of session_id: appends to
 	// either never affect the other, and deleting the source leaves the fork whole. Nothing of the
-	// shared messages is copied. ALREADY_EXISTS when new_session_id exists; OUT_OF_RANGE when
-	// at_seq is past the source's length or below its first_seq.
+	// shared messages is copied. NOT_FOUND for an unknown source, then OUT_OF_RANGE when at_seq
+	// is past its length or below its first_seq, then ALREADY_EXISTS when new_session_id exists.
 	Fork(context.Context, *ForkRequest) (*ForkResponse, error)
 	// Drops the messages from to_seq on (the session's length becomes to_seq) and answers them.
 	// Forks are not affected; watchers are told (WatchResponse.rewound_to) and continue from there.

@@ -180,8 +180,8 @@ class SessionStoreServicer:
     def Fork(self, request, context):
         """Creates new_session_id whose first at_seq messages are those of session_id: appends to
         either never affect the other, and deleting the source leaves the fork whole. Nothing of the
-        shared messages is copied. ALREADY_EXISTS when new_session_id exists; OUT_OF_RANGE when
-        at_seq is past the source's length or below its first_seq.
+        shared messages is copied. NOT_FOUND for an unknown source, then OUT_OF_RANGE when at_seq
+        is past its length or below its first_seq, then ALREADY_EXISTS when new_session_id exists.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -3476,8 +3476,8 @@ export const SessionStoreService = {
   /**
    * Creates new_session_id whose first at_seq messages are those of session_id: appends to
    * either never affect the other, and deleting the source leaves the fork whole. Nothing of the
-   * shared messages is copied. ALREADY_EXISTS when new_session_id exists; OUT_OF_RANGE when
-   * at_seq is past the source's length or below its first_seq.
+   * shared messages is copied. NOT_FOUND for an unknown source, then OUT_OF_RANGE when at_seq
+   * is past its length or below its first_seq, then ALREADY_EXISTS when new_session_id exists.
    */
   fork: {
     path: "/sessionstore.v1.SessionStore/Fork" as const,
@@ -3553,8 +3553,8 @@ export interface SessionStoreServer extends UntypedServiceImplementation {
   /**
    * Creates new_session_id whose first at_seq messages are those of session_id: appends to
    * either never affect the other, and deleting the source leaves the fork whole. Nothing of the
-   * shared messages is copied. ALREADY_EXISTS when new_session_id exists; OUT_OF_RANGE when
-   * at_seq is past the source's length or below its first_seq.
+   * shared messages is copied. NOT_FOUND for an unknown source, then OUT_OF_RANGE when at_seq
+   * is past its length or below its first_seq, then ALREADY_EXISTS when new_session_id exists.
    */
   fork: handleUnaryCall<ForkRequest, ForkResponse>;
   /**
@@ -3681,8 +3681,8 @@ export interface SessionStoreClient extends Client {
   /**
    * Creates new_session_id whose first at_seq messages are those of session_id: appends to
    * either never affect the other, and deleting the source leaves the fork whole. Nothing of the
-   * shared messages is copied. ALREADY_EXISTS when new_session_id exists; OUT_OF_RANGE when
-   * at_seq is past the source's length or below its first_seq.
+   * shared messages is copied. NOT_FOUND for an unknown source, then OUT_OF_RANGE when at_seq
+   * is past its length or below its first_seq, then ALREADY_EXISTS when new_session_id exists.
    */
   fork(request: ForkRequest, callback: (error: ServiceError | null, response: ForkResponse) => void): ClientUnaryCall;
   fork(

@@ -18,6 +18,8 @@ export interface QueuedAppend {
   createdAtMs: number | undefined;
   /** The session's labels, if this request creates it. */
   labels: Labels | undefined;
+  /** The seq of the session's first message, if this request creates it (else 0). */
+  firstSeq: number | undefined;
   bytes: number;
 }
 
@@ -177,6 +179,7 @@ export class AppendBatcher {
       chains: [] as (number | null)[],
       created: [] as (number | null)[],
       labels: [] as (string | null)[],
+      starts: [] as (number | null)[],
     };
     let durable = false;
     let bytes = 0;
@@ -195,13 +198,14 @@ export class AppendBatcher {
       columns.chains.push(chainId);
       columns.created.push(request.createdAtMs ?? null);
       columns.labels.push(request.labels ? JSON.stringify(request.labels) : null);
+      columns.starts.push(request.firstSeq ?? null);
       durable ||= request.sync;
     }
     let rows: Row[];
     const started = performance.now();
     try {
       const result = await this.pool.query<Row>(
-        "SELECT * FROM sessionstore.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "SELECT * FROM sessionstore.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         [
           columns.tenants,
           columns.ids,
@@ -211,6 +215,7 @@ export class AppendBatcher {
           columns.chains,
           columns.created,
           columns.labels,
+          columns.starts,
           Date.now(),
           AGENT_LOOP_VERSION,
           durable,

@@ -222,11 +222,13 @@ $fn$;
 DROP FUNCTION sessionstore.append_batch(
   text[], text[], bigint[], int[], text[], int[], bigint[], bigint, text, boolean);
 
--- As in version 1, with each request's labels (JSON, or null) for the session it creates, the
--- rows in the session's head segment with the batch's time, and resends checked across pieces.
+-- As in version 1, with each request's labels (JSON, or null) and first seq (null: 0) for the
+-- session it creates (a session not yet created counts as that long), the rows in the
+-- session's head segment with the batch's time, and resends checked across pieces.
 CREATE FUNCTION sessionstore.append_batch(
   tenants text[], ids text[], expected bigint[], counts int[], bodies text[], chains int[],
-  created bigint[], label_sets text[], now_ms bigint, version text, durable boolean)
+  created bigint[], label_sets text[], starts bigint[], now_ms bigint, version text,
+  durable boolean)
 RETURNS TABLE (first_seq bigint, next_seq bigint, outcome text, actual bigint, durable_count bigint)
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -237,6 +239,7 @@ DECLARE
   head bigint;
   kept bigint;
   exp bigint;
+  start bigint;
   overlap int;
   stored text[];
   failed int[] := '{}';
@@ -246,25 +249,26 @@ BEGIN
   FOR i IN 1 .. coalesce(array_length(ids, 1), 0) LOOP
     n := counts[i];
     exp := expected[i];
+    start := coalesce(starts[i], 0);
     first_seq := 0; next_seq := 0; actual := 0; outcome := 'ok'; added := 0; durable_count := 0;
     IF chains[i] IS NOT NULL AND chains[i] = ANY(failed) THEN
       outcome := 'chain';
     ELSE
       SELECT s.length, s.head_segment, s.first_seq INTO len, head, kept FROM sessionstore.sessions s
         WHERE s.session_id = ids[i] AND s.tenant = tenants[i] FOR UPDATE;
-      IF NOT FOUND AND n > 0 AND coalesce(exp, 0) = 0 THEN
+      IF NOT FOUND AND n > 0 AND coalesce(exp, start) = start THEN
         INSERT INTO sessionstore.sessions AS s
           (session_id, tenant, length, durable_length, created_at_ms, updated_at_ms,
-           agent_loop_version, labels, labels_revision, head_segment)
-          VALUES (ids[i], tenants[i], 0, 0, coalesce(created[i], now_ms), now_ms, version,
+           agent_loop_version, labels, labels_revision, first_seq, head_segment, head_base)
+          VALUES (ids[i], tenants[i], start, start, coalesce(created[i], now_ms), now_ms, version,
             coalesce(label_sets[i]::jsonb, '{}'),
             CASE WHEN coalesce(label_sets[i]::jsonb, '{}') = '{}' THEN 0 ELSE 1 END,
-            nextval('sessionstore.segments'))
+            start, nextval('sessionstore.segments'), start)
           ON CONFLICT DO NOTHING;
         SELECT s.length, s.head_segment, s.first_seq INTO len, head, kept FROM sessionstore.sessions s
           WHERE s.session_id = ids[i] AND s.tenant = tenants[i] FOR UPDATE;
       END IF;
-      len := coalesce(len, 0);
+      len := coalesce(len, start);
       IF exp IS NULL OR exp = len THEN
         first_seq := len; next_seq := len + n; added := n;
       ELSIF exp > len OR n = 0 OR exp < kept THEN

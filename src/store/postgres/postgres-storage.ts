@@ -448,6 +448,7 @@ export class PostgresStorage implements StorageBackend {
         chain: options.chain,
         createdAtMs: options.createdAtMs,
         labels: options.labels,
+        firstSeq: options.firstSeq,
         bytes,
       }),
     };

@@ -5,7 +5,9 @@ import { LABELS_FORKS_TRIMS } from "./migration-2.js";
 /**
  * The schema, as versioned migrations applied in order, each once. Every table is keyed by
  * session id first, and every unique key includes it, so the schema distributes by session id
- * unchanged (Citus: `SELECT create_distributed_table('sessionstore.messages', 'session_id')`).
+ * unchanged (Citus: `SELECT create_distributed_table('sessionstore.messages', 'session_id')`);
+ * a message's session id is the session that wrote it, so a fork reads its source's rows
+ * (version 2) across shards.
  * Messages are `text`, not `jsonb`: jsonb reorders keys and loses digits; they are stored byte
  * for byte.
  */

@@ -523,7 +523,12 @@ export class PostgresStorage implements StorageBackend {
   }
 
   /** The messages stored from `seq` on (before `to`) in the piece holding it, as many as one query reads. */
-  async #readPiece(tenant: string, layout: readonly Piece[], seq: number, to: number) {
+  async #readPiece(
+    tenant: string,
+    layout: readonly Piece[],
+    seq: number,
+    to: number,
+  ): Promise<string[]> {
     const piece = layout.find((candidate) => candidate.from <= seq && seq < candidate.to);
     const messages: string[] = [];
     if (!piece) return messages;

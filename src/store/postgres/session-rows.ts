@@ -72,6 +72,7 @@ export function sameLayout(a: readonly Piece[], b: readonly Piece[]): boolean {
   );
 }
 
+/** A session row as the API reports it. */
 export function toMeta(row: SessionRow): SessionMeta {
   return {
     sessionId: row.session_id,

@@ -78,15 +78,18 @@ BEGIN
 END
 $fn$;
 
--- Removes a session's pieces' references to seqs [lo, hi), releasing what they covered.
+-- Removes a session's pieces' references to seqs [lo, hi), releasing what they covered. In seq
+-- order, so that transactions lock segments in one order (ancestors' first).
 CREATE FUNCTION sessionstore.cut_pieces(t text, id text, lo bigint, hi bigint)
 RETURNS void LANGUAGE plpgsql AS $fn$
 DECLARE
   p record;
 BEGIN
-  FOR p IN DELETE FROM sessionstore.pieces q
+  FOR p IN SELECT q.from_seq, q.to_seq, q.owner, q.segment FROM sessionstore.pieces q
       WHERE q.session_id = id AND q.tenant = t AND q.from_seq < hi AND q.to_seq > lo
-      RETURNING q.from_seq, q.to_seq, q.owner, q.segment LOOP
+      ORDER BY q.from_seq LOOP
+    DELETE FROM sessionstore.pieces q
+      WHERE q.session_id = id AND q.tenant = t AND q.from_seq = p.from_seq;
     IF p.from_seq < lo THEN
       INSERT INTO sessionstore.pieces VALUES (id, t, p.from_seq, lo, p.owner, p.segment);
     END IF;
@@ -201,7 +204,6 @@ CREATE FUNCTION sessionstore.delete_session(t text, id text, updated_before bigi
 RETURNS boolean LANGUAGE plpgsql AS $fn$
 DECLARE
   s record;
-  p record;
 BEGIN
   DELETE FROM sessionstore.sessions
     WHERE session_id = id AND tenant = t AND (updated_before IS NULL OR updated_at_ms < updated_before)
@@ -209,10 +211,7 @@ BEGIN
   IF NOT FOUND THEN
     RETURN false;
   END IF;
-  FOR p IN DELETE FROM sessionstore.pieces q WHERE q.session_id = id AND q.tenant = t
-      RETURNING q.from_seq, q.to_seq, q.owner, q.segment LOOP
-    PERFORM sessionstore.release(t, p.owner, p.segment, p.from_seq, p.to_seq);
-  END LOOP;
+  PERFORM sessionstore.cut_pieces(t, id, 0, 9223372036854775807);
   PERFORM sessionstore.release(t, id, s.head_segment, greatest(s.head_base, s.first_seq), s.length);
   PERFORM pg_notify('sessionstore', json_build_object('k', 'd', 't', t, 's', id)::text);
   RETURN true;

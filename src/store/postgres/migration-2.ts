@@ -26,10 +26,13 @@ ALTER TABLE sessionstore.sessions
   ADD COLUMN first_seq bigint NOT NULL DEFAULT 0,
   ADD COLUMN head_segment bigint NOT NULL DEFAULT 0,
   ADD COLUMN head_base bigint NOT NULL DEFAULT 0;
--- BY_UPDATED_DESC pages; label selectors (only labelled sessions are in it: appends to the
--- others never touch it).
-CREATE INDEX sessions_by_update ON sessionstore.sessions (tenant, updated_at_ms DESC, session_id);
+-- Label selectors, from the sessions a selector's value names (only labelled sessions are in
+-- it). updated_at_ms is deliberately in no index: every append sets it, and with no indexed
+-- column changed the row's update is a HOT one that touches no index at all; a listing newest
+-- first sorts what the selector (or the tenant) holds, keeping the first page's rows only.
+-- Room left on each page of sessions keeps those updates on their page.
 CREATE INDEX sessions_by_label ON sessionstore.sessions USING gin (labels) WHERE labels <> '{}';
+ALTER TABLE sessionstore.sessions SET (fillfactor = 80);
 
 CREATE SEQUENCE sessionstore.segments START 1;
 

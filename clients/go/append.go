@@ -37,6 +37,12 @@ func Sync() AppendOption {
 	return func(r *pb.AppendRequest) { r.Sync = true }
 }
 
+// Labels labels the session if this append creates it; an existing session keeps its own
+// ([Client.SetLabels] changes them).
+func Labels(labels map[string]string) AppendOption {
+	return func(r *pb.AppendRequest) { r.Labels = labels }
+}
+
 func appendRequest(sessionID string, messages []json.RawMessage, opts []AppendOption) *pb.AppendRequest {
 	request := &pb.AppendRequest{SessionId: sessionID, Messages: make([]string, len(messages))}
 	for i, message := range messages {

@@ -75,7 +75,18 @@ type SessionMeta struct {
 	MessageCount uint64 `json:"message_count"`
 	// Messages [0, DurableCount) are fsynced.
 	DurableCount uint64 `json:"durable_count"`
-	UpdatedAtMs  uint64 `json:"updated_at_ms"`
+	// UpdatedAtMs is when a message was last appended (or the session created, forked, rewound).
+	UpdatedAtMs uint64 `json:"updated_at_ms"`
+	// Labels are the session's labels, e.g. {"user": "alice"}; [Client.SetLabels] changes them.
+	Labels map[string]string `json:"labels"`
+	// LabelsRevision grows by one at every change of the labels; 0 for a session never labelled.
+	LabelsRevision uint64 `json:"labels_revision"`
+	// ParentSessionID is the session this one was forked from ("" if it was not), at ParentSeq:
+	// its first ParentSeq messages are the parent's.
+	ParentSessionID string `json:"parent_session_id"`
+	ParentSeq       uint64 `json:"parent_seq"`
+	// FirstSeq is the first seq kept: the messages before it were trimmed.
+	FirstSeq uint64 `json:"first_seq"`
 }
 
 func metaFromProto(m *pb.SessionMeta) SessionMeta {
@@ -86,6 +97,11 @@ func metaFromProto(m *pb.SessionMeta) SessionMeta {
 		MessageCount:     m.GetMessageCount(),
 		DurableCount:     m.GetDurableCount(),
 		UpdatedAtMs:      m.GetUpdatedAtMs(),
+		Labels:           m.GetLabels(),
+		LabelsRevision:   m.GetLabelsRevision(),
+		ParentSessionID:  m.GetParentSessionId(),
+		ParentSeq:        m.GetParentSeq(),
+		FirstSeq:         m.GetFirstSeq(),
 	}
 }
 
@@ -104,8 +120,30 @@ type ListOption func(*pb.ListRequest)
 // PageSize fetches n sessions per call (the server's default is 100, its maximum 1000).
 func PageSize(n uint32) ListOption { return func(r *pb.ListRequest) { r.PageSize = n } }
 
-// List yields the sessions whose id starts with prefix ("" for all), sorted by id, fetching pages
-// as the loop asks for more.
+// LabelSelector lists only the sessions whose labels match selector, in Kubernetes syntax:
+// "user=alice,env!=prod,team,!draft,tier in (a,b),tier notin (c)"; every requirement must hold.
+func LabelSelector(selector string) ListOption {
+	return func(r *pb.ListRequest) { r.LabelSelector = selector }
+}
+
+// ListOrder is the order of a listing.
+type ListOrder int32
+
+const (
+	// ByID lists sessions by id (the default).
+	ByID = ListOrder(pb.ListOrder_LIST_ORDER_BY_ID)
+	// ByUpdatedDesc lists the most recently appended first (then by id).
+	ByUpdatedDesc = ListOrder(pb.ListOrder_LIST_ORDER_BY_UPDATED_DESC)
+)
+
+// OrderBy lists in the given order.
+func OrderBy(order ListOrder) ListOption {
+	return func(r *pb.ListRequest) { r.Order = pb.ListOrder(order) }
+}
+
+// List yields the sessions whose id starts with prefix ("" for all), by id unless [OrderBy]
+// says otherwise, those matching a [LabelSelector] only if given, fetching pages as the loop
+// asks for more.
 func (c *Client) List(ctx context.Context, prefix string, opts ...ListOption) iter.Seq2[SessionMeta, error] {
 	return func(yield func(SessionMeta, error) bool) {
 		request := &pb.ListRequest{Prefix: prefix}

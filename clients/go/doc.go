@@ -7,7 +7,13 @@
 //
 // Every method takes a [context.Context] first; failures are [*Error] values carrying the gRPC
 // status code (use [errors.As], or [google.golang.org/grpc/status.Code], which also works on
-// them). Streams are iterators ([iter.Seq2]): Messages, List and Watch.
+// them). Streams are iterators ([iter.Seq2]): Messages, List, Watch and WatchEvents.
+//
+// Sessions carry labels ([Labels], [Client.SetLabels]) that [Client.List] selects by
+// ([LabelSelector]), most recently appended first if asked ([OrderBy]); they can be forked
+// ([Client.Fork]), rewound ([Client.Rewind], [Client.PopLast]) and trimmed ([Client.Trim]), and read
+// as a context window that a model API accepts ([Client.LoadWindow] with [MaxBytes] and
+// [WholeTurns]).
 //
 // The generated protobuf and gRPC code is in the gen/sessionstore/v1 package, for callers that
 // want the raw API.

@@ -11,20 +11,30 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// ActualLengthKey is the trailing metadata key of an ABORTED expected_seq mismatch: the session's
-// actual length, in decimal.
-const ActualLengthKey = "sessionstore-actual-length"
+// Trailing metadata keys in which the server reports, in decimal, what a failed call ran into.
+const (
+	// ActualLengthKey: the session's actual length, on an Aborted expected_seq mismatch (Append,
+	// Rewind) and on OutOfRange past the session's end (Fork, Rewind, Trim).
+	ActualLengthKey = "sessionstore-actual-length"
+	// ActualLabelsRevisionKey: the session's labels revision, on an Aborted SetLabels whose
+	// expected revision is not it.
+	ActualLabelsRevisionKey = "sessionstore-actual-labels-revision"
+	// FirstSeqKey: the first seq kept, on OutOfRange below a trimmed session's start.
+	FirstSeqKey = "sessionstore-first-seq"
+)
 
 // Error is a failed call: the gRPC status code and message the server answered.
 type Error struct {
 	// Code is the gRPC status code: InvalidArgument (bad input, nothing stored), NotFound,
-	// Aborted (expected_seq mismatch), ResourceExhausted, Unavailable (safe to retry), DataLoss.
+	// AlreadyExists (a fork into an existing id), Aborted (an expected seq or labels revision
+	// that is not the session's), OutOfRange (a seq past the session's end or below its first
+	// kept one), ResourceExhausted, Unavailable (safe to retry), DataLoss.
 	Code codes.Code
 	// Message says what to fix.
 	Message string
-	// actualLength is the session's length that an Aborted append reported, when it did.
-	actualLength *uint64
-	status       *status.Status
+	// reported holds what the server reported in the trailing metadata, by key.
+	reported map[string]uint64
+	status   *status.Status
 }
 
 func (e *Error) Error() string {
@@ -34,13 +44,26 @@ func (e *Error) Error() string {
 // GRPCStatus lets status.Code and status.FromError see the status of an *Error.
 func (e *Error) GRPCStatus() *status.Status { return e.status }
 
-// ActualLength is the session's length when an append failed with Aborted because its
-// expected_seq did not match; ok is false for other errors.
+// ActualLength is the session's length when an append or rewind failed with Aborted because its
+// expected seq did not match, or a fork, rewind or trim point was past the end (OutOfRange); ok
+// is false for other errors.
 func (e *Error) ActualLength() (length uint64, ok bool) {
-	if e.actualLength == nil {
-		return 0, false
-	}
-	return *e.actualLength, true
+	length, ok = e.reported[ActualLengthKey]
+	return length, ok
+}
+
+// ActualLabelsRevision is the session's labels revision when SetLabels failed with Aborted
+// because [ExpectedLabelsRevision] did not match; ok is false for other errors.
+func (e *Error) ActualLabelsRevision() (revision uint64, ok bool) {
+	revision, ok = e.reported[ActualLabelsRevisionKey]
+	return revision, ok
+}
+
+// FirstSeq is the first seq a trimmed session keeps when a read (or fork) below it failed with
+// OutOfRange: read from there. ok is false for other errors.
+func (e *Error) FirstSeq() (seq uint64, ok bool) {
+	seq, ok = e.reported[FirstSeqKey]
+	return seq, ok
 }
 
 // CodeOf is the gRPC status code of err: codes.OK for nil, codes.Unknown for an error that
@@ -77,10 +100,12 @@ func wrapError(err error, trailer metadata.MD) error {
 			return err
 		}
 	}
-	e := &Error{Code: s.Code(), Message: s.Message(), status: s}
-	if values := trailer.Get(ActualLengthKey); len(values) > 0 {
-		if n, parseErr := strconv.ParseUint(values[0], 10, 64); parseErr == nil {
-			e.actualLength = &n
+	e := &Error{Code: s.Code(), Message: s.Message(), status: s, reported: map[string]uint64{}}
+	for _, key := range []string{ActualLengthKey, ActualLabelsRevisionKey, FirstSeqKey} {
+		if values := trailer.Get(key); len(values) > 0 {
+			if n, parseErr := strconv.ParseUint(values[0], 10, 64); parseErr == nil {
+				e.reported[key] = n
+			}
 		}
 	}
 	return e

@@ -8,7 +8,6 @@ import type {
   Appended,
   Appending,
   FlushReport,
-  ListCursor,
   ListOrder,
   MessagePage,
   ReadRange,

@@ -147,6 +147,8 @@ describe("the Python and Go clients over TLS and mTLS, with tokens", skipWithout
   }, 120_000);
 
   it("the Python client's unit tests pass (unittest)", async () => {
-    await runOk(PYTHON, ["-m", "unittest", "discover", "-s", "clients/python/tests"]);
+    // This checkout's client, wherever the venv's editable install of it points.
+    const env = { PYTHONPATH: join(REPOSITORY, "clients/python/src") };
+    await runOk(PYTHON, ["-m", "unittest", "discover", "-s", "clients/python/tests"], { env });
   });
 });

@@ -2,12 +2,13 @@ import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type {
-  ForkRequest,
-  ForkResponse,
-  TrimRequest,
-  TrimResponse,
-  WatchResponse,
+import {
+  type ForkRequest,
+  type ForkResponse,
+  SessionStoreService,
+  type TrimRequest,
+  type TrimResponse,
+  type WatchResponse,
 } from "../../gen/sessionstore/v1/session_store.js";
 import { Code, SessionStoreError } from "../../src/errors.js";
 import { normalizeMessages } from "../../src/sessions/validation.js";
@@ -97,6 +98,48 @@ function expectedTour(prefix: string) {
   };
 }
 
+/**
+ * The report both programs' `agent` command must print (test/interop/python/scenario.py,
+ * go/main.go), given test/interop/chat-openai.jsonl: an OpenAI Chat Completions conversation of a
+ * turn whose tool call has its result, then a turn interrupted before call_2's result.
+ */
+function expectedAgentReport(prefix: string, conversation: string[]) {
+  const session = `${prefix}-agent`;
+  const failure = (code: status, reported: Record<string, number> = {}) => ({
+    code,
+    actual_length: null,
+    actual_labels_revision: null,
+    first_seq: null,
+    ...reported,
+  });
+  return {
+    created: [{ user: "alice" }, 1],
+    set_labels: [{ user: "alice", env: "dev" }, 2],
+    set_labels_stale: failure(status.ABORTED, { actual_labels_revision: 2 }),
+    set_labels_unknown: failure(status.NOT_FOUND),
+    list_selected: [session],
+    list_updated: [`${session}-other`, session],
+    // The last 5 messages start with a tool call's result: the window starts at the next turn.
+    window: [4, conversation.slice(4), ["call_2"]],
+    window_bytes: [4, 2, []],
+    window_empty: [null, [], []],
+    fork: [session, 4, 4, { user: "alice", env: "dev", branch: "b" }],
+    fork_exists: failure(status.ALREADY_EXISTS),
+    fork_past_end: failure(status.OUT_OF_RANGE, { actual_length: 6 }),
+    watch_events: [
+      ...conversation.slice(0, 4).map((text, seq) => ["message", seq, text]),
+      ["rewound", 2],
+      ["message", 2, '{"after":"rewind"}'],
+    ],
+    rewind: [conversation.slice(5), 5],
+    rewind_stale: failure(status.ABORTED, { actual_length: 5 }),
+    pop_item: JSON.parse(conversation[4] ?? ""),
+    trim: [2, 2, 4],
+    load_trimmed: failure(status.OUT_OF_RANGE, { first_seq: 2 }),
+    load_kept: 2,
+  };
+}
+
 /** Watches a session from the TypeScript side until it holds `count` messages. */
 function watchUntil(server: TestServer, sessionId: string, count: number): Promise<string[]> {
   return new Promise((resolve, reject) => {
@@ -121,6 +164,9 @@ describe(
   skipWithout(missingForClients),
   () => {
     let server: TestServer;
+    /** A server on the memory backend, which implements labels, Fork, Rewind, Trim and windows. */
+    let memoryServer: TestServer;
+    let chat: Buffer;
     let workDir: string;
     let goProgram: string;
     let vectors: Buffer;
@@ -140,10 +186,13 @@ describe(
       await runOk("go", ["build", "-o", goProgram, "."], { cwd: join(HERE, "go") });
       vectors = await readFile(join(HERE, "messages.jsonl"));
       server = await startTestServer({ flushMessages: 10_000, flushIntervalMs: 60_000 });
+      memoryServer = await startTestServer({ storage: "memory" });
+      chat = await readFile(join(HERE, "chat-openai.jsonl"));
     }, 300_000);
 
     afterAll(async () => {
       await server?.close();
+      await memoryServer?.close();
       if (workDir) await rm(workDir, { recursive: true, force: true });
     });
 
@@ -155,6 +204,19 @@ describe(
     it("Go: every call of the client, the error cases included, as the Python client sees them", async () => {
       const report = JSON.parse((await runOk(goProgram, go("tour", "go"))).toString("utf8"));
       expect(report).toEqual(expectedTour("go"));
+    });
+
+    it("Python: labels, listing by selector and update time, windows, fork, watch events, rewind, pop_item and trim, as the Go client sees them", async () => {
+      const address = memoryServer.server.address;
+      const run = [join(HERE, "python/scenario.py"), address, "agent", "py"];
+      const report = JSON.parse((await runOk(PYTHON, run, { input: chat })).toString("utf8"));
+      expect(report).toEqual(expectedAgentReport("py", lines(chat)));
+    });
+
+    it("Go: labels, listing by selector and update time, windows, fork, watch events, rewind, PopLast and trim, as the Python client sees them", async () => {
+      const run = [memoryServer.server.address, "agent", "go"];
+      const report = JSON.parse((await runOk(goProgram, run, { input: chat })).toString("utf8"));
+      expect(report).toEqual(expectedAgentReport("go", lines(chat)));
     });
 
     it("a session appended from Python is loaded from Go and watched from TypeScript, byte for byte", async () => {
@@ -258,6 +320,72 @@ describe(
       expect(await grpcurl(address, "describe", "sessionstore.v1.AppendRequest")).toContain(
         "optional uint64 expected_seq = 3;",
       );
+    });
+
+    it("grpcurl lists every RPC of the service through reflection, describes it and calls it", async () => {
+      const address = memoryServer.server.address;
+      const service = "sessionstore.v1.SessionStore";
+      const rpcs = Object.values(SessionStoreService).map((method) => method.path.split("/")[2]);
+      expect(lines(await grpcurl(address, "list", service)).sort()).toEqual(
+        rpcs.map((rpc) => `${service}.${rpc}`).sort(),
+      );
+      for (const rpc of rpcs) {
+        expect(await grpcurl(address, "describe", `${service}.${rpc}`)).toMatch(
+          new RegExp(`rpc ${rpc} \\( (stream )?\\.sessionstore\\.v1\\.${rpc}Request \\)`),
+        );
+      }
+      expect(await grpcurl(address, "describe", "sessionstore.v1.SessionMeta")).toMatch(
+        /map<string, string> labels = 7;[\s\S]*uint64 first_seq = 11;/,
+      );
+
+      // One call of each, in proto3's canonical JSON, on one session and a fork of it.
+      const call = async (rpc: string, request: object) =>
+        JSON.parse(await grpcurl("-d", JSON.stringify(request), address, `${service}/${rpc}`));
+      const session = { sessionId: "grpcurl-agent" };
+      const messages = ['{"role":"user","content":"hi"}', '{"role":"assistant","content":"hello"}'];
+      const answers: Record<string, unknown> = {
+        Append: await call("Append", { ...session, messages, labels: { user: "alice" } }),
+        SetLabels: await call("SetLabels", { ...session, labels: { env: "dev" } }),
+        List: await call("List", {
+          labelSelector: "user=alice",
+          order: "LIST_ORDER_BY_UPDATED_DESC",
+        }),
+        LoadMeta: await call("LoadMeta", session),
+        Load: await call("Load", { ...session, maxBytes: 100, wholeTurns: true }),
+        Fork: await call("Fork", { ...session, atSeq: 1, newSessionId: "grpcurl-fork" }),
+        Rewind: await call("Rewind", { ...session, toSeq: 1, expectedSeq: 2 }),
+        Trim: await call("Trim", { ...session, beforeSeq: 1 }),
+        Flush: await call("Flush", session),
+      };
+      // Watch streams until its deadline: what came before it is the fork's message.
+      const watch = await run(GRPCURL, [
+        "-plaintext",
+        "-max-time",
+        "1",
+        "-d",
+        '{"sessionId":"grpcurl-fork"}',
+        address,
+        `${service}/Watch`,
+      ]);
+      expect(watch.stderr).toContain("Code: DeadlineExceeded");
+      answers.Watch = JSON.parse(watch.stdout.toString());
+      answers.Delete = await call("Delete", { sessionId: "grpcurl-fork" });
+      expect(Object.keys(answers).sort()).toEqual([...rpcs].sort());
+      expect(answers).toMatchObject({
+        Append: { sessionId: "grpcurl-agent", nextSeq: "2" },
+        SetLabels: { meta: { labels: { user: "alice", env: "dev" }, labelsRevision: "2" } },
+        List: { sessions: [{ sessionId: "grpcurl-agent" }] },
+        LoadMeta: { meta: { messageCount: "2" } },
+        Load: { messages },
+        Fork: {
+          meta: { sessionId: "grpcurl-fork", parentSessionId: "grpcurl-agent", parentSeq: "1" },
+        },
+        Rewind: { droppedMessages: messages.slice(1), meta: { messageCount: "1" } },
+        Trim: { trimmed: "1", meta: { firstSeq: "1" } },
+        Flush: {},
+        Watch: { messages: messages.slice(0, 1) },
+        Delete: { existed: true },
+      });
     });
 
     it("grpcurl lists, describes and calls the service through reflection", async () => {

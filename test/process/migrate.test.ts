@@ -14,7 +14,7 @@ describe("sessionstore migrate", skipWithReason(databases.missing), () => {
     const url = await databases.create();
     const first = await run(process.execPath, [CLI, "migrate", "--database-url", url]);
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stdout.toString()).toBe("applied migrations 1\n");
+    expect(first.stdout.toString()).toBe("applied migrations 1, 2\n");
     const second = await run(process.execPath, [CLI, "migrate", "--database-url", url]);
     expect(second.stdout.toString()).toBe("the schema is up to date\n");
 
@@ -45,6 +45,6 @@ describe("sessionstore migrate", skipWithReason(databases.missing), () => {
       url,
     ]);
     expect(newer.code).toBe(1);
-    expect(newer.stderr).toMatch(/schema is version 99, newer than this server knows \(1\)/);
+    expect(newer.stderr).toMatch(/schema is version 99, newer than this server knows \(2\)/);
   }, 60_000);
 });

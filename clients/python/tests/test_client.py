@@ -5,8 +5,13 @@ import unittest
 
 import grpc
 
-from sessionstore import SessionStoreClient
-from sessionstore.client import _is_loopback
+from sessionstore import SessionStoreClient, SessionStoreError
+from sessionstore.client import (
+    ACTUAL_LABELS_REVISION_KEY,
+    ACTUAL_LENGTH_KEY,
+    FIRST_SEQ_KEY,
+    _is_loopback,
+)
 
 
 class DefaultTransport(unittest.TestCase):
@@ -49,6 +54,54 @@ class Options(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "its own credentials"):
             SessionStoreClient(channel=channel, credentials="tls")
         channel.close()
+
+
+class FailedCall(grpc.RpcError, grpc.Call):
+    """What a failed call raises: a status code, details and trailing metadata."""
+
+    def __init__(self, code: grpc.StatusCode, trailer: tuple) -> None:
+        self._code = code
+        self._trailer = trailer
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return "what to fix"
+
+    def trailing_metadata(self) -> tuple:
+        return self._trailer
+
+    def initial_metadata(self) -> tuple:
+        return ()
+
+    def is_active(self) -> bool:
+        return False
+
+    def time_remaining(self) -> None:
+        return None
+
+    def cancel(self) -> bool:
+        return False
+
+    def add_callback(self, callback: object) -> bool:
+        return False
+
+
+class Errors(unittest.TestCase):
+    def test_reports_what_the_trailing_metadata_says(self) -> None:
+        trailer = ((ACTUAL_LABELS_REVISION_KEY, "7"), (FIRST_SEQ_KEY, "12"), ("other", "1"))
+        error = SessionStoreError.from_rpc_error(FailedCall(grpc.StatusCode.ABORTED, trailer))
+        self.assertEqual(error.code, grpc.StatusCode.ABORTED)
+        self.assertEqual(str(error), "ABORTED: what to fix")
+        self.assertEqual(error.actual_labels_revision, 7)
+        self.assertEqual(error.first_seq, 12)
+        self.assertIsNone(error.actual_length)
+
+    def test_reports_the_length_on_out_of_range(self) -> None:
+        call = FailedCall(grpc.StatusCode.OUT_OF_RANGE, ((ACTUAL_LENGTH_KEY, "3"),))
+        error = SessionStoreError.from_rpc_error(call)
+        self.assertEqual((error.actual_length, error.first_seq), (3, None))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ export interface AppenderOptions {
   expectedSeq?: number;
   /** Acknowledge messages only once they are fsynced. Default false. */
   sync?: boolean;
+  /**
+   * Labels for the session if the appender creates it (they go with a request at seq 0, the only
+   * one that can); an existing session keeps its own (`setLabels` changes them).
+   */
+  labels?: Record<string, string>;
   /** At most this many messages per request. Default 500. */
   maxBatchMessages?: number;
   /** At most about this many bytes of messages per request (one larger message goes alone). Default 1 MiB. */
@@ -91,8 +96,11 @@ const DEFAULTS = {
  */
 export class Appender {
   readonly #transport: AppenderTransport;
-  readonly #options: Required<Omit<AppenderOptions, "expectedSeq" | "signal" | "metadata">>;
+  readonly #options: Required<
+    Omit<AppenderOptions, "expectedSeq" | "signal" | "metadata" | "labels">
+  >;
   readonly #strict: boolean;
+  readonly #labels: Record<string, string>;
   readonly #signal: AbortSignal | undefined;
   /** Written and not acknowledged, in seq order: sent on the current stream first, then unsent. */
   readonly #unacknowledged: PendingMessage[] = [];
@@ -123,6 +131,7 @@ export class Appender {
       maxPendingBytes: options.maxPendingBytes ?? DEFAULTS.maxPendingBytes,
     };
     this.#strict = options.expectedSeq !== undefined;
+    this.#labels = options.labels ?? {};
     this.#base = options.expectedSeq;
     this.#signal = options.signal;
     if (this.#signal?.aborted) this.#fail(abortError(this.#signal));
@@ -230,12 +239,13 @@ export class Appender {
     if (connection.waitingForDrain || this.#base === undefined) return;
     while (this.#sent < this.#unacknowledged.length) {
       const batch = this.#nextBatch();
+      const expectedSeq = this.#base + this.#sent;
       const request: AppendRequest = {
         sessionId: this.#transport.sessionId,
         messages: batch,
-        expectedSeq: this.#base + this.#sent,
+        expectedSeq,
         sync: this.#options.sync,
-        labels: {},
+        labels: expectedSeq === 0 ? this.#labels : {},
       };
       connection.requests.push(batch.length);
       this.#sent += batch.length;

@@ -3,12 +3,20 @@ import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
 /** The gRPC status codes, as numbers: `error.code === Status.ABORTED`. */
 export { status as Status } from "@grpc/grpc-js";
 
-/** Trailing metadata key in which the server reports a session's length on ABORTED. */
+/**
+ * Trailing metadata key in which the server reports a session's length: on ABORTED (an
+ * `expectedSeq` that is not the length) and on OUT_OF_RANGE past the session's end.
+ */
 export const ACTUAL_LENGTH_KEY = "sessionstore-actual-length";
+/** Trailing metadata key of ABORTED for an `expectedLabelsRevision` that is not the actual one. */
+export const ACTUAL_LABELS_REVISION_KEY = "sessionstore-actual-labels-revision";
+/** Trailing metadata key of OUT_OF_RANGE for a read below a trimmed session's first kept seq. */
+export const FIRST_SEQ_KEY = "sessionstore-first-seq";
 
 /**
  * The one error every call of this client fails with: a gRPC status code, the server's message
- * (which says what to fix) and, for ABORTED, the session's actual length.
+ * (which says what to fix) and what the server reported with it: for ABORTED, the session's
+ * actual length or labels revision; for OUT_OF_RANGE, its first kept seq or its length.
  */
 export class SessionStoreError extends Error {
   override name = "SessionStoreError";
@@ -19,10 +27,21 @@ export class SessionStoreError extends Error {
   /** The trailing metadata the call ended with (empty for errors raised by the client). */
   readonly metadata: Metadata;
   /**
-   * For ABORTED (an `expectedSeq` that is not the session's length): the session's actual
-   * length, from the trailing metadata `sessionstore-actual-length`.
+   * The session's actual length, from the trailing metadata `sessionstore-actual-length`: for
+   * ABORTED (an `expectedSeq` that is not the session's length, in `append` or `rewind`), and for
+   * OUT_OF_RANGE (a fork, rewind or trim point past the session's end).
    */
   readonly actualLength: number | undefined;
+  /**
+   * For ABORTED from `setLabels` (an `expectedLabelsRevision` that is not the session's): its
+   * actual labels revision, from `sessionstore-actual-labels-revision`.
+   */
+  readonly actualLabelsRevision: number | undefined;
+  /**
+   * For OUT_OF_RANGE below a trimmed session's start (a `load` from, or `fork` at, a seq that was
+   * trimmed): the first seq kept, from `sessionstore-first-seq`. Read from there.
+   */
+  readonly firstSeq: number | undefined;
 
   constructor(
     code: status,
@@ -33,7 +52,9 @@ export class SessionStoreError extends Error {
     this.code = code;
     this.details = details;
     this.metadata = options.metadata ?? new Metadata();
-    this.actualLength = code === status.ABORTED ? readActualLength(this.metadata) : undefined;
+    this.actualLength = readNumber(this.metadata, ACTUAL_LENGTH_KEY);
+    this.actualLabelsRevision = readNumber(this.metadata, ACTUAL_LABELS_REVISION_KEY);
+    this.firstSeq = readNumber(this.metadata, FIRST_SEQ_KEY);
   }
 
   /** The code's name, e.g. "ABORTED". */
@@ -63,8 +84,9 @@ function isServiceError(error: unknown): error is ServiceError {
   );
 }
 
-function readActualLength(metadata: Metadata): number | undefined {
-  const [value] = metadata.get(ACTUAL_LENGTH_KEY);
+/** A decimal number the server put in the trailing metadata under `key`, if it did. */
+function readNumber(metadata: Metadata, key: string): number | undefined {
+  const [value] = metadata.get(key);
   if (typeof value !== "string" || !/^\d+$/.test(value)) return undefined;
   return Number(value);
 }

@@ -3,7 +3,13 @@ import { type FileHandle, open, readdir, rename, unlink } from "node:fs/promises
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { Code, SessionStoreError } from "../../errors.js";
-import { isLabelKey, isLabelValue, type Labels, sortedLabels } from "../../labels.js";
+import {
+  isLabelKey,
+  isLabelValue,
+  type Labels,
+  MAX_LABEL_BYTES,
+  sortedLabels,
+} from "../../labels.js";
 import { isValidSessionId } from "../../session-id.js";
 import {
   coalesce,
@@ -24,6 +30,8 @@ export interface StoredLabels {
 export const NO_LABELS: StoredLabels = { labels: {}, revision: 0 };
 
 const SUFFIX = ".json";
+/** More than a sidecar of the largest labels allowed takes (MAX_LABEL_BYTES, quoted, and the rest). */
+const MAX_SIDECAR_BYTES = 4 * MAX_LABEL_BYTES;
 
 /** Reads a sidecar file without following a link. */
 const READ = constants.O_RDONLY | constants.O_NOFOLLOW;
@@ -181,13 +189,18 @@ export class LabelFiles {
       if (isNotFound(error)) return undefined;
       throw error;
     }
-    let text: string;
+    // One read (no stat): a catalog built after a start reads every sidecar.
+    const buffer = Buffer.allocUnsafe(MAX_SIDECAR_BYTES + 1);
+    let bytesRead: number;
     try {
-      text = await handle.readFile("utf8");
+      ({ bytesRead } = await handle.read(buffer, 0, buffer.length, 0));
     } finally {
       await handle.close();
     }
-    const parsed = parseSidecar(sessionId, text);
+    const parsed =
+      bytesRead > MAX_SIDECAR_BYTES
+        ? undefined
+        : parseSidecar(sessionId, buffer.toString("utf8", 0, bytesRead));
     if (!parsed) {
       this.#log.error(
         { sessionId, file: this.#path(sessionId) },

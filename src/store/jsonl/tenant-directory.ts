@@ -85,7 +85,8 @@ export interface SharedFiles {
 /**
  * One directory of session files, `<directory>/<session_id>.jsonl` (the data directory itself
  * without tenants, `<data-dir>/<tenant>/` for each tenant), plus the server's sidecar indexes
- * under its `.sessionstore/`. Each session in use is a SessionLog, its buffer and single writer.
+ * and labels (LabelFiles) under its `.sessionstore/`. Each session in use is a SessionLog, its
+ * buffer and single writer; listings by labels or update time come from a DirectoryCatalog.
  *
  * The directory is the truth: nothing is cached about a session that is not there, so a file
  * that appears while the server runs (copied from motosan, restored from a backup) is served

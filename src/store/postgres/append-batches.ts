@@ -1,5 +1,6 @@
 import type { Pool } from "pg";
 import { Code, lengthMismatch, type SessionStoreError } from "../../errors.js";
+import type { Labels } from "../../labels.js";
 import { type AppendChain, type ChainMember, followerError } from "../append-chain.js";
 import { AGENT_LOOP_VERSION, type AppendAck } from "../storage.js";
 import { type StorageEvents, secondsSince } from "../storage-events.js";
@@ -15,6 +16,10 @@ export interface QueuedAppend {
   chain: AppendChain | undefined;
   /** The session's creation time, if this request creates it (else now). */
   createdAtMs: number | undefined;
+  /** The session's labels, if this request creates it. */
+  labels: Labels | undefined;
+  /** The seq of the session's first message, if this request creates it (else 0). */
+  firstSeq: number | undefined;
   bytes: number;
 }
 
@@ -76,6 +81,8 @@ export class AppendBatcher {
   readonly #lanes: Lane[];
   #queuedBytes = 0;
   readonly #roomWaiters: (() => void)[] = [];
+  /** Each session's requests not yet decided, by key(tenant, session id). */
+  readonly #undecided = new Map<string, Set<Pending>>();
 
   constructor(
     private readonly pool: Pool,
@@ -119,8 +126,34 @@ export class AppendBatcher {
     request.chain?.add(pending);
     pending.blocked = previous instanceof Pending && previous.lane !== lane;
     this.#queuedBytes += request.bytes;
+    this.#track(pending);
     lane.push(pending);
     return pending.ack;
+  }
+
+  /**
+   * Resolves once every request of the session queued so far is decided (acknowledged or
+   * failed): what a rewind or a fork waits for, to be ordered after them.
+   */
+  async decided(tenant: string, sessionId: string): Promise<void> {
+    const undecided = this.#undecided.get(sessionKey(tenant, sessionId));
+    if (undecided) await Promise.allSettled([...undecided].map((pending) => pending.ack));
+  }
+
+  #track(pending: Pending): void {
+    const key = sessionKey(pending.request.tenant, pending.request.sessionId);
+    let undecided = this.#undecided.get(key);
+    if (!undecided) {
+      undecided = new Set();
+      this.#undecided.set(key, undecided);
+    }
+    undecided.add(pending);
+    const forget = () => {
+      undecided.delete(pending);
+      if (undecided.size === 0 && this.#undecided.get(key) === undecided)
+        this.#undecided.delete(key);
+    };
+    pending.ack.then(forget, forget);
   }
 
   /** Resolves once every queued request is decided. */
@@ -145,6 +178,8 @@ export class AppendBatcher {
       bodies: [] as string[],
       chains: [] as (number | null)[],
       created: [] as (number | null)[],
+      labels: [] as (string | null)[],
+      starts: [] as (number | null)[],
     };
     let durable = false;
     let bytes = 0;
@@ -162,13 +197,15 @@ export class AppendBatcher {
       }
       columns.chains.push(chainId);
       columns.created.push(request.createdAtMs ?? null);
+      columns.labels.push(request.labels ? JSON.stringify(request.labels) : null);
+      columns.starts.push(request.firstSeq ?? null);
       durable ||= request.sync;
     }
     let rows: Row[];
     const started = performance.now();
     try {
       const result = await this.pool.query<Row>(
-        "SELECT * FROM sessionstore.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "SELECT * FROM sessionstore.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         [
           columns.tenants,
           columns.ids,
@@ -177,6 +214,8 @@ export class AppendBatcher {
           columns.bodies,
           columns.chains,
           columns.created,
+          columns.labels,
+          columns.starts,
           Date.now(),
           AGENT_LOOP_VERSION,
           durable,
@@ -300,6 +339,10 @@ class Lane {
     this.taken(bytes);
     return batch;
   }
+}
+
+function sessionKey(tenant: string, sessionId: string): string {
+  return `${tenant}/${sessionId}`;
 }
 
 /** The lane of a session: the same for all its requests. */

@@ -1,10 +1,13 @@
 import type { Pool, PoolClient } from "pg";
 import type { Logger } from "pino";
+import { LABELS_FORKS_TRIMS } from "./migration-2.js";
 
 /**
  * The schema, as versioned migrations applied in order, each once. Every table is keyed by
  * session id first, and every unique key includes it, so the schema distributes by session id
- * unchanged (Citus: `SELECT create_distributed_table('sessionstore.messages', 'session_id')`).
+ * unchanged (Citus: `SELECT create_distributed_table('sessionstore.messages', 'session_id')`);
+ * a message's session id is the session that wrote it, so a fork reads its source's rows
+ * (version 2) across shards.
  * Messages are `text`, not `jsonb`: jsonb reorders keys and loses digits; they are stored byte
  * for byte.
  */
@@ -118,6 +121,7 @@ END
 $fn$;
 `,
   },
+  LABELS_FORKS_TRIMS,
 ];
 
 /** The newest schema version this server knows. */
@@ -127,16 +131,16 @@ export const SCHEMA_VERSION = Math.max(...MIGRATIONS.map((migration) => migratio
 const MIGRATION_LOCK = 0x5e551057;
 
 /**
- * Brings the schema to SCHEMA_VERSION under an advisory lock, so replicas starting together
- * migrate once. Refuses a schema newer than this server knows. Resolves to the migrations
- * applied.
+ * Brings the schema to `target` (SCHEMA_VERSION: the current one; an older one makes a database
+ * as an older server left it) under an advisory lock, so replicas starting together migrate
+ * once. Refuses a schema newer than this server knows. Resolves to the migrations applied.
  */
-export async function migrate(pool: Pool, log: Logger): Promise<number[]> {
+export async function migrate(pool: Pool, log: Logger, target = SCHEMA_VERSION): Promise<number[]> {
   const client = await pool.connect();
   try {
     await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK]);
     try {
-      return await applyMissing(client, log);
+      return await applyMissing(client, log, target);
     } finally {
       await client.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK]);
     }
@@ -145,7 +149,7 @@ export async function migrate(pool: Pool, log: Logger): Promise<number[]> {
   }
 }
 
-async function applyMissing(client: PoolClient, log: Logger): Promise<number[]> {
+async function applyMissing(client: PoolClient, log: Logger, target: number): Promise<number[]> {
   await client.query("CREATE SCHEMA IF NOT EXISTS sessionstore");
   await client.query(
     `CREATE TABLE IF NOT EXISTS sessionstore.migrations (
@@ -163,7 +167,7 @@ async function applyMissing(client: PoolClient, log: Logger): Promise<number[]> 
   }
   const applied: number[] = [];
   for (const migration of MIGRATIONS) {
-    if (migration.version <= current) continue;
+    if (migration.version <= current || migration.version > target) continue;
     await client.query("BEGIN");
     try {
       await client.query(migration.sql);

@@ -2,17 +2,19 @@ import pg from "pg";
 import type { Logger } from "pino";
 import type { SessionChange } from "../storage.js";
 
-/** The channel sessions' changes are announced on (by append_batch and by deletes). */
+/** The channel sessions' changes are announced on (by the schema's functions, see migrations). */
 export const CHANNEL = "sessionstore";
 
 /** What a notification on CHANNEL carries. */
 export interface ChangeNotice {
-  /** "a": appended; "d": deleted. */
-  k: "a" | "d";
+  /** "a": appended (or created by a fork); "d": deleted; "r": rewound to `q`. */
+  k: "a" | "d" | "r";
   /** Tenant. */
   t: string;
   /** Session id. */
   s: string;
+  /** The seq a rewind went back to. */
+  q?: number;
 }
 
 /** How long a lost listening connection waits before it reconnects, at most. */
@@ -52,7 +54,7 @@ export class ChangeListener {
       if (message.channel !== CHANNEL || !message.payload) return;
       try {
         const notice = JSON.parse(message.payload) as ChangeNotice;
-        this.onChange(notice.t, notice.s, { kind: notice.k === "d" ? "deleted" : "appended" });
+        this.onChange(notice.t, notice.s, changeOf(notice));
       } catch (error) {
         this.log.warn({ err: error }, "ignoring a malformed change notification");
       }
@@ -88,4 +90,10 @@ export class ChangeListener {
     };
     setTimeout(attempt, this.#delayMs).unref();
   }
+}
+
+function changeOf(notice: ChangeNotice): SessionChange {
+  if (notice.k === "d") return { kind: "deleted" };
+  if (notice.k === "r") return { kind: "rewound", toSeq: notice.q ?? 0 };
+  return { kind: "appended" };
 }

@@ -1,20 +1,39 @@
 import pg from "pg";
 import type { Logger } from "pino";
-import { Code, SessionStoreError } from "../../errors.js";
+import {
+  Code,
+  labelsRevisionMismatch,
+  SessionStoreError,
+  sessionExists,
+  sessionNotFound,
+  trimmedBefore,
+} from "../../errors.js";
+import { applyLabelChange, type Labels, sameLabels } from "../../labels.js";
 import { bufferedSize } from "../buffer-budget.js";
+import {
+  checkForkPoint,
+  checkRewind,
+  checkTrim,
+  type LogBounds,
+  readStart,
+} from "../log-bounds.js";
 import { pagesOf, resolveRange } from "../read-range.js";
-import type {
-  Appended,
-  Appending,
-  AppendOptions,
-  FailedOutcome,
-  FlushReport,
-  ListQuery,
-  MessagePage,
-  ReadRange,
-  SessionMeta,
-  SessionStorage,
-  StorageBackend,
+import {
+  AGENT_LOOP_VERSION,
+  type Appended,
+  type Appending,
+  type AppendOptions,
+  type DeleteGuard,
+  type FailedOutcome,
+  type FlushReport,
+  type ListQuery,
+  type MessagePage,
+  type ReadRange,
+  type Rewound,
+  type SessionMeta,
+  type SessionStorage,
+  type StorageBackend,
+  type Trimmed,
 } from "../storage.js";
 import {
   type StorageEvents,
@@ -26,7 +45,17 @@ import { Subscribers } from "../subscribers.js";
 import { AppendBatcher } from "./append-batches.js";
 import { databaseFailure } from "./database-errors.js";
 import { migrate } from "./migrations.js";
-import { CHANNEL, ChangeListener } from "./notifications.js";
+import { ChangeListener } from "./notifications.js";
+import { listStatement } from "./session-listing.js";
+import {
+  LAID_OUT_ROW,
+  type LaidOutRow,
+  layoutOf,
+  type Piece,
+  type SessionRow,
+  sameLayout,
+  toMeta,
+} from "./session-rows.js";
 
 export interface PostgresStorageOptions {
   /** libpq connection URL. */
@@ -48,15 +77,6 @@ export interface PostgresStorageOptions {
 const ROWS_PER_QUERY = 4096;
 /** How often an unreachable database is probed. */
 const PROBE_INTERVAL_MS = 500;
-
-interface SessionRow {
-  session_id: string;
-  length: string;
-  durable_length: string;
-  created_at_ms: string;
-  updated_at_ms: string;
-  agent_loop_version: string;
-}
 
 /**
  * The shared backend: sessions in PostgreSQL, for many stateless replicas behind a load
@@ -163,15 +183,17 @@ export class PostgresStorage implements StorageBackend {
         read: (sessionId, range) => this.readAs(tenant, sessionId, range),
         meta: (sessionId) => this.metaAs(tenant, sessionId),
         list: (query) => this.listAs(tenant, query),
-        delete: (sessionId) => this.deleteAs(tenant, sessionId),
+        delete: (sessionId, guard) => this.deleteAs(tenant, sessionId, guard),
         flush: (sessionId) => this.flushAs(tenant, sessionId),
         subscribe: (sessionId, listener) => this.#subscribers.add(key(tenant, sessionId), listener),
-        // TEMPORARY (issue 14 in progress): replaced by the backend's own implementation.
-        setLabels: () => unfinished("SetLabels"),
-        fork: () => unfinished("Fork"),
-        rewind: () => unfinished("Rewind"),
-        trim: () => unfinished("Trim"),
-        firstSeqSince: () => unfinished("retention"),
+        setLabels: (sessionId, change, expectedRevision) =>
+          this.setLabelsAs(tenant, sessionId, change, expectedRevision),
+        fork: (sessionId, atSeq, newSessionId, labels) =>
+          this.forkAs(tenant, sessionId, atSeq, newSessionId, labels),
+        rewind: (sessionId, toSeq, expectedSeq) =>
+          this.rewindAs(tenant, sessionId, toSeq, expectedSeq),
+        trim: (sessionId, beforeSeq) => this.trimAs(tenant, sessionId, beforeSeq),
+        firstSeqSince: (sessionId, timeMs) => this.firstSeqSinceAs(tenant, sessionId, timeMs),
       };
       this.#views.set(tenant, view);
     }
@@ -201,31 +223,31 @@ export class PostgresStorage implements StorageBackend {
     return this.#enqueue(tenant, sessionId, messages, options, bytes);
   }
 
+  /**
+   * Reads piece by piece (see layoutOf), a query per piece and ROWS_PER_QUERY rows. A missing row
+   * is damage unless the session changed under the read: deleted or rewound below it (the read
+   * ends there), trimmed past it (OUT_OF_RANGE), or laid out anew (the read goes on from there).
+   */
   async *readAs(tenant: string, sessionId: string, range: ReadRange): AsyncGenerator<MessagePage> {
-    const meta = await this.metaAs(tenant, sessionId);
-    if (!meta) return;
-    const { from, to } = resolveRange(range, meta.messageCount);
-    for (let seq = from; seq < to; ) {
-      const rows = await this.#rows(
-        "read",
-        `SELECT seq, body FROM sessionstore.messages
-         WHERE session_id = $1 AND tenant = $2 AND seq >= $3 AND seq < $4 ORDER BY seq LIMIT $5`,
-        [sessionId, tenant, seq, to, ROWS_PER_QUERY],
-      );
-      const messages: string[] = [];
-      for (const [rowSeq, body] of rows as [string, string][]) {
-        if (Number(rowSeq) !== seq + messages.length) break;
-        messages.push(body);
-      }
+    const row = await this.#laidOutRow(tenant, sessionId);
+    if (!row) return;
+    const bounds = boundsOf(row);
+    const fromSeq = readStart(sessionId, range.fromSeq, bounds);
+    let { from: seq, to } = resolveRange({ ...range, fromSeq }, bounds.length);
+    let layout = layoutOf(row);
+    while (seq < to) {
+      const messages = await this.#readPiece(tenant, layout, seq, to);
       if (messages.length === 0) {
-        // The session shrank under the read only if it was deleted; a gap otherwise is damage.
-        if (!(await this.metaAs(tenant, sessionId))) return;
-        this.#events.failed(Code.DataLoss);
-        throw new SessionStoreError(
-          Code.DataLoss,
-          `session ${sessionId} has no stored message at seq ${seq} although its length is ${meta.messageCount}; ` +
-            "an operator must restore it from a backup",
-        );
+        const now = await this.#laidOutRow(tenant, sessionId);
+        if (!now) return;
+        const { firstSeq, length } = boundsOf(now);
+        if (seq >= length) return;
+        if (seq < firstSeq) throw trimmedBefore(sessionId, seq, firstSeq);
+        const moved = layoutOf(now);
+        if (sameLayout(moved, layout)) throw this.#missing(sessionId, seq, length);
+        layout = moved;
+        to = Math.min(to, length);
+        continue;
       }
       yield* pagesOf(messages, seq);
       seq += messages.length;
@@ -242,39 +264,152 @@ export class PostgresStorage implements StorageBackend {
   }
 
   async listAs(tenant: string, query: ListQuery): Promise<SessionMeta[]> {
-    // The prefix as a range of the index on (tenant, session_id): ids are ASCII, compared as bytes.
-    const rows = await this.#query<SessionRow>(
-      "list sessions",
-      `SELECT * FROM sessionstore.sessions
-       WHERE tenant = $1 AND session_id > $2 AND session_id >= $3 AND ($4::text IS NULL OR session_id < $4)
-       ORDER BY session_id LIMIT $5`,
-      [tenant, query.after, query.prefix, prefixEnd(query.prefix), query.limit],
-    );
-    return rows.map(toMeta);
+    const { text, values } = listStatement(tenant, query);
+    return (await this.#query<SessionRow>("list sessions", text, values)).map(toMeta);
   }
 
-  async deleteAs(tenant: string, sessionId: string): Promise<boolean> {
+  /** Deletes in one statement (the guard decided in it); rows forks share stay theirs. */
+  async deleteAs(tenant: string, sessionId: string, guard?: DeleteGuard): Promise<boolean> {
     this.#checkOpen();
-    let existed = false;
+    let deleted = false;
     await this.#transaction("delete", async (client) => {
-      await client.query(
-        "DELETE FROM sessionstore.messages WHERE session_id = $1 AND tenant = $2",
-        [sessionId, tenant],
+      const result = await client.query<{ deleted: boolean }>(
+        "SELECT sessionstore.delete_session($1, $2, $3) AS deleted",
+        [tenant, sessionId, guard?.updatedBeforeMs ?? null],
       );
-      const deleted = await client.query(
-        "DELETE FROM sessionstore.sessions WHERE session_id = $1 AND tenant = $2",
-        [sessionId, tenant],
-      );
-      existed = (deleted.rowCount ?? 0) > 0;
-      await client.query("SELECT pg_notify($1, $2)", [
-        CHANNEL,
-        JSON.stringify({ k: "d", t: tenant, s: sessionId }),
-      ]);
+      deleted = result.rows[0]?.deleted === true;
     });
+    if (!deleted) return false;
     this.#unflushed.delete(key(tenant, sessionId));
     // This replica's watchers hear it now; every replica's (again) through the notification.
     this.#subscribers.notify(key(tenant, sessionId), { kind: "deleted" });
-    return existed;
+    return true;
+  }
+
+  /** Under the session's row lock, so that replicas racing with one expected revision get one winner. */
+  async setLabelsAs(
+    tenant: string,
+    sessionId: string,
+    change: Labels,
+    expectedRevision?: number,
+  ): Promise<SessionMeta> {
+    this.#checkOpen();
+    return this.#transaction("set labels", async (client) => {
+      const current = toMeta(await lockedRow(client, tenant, sessionId));
+      if (expectedRevision !== undefined && expectedRevision !== current.labelsRevision) {
+        throw labelsRevisionMismatch(sessionId, expectedRevision, current.labelsRevision);
+      }
+      const labels = applyLabelChange(current.labels, change);
+      if (sameLabels(labels, current.labels)) return current;
+      const updated = await client.query<SessionRow>(
+        `UPDATE sessionstore.sessions SET labels = $3, labels_revision = labels_revision + 1
+         WHERE tenant = $1 AND session_id = $2 RETURNING *`,
+        [tenant, sessionId, JSON.stringify(labels)],
+      );
+      return toMeta(updated.rows[0] as SessionRow);
+    });
+  }
+
+  /**
+   * A row for the fork and a few pieces (the source's, cut at `atSeq`, and the source's head),
+   * whatever `atSeq`; after this replica's appends to the source queued before it.
+   */
+  async forkAs(
+    tenant: string,
+    sessionId: string,
+    atSeq: number,
+    newSessionId: string,
+    labels: Labels,
+  ): Promise<SessionMeta> {
+    this.#checkOpen();
+    await this.#batcher.decided(tenant, sessionId);
+    return this.#transaction("fork", async (client) => {
+      const source = await lockedRow(client, tenant, sessionId);
+      checkForkPoint(sessionId, atSeq, boundsOf(source));
+      const forkLabels = applyLabelChange(toMeta(source).labels, labels);
+      const forked = await client.query<{ created: boolean }>(
+        "SELECT sessionstore.fork_session($1, $2, $3, $4, $5, $6, $7) AS created",
+        [
+          tenant,
+          sessionId,
+          atSeq,
+          newSessionId,
+          JSON.stringify(forkLabels),
+          Date.now(),
+          AGENT_LOOP_VERSION,
+        ],
+      );
+      if (forked.rows[0]?.created !== true) throw sessionExists(newSessionId);
+      return toMeta(await lockedRow(client, tenant, newSessionId));
+    });
+  }
+
+  /**
+   * After this replica's appends to the session queued before it; atomic with other replicas'
+   * appends through the row lock, under which the length is checked.
+   */
+  async rewindAs(
+    tenant: string,
+    sessionId: string,
+    toSeq: number,
+    expectedSeq?: number,
+  ): Promise<Rewound> {
+    this.#checkOpen();
+    await this.#batcher.decided(tenant, sessionId);
+    const rewound = await this.#transaction("rewind", async (client) => {
+      const bounds = boundsOf(await lockedRow(client, tenant, sessionId));
+      checkRewind(sessionId, toSeq, expectedSeq, bounds);
+      const dropped = await client.query<[string]>({
+        text: "SELECT body FROM sessionstore.session_messages($1, $2, $3, $4) ORDER BY seq",
+        values: [tenant, sessionId, toSeq, bounds.length],
+        rowMode: "array",
+      });
+      if (dropped.rows.length !== bounds.length - toSeq) {
+        throw this.#missing(sessionId, toSeq + dropped.rows.length, bounds.length);
+      }
+      await client.query("SELECT sessionstore.rewind_session($1, $2, $3, $4)", [
+        tenant,
+        sessionId,
+        toSeq,
+        Date.now(),
+      ]);
+      const meta = toMeta(await lockedRow(client, tenant, sessionId));
+      return { dropped: dropped.rows.map(([body]) => body), meta };
+    });
+    this.#subscribers.notify(key(tenant, sessionId), { kind: "rewound", toSeq });
+    return rewound;
+  }
+
+  async trimAs(tenant: string, sessionId: string, beforeSeq: number): Promise<Trimmed> {
+    this.#checkOpen();
+    return this.#transaction("trim", async (client) => {
+      checkTrim(sessionId, beforeSeq, boundsOf(await lockedRow(client, tenant, sessionId)));
+      const result = await client.query<{ trimmed: string }>(
+        "SELECT sessionstore.trim_session($1, $2, $3) AS trimmed",
+        [tenant, sessionId, beforeSeq],
+      );
+      return {
+        trimmed: Number(result.rows[0]?.trimmed ?? 0),
+        meta: toMeta(await lockedRow(client, tenant, sessionId)),
+      };
+    });
+  }
+
+  /** By each message's append time (the time of the batch that wrote it), piece by piece. */
+  async firstSeqSinceAs(tenant: string, sessionId: string, timeMs: number): Promise<number> {
+    const row = await this.#laidOutRow(tenant, sessionId);
+    if (!row) throw sessionNotFound(sessionId);
+    for (const piece of layoutOf(row)) {
+      const rows = await this.#rows(
+        "read",
+        `SELECT seq FROM sessionstore.messages
+         WHERE session_id = $1 AND tenant = $2 AND segment = $3 AND seq >= $4 AND seq < $5
+           AND appended_at_ms >= $6 ORDER BY seq LIMIT 1`,
+        [piece.owner, tenant, piece.segment, piece.from, piece.to, timeMs],
+      );
+      if (rows[0]) return Number(rows[0][0]);
+    }
+    return Number(row.length);
   }
 
   async flushAs(tenant: string, sessionId?: string): Promise<FlushReport> {
@@ -312,6 +447,8 @@ export class PostgresStorage implements StorageBackend {
         sync: options.sync,
         chain: options.chain,
         createdAtMs: options.createdAtMs,
+        labels: options.labels,
+        firstSeq: options.firstSeq,
         bytes,
       }),
     };
@@ -380,10 +517,49 @@ export class PostgresStorage implements StorageBackend {
     return flushed;
   }
 
-  async #transaction(
+  /** The session's row and pieces, or undefined when it does not exist. */
+  async #laidOutRow(tenant: string, sessionId: string): Promise<LaidOutRow | undefined> {
+    return (await this.#query<LaidOutRow>("read", LAID_OUT_ROW, [tenant, sessionId]))[0];
+  }
+
+  /** The messages stored from `seq` on (before `to`) in the piece holding it, as many as one query reads. */
+  async #readPiece(
+    tenant: string,
+    layout: readonly Piece[],
+    seq: number,
+    to: number,
+  ): Promise<string[]> {
+    const piece = layout.find((candidate) => candidate.from <= seq && seq < candidate.to);
+    const messages: string[] = [];
+    if (!piece) return messages;
+    const rows = await this.#rows(
+      "read",
+      `SELECT seq, body FROM sessionstore.messages
+       WHERE session_id = $1 AND tenant = $2 AND segment = $3 AND seq >= $4 AND seq < $5
+       ORDER BY seq LIMIT $6`,
+      [piece.owner, tenant, piece.segment, seq, Math.min(to, piece.to), ROWS_PER_QUERY],
+    );
+    for (const [rowSeq, body] of rows as [string, string][]) {
+      if (Number(rowSeq) !== seq + messages.length) break;
+      messages.push(body);
+    }
+    return messages;
+  }
+
+  /** DATA_LOSS for a message a session's length says it has and its rows do not. */
+  #missing(sessionId: string, seq: number, length: number): SessionStoreError {
+    this.#events.failed(Code.DataLoss);
+    return new SessionStoreError(
+      Code.DataLoss,
+      `session ${sessionId} has no stored message at seq ${seq} although its length is ${length}; ` +
+        "an operator must restore it from a backup",
+    );
+  }
+
+  async #transaction<Result>(
     action: string,
-    work: (client: pg.PoolClient) => Promise<void>,
-  ): Promise<void> {
+    work: (client: pg.PoolClient) => Promise<Result>,
+  ): Promise<Result> {
     let client: pg.PoolClient;
     try {
       client = await this.#pool.connect();
@@ -392,8 +568,9 @@ export class PostgresStorage implements StorageBackend {
     }
     try {
       await client.query("BEGIN");
-      await work(client);
+      const result = await work(client);
       await client.query("COMMIT");
+      return result;
     } catch (error) {
       await client.query("ROLLBACK").catch(() => undefined);
       if (error instanceof SessionStoreError) throw error;
@@ -476,32 +653,26 @@ export class PostgresStorage implements StorageBackend {
   }
 }
 
-/** The first string after every string that starts with `prefix`, or null for "". */
-function prefixEnd(prefix: string): string | null {
-  if (prefix === "") return null;
-  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+/** A session's row, locked for the transaction; NOT_FOUND when it does not exist. */
+async function lockedRow(
+  client: pg.PoolClient,
+  tenant: string,
+  sessionId: string,
+): Promise<SessionRow> {
+  const result = await client.query<SessionRow>(
+    "SELECT * FROM sessionstore.sessions WHERE tenant = $1 AND session_id = $2 FOR UPDATE",
+    [tenant, sessionId],
+  );
+  const row = result.rows[0];
+  if (!row) throw sessionNotFound(sessionId);
+  return row;
+}
+
+function boundsOf(row: SessionRow): LogBounds {
+  return { firstSeq: Number(row.first_seq), length: Number(row.length) };
 }
 
 /** A session's key among all tenants' (tenants never hold a "/"). */
-async function unfinished(what: string): Promise<never> {
-  throw new SessionStoreError(Code.Unimplemented, `${what}: not yet on this backend`);
-}
-
 function key(tenant: string, sessionId: string): string {
   return `${tenant}/${sessionId}`;
-}
-
-function toMeta(row: SessionRow): SessionMeta {
-  return {
-    sessionId: row.session_id,
-    createdAtMs: Number(row.created_at_ms),
-    agentLoopVersion: row.agent_loop_version,
-    messageCount: Number(row.length),
-    durableCount: Number(row.durable_length),
-    updatedAtMs: Number(row.updated_at_ms),
-    labels: {},
-    labelsRevision: 0,
-    parent: undefined,
-    firstSeq: 0,
-  };
 }

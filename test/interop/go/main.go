@@ -5,6 +5,10 @@
 //	                                 prints the ack
 //	interop ADDRESS load SESSION     prints the session's messages, one per line, raw
 //	interop ADDRESS tour PREFIX      uses every call of the client; prints a JSON report
+//	interop ADDRESS agent PREFIX     with a conversation on stdin (one message a line, at least
+//	                                 6), uses every call of labels, listing by selector and update
+//	                                 time, context windows, fork, watch events, rewind, PopLast
+//	                                 and trim, the error cases included; prints a JSON report
 //	interop ADDRESS calls SESSION    appends to the session, then gets its meta, loads and watches
 //	                                 it, each a call of its own; prints what each returned or its
 //	                                 status code, and how many times the token function was asked
@@ -70,15 +74,7 @@ func main() {
 
 	switch command {
 	case "append":
-		input, err := io.ReadAll(os.Stdin)
-		check(err)
-		var messages []json.RawMessage
-		for _, line := range bytes.SplitAfter(input, []byte("\n")) {
-			if line = bytes.TrimSuffix(line, []byte("\n")); len(line) > 0 {
-				messages = append(messages, line)
-			}
-		}
-		ack, err := client.Append(ctx, name, messages)
+		ack, err := client.Append(ctx, name, stdinMessages())
 		check(err)
 		printJSON(ack)
 	case "load":
@@ -92,6 +88,8 @@ func main() {
 		check(out.Flush())
 	case "tour":
 		printJSON(tour(ctx, client, name))
+	case "agent":
+		printJSON(agent(ctx, client, name, stdinMessages()))
 	case "calls":
 		report := calls(ctx, client, name)
 		report["token_calls"] = nil
@@ -102,6 +100,19 @@ func main() {
 	default:
 		log.Fatalf("unknown command %q", command)
 	}
+}
+
+// stdinMessages is stdin's lines, one message each.
+func stdinMessages() []json.RawMessage {
+	input, err := io.ReadAll(os.Stdin)
+	check(err)
+	var messages []json.RawMessage
+	for _, line := range bytes.SplitAfter(input, []byte("\n")) {
+		if line = bytes.TrimSuffix(line, []byte("\n")); len(line) > 0 {
+			messages = append(messages, line)
+		}
+	}
+	return messages
 }
 
 // tokenList is a token function handing out its tokens in turn, counting how often it is asked.
@@ -229,6 +240,128 @@ func tour(ctx context.Context, client *sessionstore.Client, prefix string) map[s
 	report["after_delete"] = []any{sessionstore.CodeOf(afterMeta), texts(must(client.Load(ctx, session)))}
 	must(client.Delete(ctx, other))
 	return report
+}
+
+// errorOf is the error a call failed with: its code and what the server reported with it.
+func errorOf(err error) map[string]any {
+	var e *sessionstore.Error
+	if !errors.As(err, &e) {
+		log.Fatalf("expected a sessionstore error, got %v", err)
+	}
+	reported := func(value uint64, ok bool) any {
+		if !ok {
+			return nil
+		}
+		return value
+	}
+	return map[string]any{
+		"code":                   e.Code,
+		"actual_length":          reported(e.ActualLength()),
+		"actual_labels_revision": reported(e.ActualLabelsRevision()),
+		"first_seq":              reported(e.FirstSeq()),
+	}
+}
+
+func agent(ctx context.Context, client *sessionstore.Client, prefix string, conversation []json.RawMessage) map[string]any {
+	session := prefix + "-agent"
+	other := session + "-other"
+	fork := session + "-fork"
+	report := map[string]any{}
+
+	must(client.Append(ctx, session, conversation, sessionstore.Labels(map[string]string{"user": "alice"})))
+	time.Sleep(10 * time.Millisecond) // so that the other session is the most recently appended to, by the clock
+	must(client.Append(ctx, other, must(sessionstore.Marshal(n{0})), sessionstore.Labels(map[string]string{"user": "bob"})))
+	meta := must(client.Meta(ctx, session))
+	report["created"] = []any{meta.Labels, meta.LabelsRevision}
+	meta = must(client.SetLabels(ctx, session, map[string]string{"env": "dev"}, sessionstore.ExpectedLabelsRevision(1)))
+	report["set_labels"] = []any{meta.Labels, meta.LabelsRevision}
+	_, err := client.SetLabels(ctx, session, map[string]string{"env": ""}, sessionstore.ExpectedLabelsRevision(1))
+	report["set_labels_stale"] = errorOf(err)
+	_, err = client.SetLabels(ctx, prefix+"-none", map[string]string{"a": "b"})
+	report["set_labels_unknown"] = errorOf(err)
+
+	ids := func(opts ...sessionstore.ListOption) []string {
+		var found []string
+		for meta, err := range client.List(ctx, prefix, append(opts, sessionstore.PageSize(1))...) {
+			check(err)
+			found = append(found, meta.SessionID)
+		}
+		return found
+	}
+	report["list_selected"] = ids(sessionstore.LabelSelector("user=alice"))
+	report["list_updated"] = ids(sessionstore.OrderBy(sessionstore.ByUpdatedDesc))
+
+	window := must(client.LoadWindow(ctx, session, sessionstore.Limit(5), sessionstore.WholeTurns()))
+	report["window"] = []any{firstSeq(window.Messages), texts(window.Messages), orEmpty(window.DanglingCallIDs)}
+	// Room for the last two messages, not three.
+	lastTwo := len(conversation[len(conversation)-1]) + len(conversation[len(conversation)-2])
+	window = must(client.LoadWindow(ctx, session, sessionstore.MaxBytes(uint64(lastTwo+1))))
+	report["window_bytes"] = []any{firstSeq(window.Messages), len(window.Messages), orEmpty(window.DanglingCallIDs)}
+	window = must(client.LoadWindow(ctx, session, sessionstore.MaxBytes(10), sessionstore.WholeTurns())) // no message fits
+	report["window_empty"] = []any{firstSeq(window.Messages), texts(window.Messages), orEmpty(window.DanglingCallIDs)}
+
+	meta = must(client.Fork(ctx, session, 4, fork, map[string]string{"branch": "b"}))
+	report["fork"] = []any{meta.ParentSessionID, meta.ParentSeq, meta.MessageCount, meta.Labels}
+	_, err = client.Fork(ctx, session, 1, fork, nil)
+	report["fork_exists"] = errorOf(err)
+	_, err = client.Fork(ctx, session, 99, prefix+"-none", nil)
+	report["fork_past_end"] = errorOf(err)
+
+	// Watch the fork: its 4 messages, a rewind to 2 (told), then a message appended at seq 2.
+	events := [][]any{}
+	for event, err := range client.WatchEvents(ctx, fork, 0) {
+		check(err)
+		if event.Rewound {
+			events = append(events, []any{"rewound", event.Seq})
+			must(client.Append(ctx, fork, []json.RawMessage{json.RawMessage(`{"after":"rewind"}`)}))
+			continue
+		}
+		events = append(events, []any{"message", event.Seq, string(event.JSON)})
+		if event.Seq == 3 && len(events) == 4 {
+			must(client.Rewind(ctx, fork, 2))
+		}
+		if len(events) == 6 {
+			break
+		}
+	}
+	report["watch_events"] = events
+
+	length := uint64(len(conversation))
+	rewound := must(client.Rewind(ctx, session, length-1, sessionstore.RewindExpectedSeq(length)))
+	report["rewind"] = []any{texts(rewound.Dropped), rewound.Meta.MessageCount}
+	_, err = client.Rewind(ctx, session, 1, sessionstore.RewindExpectedSeq(length))
+	report["rewind_stale"] = errorOf(err)
+	popped, ok, err := client.PopLast(ctx, session)
+	check(err)
+	if !ok {
+		log.Fatal("PopLast found nothing")
+	}
+	report["pop_item"] = popped.JSON
+	trimmed := must(client.Trim(ctx, session, 2))
+	report["trim"] = []any{trimmed.Count, trimmed.Meta.FirstSeq, trimmed.Meta.MessageCount}
+	_, err = client.Load(ctx, session, sessionstore.FromSeq(1))
+	report["load_trimmed"] = errorOf(err)
+	report["load_kept"] = len(must(client.Load(ctx, session)))
+	for _, name := range []string{session, other, fork} {
+		must(client.Delete(ctx, name))
+	}
+	return report
+}
+
+// orEmpty is ids, or an empty list for none (JSON [] rather than null, as Python prints it).
+func orEmpty(ids []string) []string {
+	if ids == nil {
+		return []string{}
+	}
+	return ids
+}
+
+// firstSeq is the seq of the first message, or nil for none (as Python's Window.first_seq).
+func firstSeq(messages []sessionstore.Message) any {
+	if len(messages) == 0 {
+		return nil
+	}
+	return messages[0].Seq
 }
 
 func texts(messages []sessionstore.Message) []string {

@@ -6,6 +6,11 @@ run it).
     scenario.py ADDRESS load SESSION     prints the session's messages, one per line, raw
     scenario.py ADDRESS tour PREFIX      uses every call of the client; prints a JSON report that
                                          must equal the Go side's (test/interop/go)
+    scenario.py ADDRESS agent PREFIX     with a conversation on stdin (one message a line, at
+                                         least 6), uses every call of labels, listing by selector
+                                         and update time, context windows, fork, watch events,
+                                         rewind, pop_item and trim, the error cases included;
+                                         prints a JSON report that must equal the Go side's
     scenario.py ADDRESS calls SESSION    appends to the session, then gets its meta, loads and
                                          watches it, each a call of its own; prints what each
                                          returned or its status code, and how many times the
@@ -21,11 +26,17 @@ Text goes in and out as UTF-8 bytes, so that what is compared is exactly what tr
 import argparse
 import json
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, List
 
-from sessionstore import SessionStoreClient, SessionStoreError
+# This checkout's client, wherever the venv's editable install of it points (a worktree shares
+# the venv of another checkout).
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "clients/python/src"))
+
+from sessionstore import ListOrder, Message, Rewound, SessionStoreClient, SessionStoreError
+
 
 
 def code_of(call: Callable[[], Any]) -> Any:
@@ -94,6 +105,87 @@ def tour(client: SessionStoreClient, prefix: str) -> dict:
     return report
 
 
+def error_of(call: Callable[[], Any]) -> dict:
+    """The error the call fails with: its numeric code and what the server reported with it."""
+    try:
+        call()
+    except SessionStoreError as error:
+        return {
+            "code": error.code.value[0],
+            "actual_length": error.actual_length,
+            "actual_labels_revision": error.actual_labels_revision,
+            "first_seq": error.first_seq,
+        }
+    raise AssertionError("the call succeeded")
+
+
+def agent(client: SessionStoreClient, prefix: str, conversation: List[str]) -> dict:
+    session = f"{prefix}-agent"
+    other = f"{session}-other"
+    fork = f"{session}-fork"
+    report: dict = {}
+
+    client.append(session, conversation, labels={"user": "alice"})
+    time.sleep(0.01)  # so that the other session is the most recently appended to, by the clock
+    client.append(other, [{"n": 0}], labels={"user": "bob"})
+    meta = client.meta(session)
+    report["created"] = [meta.labels, meta.labels_revision]
+    meta = client.set_labels(session, {"env": "dev"}, expected_labels_revision=1)
+    report["set_labels"] = [meta.labels, meta.labels_revision]
+    report["set_labels_stale"] = error_of(
+        lambda: client.set_labels(session, {"env": ""}, expected_labels_revision=1)
+    )
+    report["set_labels_unknown"] = error_of(lambda: client.set_labels(f"{prefix}-none", {"a": "b"}))
+
+    def ids(**options: Any) -> List[str]:
+        return [m.session_id for m in client.list(prefix, page_size=1, **options)]
+
+    report["list_selected"] = ids(label_selector="user=alice")
+    report["list_updated"] = ids(order=ListOrder.BY_UPDATED_DESC)
+
+    window = client.window(session, limit=5, whole_turns=True, raw=True)
+    report["window"] = [window.first_seq, window.messages, window.dangling_call_ids]
+    # Room for the last two messages, not three.
+    last_two = sum(len(text.encode("utf-8")) for text in conversation[-2:])
+    window = client.window(session, max_bytes=last_two + 1, raw=True)
+    report["window_bytes"] = [window.first_seq, len(window.messages), window.dangling_call_ids]
+    window = client.window(session, max_bytes=10, whole_turns=True)  # no message fits
+    report["window_empty"] = [window.first_seq, window.messages, window.dangling_call_ids]
+
+    meta = client.fork(session, 4, fork, labels={"branch": "b"})
+    report["fork"] = [meta.parent_session_id, meta.parent_seq, meta.message_count, meta.labels]
+    report["fork_exists"] = error_of(lambda: client.fork(session, 1, fork))
+    report["fork_past_end"] = error_of(lambda: client.fork(session, 99, f"{prefix}-none"))
+
+    # Watch the fork: its 4 messages, a rewind to 2 (told), then a message appended at seq 2.
+    events: List[Any] = []
+    with client.watch_events(fork, raw=True) as watch:
+        for event in watch:
+            if isinstance(event, Rewound):
+                events.append(["rewound", event.to_seq])
+                client.append(fork, [{"after": "rewind"}])
+            elif isinstance(event, Message):
+                events.append(["message", event.seq, event.message])
+                if event.seq == 3 and len(events) == 4:
+                    client.rewind(fork, 2)
+                if len(events) == 6:
+                    break
+    report["watch_events"] = events
+
+    length = len(conversation)
+    rewound = client.rewind(session, length - 1, expected_seq=length, raw=True)
+    report["rewind"] = [rewound.dropped, rewound.meta.message_count]
+    report["rewind_stale"] = error_of(lambda: client.rewind(session, 1, expected_seq=length))
+    report["pop_item"] = client.pop_item(session)
+    trimmed = client.trim(session, 2)
+    report["trim"] = [trimmed.trimmed, trimmed.meta.first_seq, trimmed.meta.message_count]
+    report["load_trimmed"] = error_of(lambda: client.load(session, from_seq=1))
+    report["load_kept"] = len(client.load(session))
+    for name in (session, other, fork):
+        client.delete(name)
+    return report
+
+
 def calls(client: SessionStoreClient, session: str) -> dict:
     """One call of each kind, each asking for the token again: what each returned, or its code."""
 
@@ -122,6 +214,15 @@ class Tokens:
         return token
 
 
+def stdin_messages() -> List[str]:
+    """stdin's lines, one message each."""
+    # split, not splitlines: only "\n" ends a message (U+2028 and the like do not).
+    messages = sys.stdin.buffer.read().decode("utf-8").split("\n")
+    if messages[-1] == "":
+        messages.pop()
+    return messages
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ca")
@@ -146,16 +247,14 @@ def main() -> None:
     ) as client:
         command, name = args.command, args.name
         if command == "append":
-            # split, not splitlines: only "\n" ends a message (U+2028 and the like do not).
-            messages = sys.stdin.buffer.read().decode("utf-8").split("\n")
-            if messages[-1] == "":
-                messages.pop()
-            print(json.dumps(asdict(client.append(name, messages))))
+            print(json.dumps(asdict(client.append(name, stdin_messages()))))
         elif command == "load":
             text = "".join(m + "\n" for m in client.load(name, raw=True))
             sys.stdout.buffer.write(text.encode("utf-8"))
         elif command == "tour":
             print(json.dumps(tour(client, name), ensure_ascii=False))
+        elif command == "agent":
+            print(json.dumps(agent(client, name, stdin_messages()), ensure_ascii=False))
         elif command == "calls":
             report = calls(client, name)
             report["token_calls"] = token_function.asked if token_function else None

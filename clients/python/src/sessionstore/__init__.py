@@ -7,21 +7,37 @@
 """
 
 from sessionstore.client import (
+    ACTUAL_LABELS_REVISION_KEY,
     ACTUAL_LENGTH_KEY,
+    FIRST_SEQ_KEY,
     AppendAck,
     Appender,
+    ListOrder,
+    Message,
+    RewindResult,
+    Rewound,
     SessionMeta,
     SessionStoreClient,
     SessionStoreError,
+    TrimResult,
     Watch,
+    Window,
 )
 
 __all__ = [
+    "ACTUAL_LABELS_REVISION_KEY",
     "ACTUAL_LENGTH_KEY",
+    "FIRST_SEQ_KEY",
     "AppendAck",
     "Appender",
+    "ListOrder",
+    "Message",
+    "RewindResult",
+    "Rewound",
     "SessionMeta",
     "SessionStoreClient",
     "SessionStoreError",
+    "TrimResult",
     "Watch",
+    "Window",
 ]

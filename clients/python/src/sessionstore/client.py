@@ -9,6 +9,7 @@ loopback address and TLS to any other, unless told otherwise; it can present a c
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import json
 import os
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from typing import (
     Any,
     Callable,
+    Dict,
+    Generic,
     Iterator,
     List,
     Literal,
@@ -35,8 +38,15 @@ import grpc
 from sessionstore.v1 import session_store_pb2 as pb
 from sessionstore.v1 import session_store_pb2_grpc as pb_grpc
 
-#: Trailing metadata of an ABORTED expected_seq mismatch: the session's actual length (decimal).
+#: Trailing metadata of an ABORTED expected_seq mismatch (and of OUT_OF_RANGE past a session's
+#: end): the session's actual length (decimal).
 ACTUAL_LENGTH_KEY = "sessionstore-actual-length"
+
+#: Trailing metadata of an ABORTED expected_labels_revision mismatch: the actual labels revision.
+ACTUAL_LABELS_REVISION_KEY = "sessionstore-actual-labels-revision"
+
+#: Trailing metadata of OUT_OF_RANGE below a trimmed session's start: its first kept seq.
+FIRST_SEQ_KEY = "sessionstore-first-seq"
 
 #: A message to append: a dict (JSON-encoded here) or raw JSON text, sent as is.
 MessageIn = Union[Mapping[str, Any], str, bytes]
@@ -54,29 +64,53 @@ Credentials = Union[Literal["insecure", "tls"], grpc.ChannelCredentials]
 AUTHORIZATION_KEY = "authorization"
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 
 class SessionStoreError(Exception):
     """A failed call. ``code`` is the gRPC status code (a ``grpc.StatusCode``): INVALID_ARGUMENT
-    (bad input, nothing stored), NOT_FOUND, ABORTED (expected_seq mismatch; ``actual_length`` is
-    then the session's length), RESOURCE_EXHAUSTED, UNAVAILABLE (safe to retry), DATA_LOSS."""
+    (bad input, nothing stored), NOT_FOUND, ALREADY_EXISTS (a fork into an existing id),
+    ABORTED (an expected seq or labels revision that is not the session's), OUT_OF_RANGE (a seq
+    past the session's end, or below its first kept one), RESOURCE_EXHAUSTED, UNAVAILABLE (safe
+    to retry), DATA_LOSS.
 
-    def __init__(self, code: grpc.StatusCode, details: str, actual_length: Optional[int] = None):
+    What the server reports with it, None otherwise: ``actual_length``, the session's length (for
+    ABORTED on expected_seq, and OUT_OF_RANGE past the end); ``actual_labels_revision`` (for
+    ABORTED on expected_labels_revision); ``first_seq``, the first seq kept (for OUT_OF_RANGE
+    below a trimmed session's start: read from there)."""
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        details: str,
+        actual_length: Optional[int] = None,
+        *,
+        actual_labels_revision: Optional[int] = None,
+        first_seq: Optional[int] = None,
+    ):
         super().__init__(f"{code.name}: {details}")
         self.code = code
         self.details = details
         self.actual_length = actual_length
+        self.actual_labels_revision = actual_labels_revision
+        self.first_seq = first_seq
 
     @classmethod
     def from_rpc_error(cls, error: grpc.RpcError) -> SessionStoreError:
         code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
         details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
-        actual_length = None
+        reported: Dict[str, int] = {}
         if isinstance(error, grpc.Call):
             for key, value in error.trailing_metadata() or ():
-                if key == ACTUAL_LENGTH_KEY:
-                    actual_length = int(value)
-        return cls(code, details, actual_length)
+                if key in (ACTUAL_LENGTH_KEY, ACTUAL_LABELS_REVISION_KEY, FIRST_SEQ_KEY):
+                    reported[key] = int(value)
+        return cls(
+            code,
+            details,
+            reported.get(ACTUAL_LENGTH_KEY),
+            actual_labels_revision=reported.get(ACTUAL_LABELS_REVISION_KEY),
+            first_seq=reported.get(FIRST_SEQ_KEY),
+        )
 
 
 @dataclass(frozen=True)
@@ -96,7 +130,63 @@ class SessionMeta:
     agent_loop_version: str
     message_count: int  #: buffered messages included
     durable_count: int  #: messages [0, durable_count) are fsynced
-    updated_at_ms: int
+    updated_at_ms: int  #: when a message was last appended (or it was created, forked, rewound)
+    labels: Dict[str, str]  #: e.g. {"user": "alice"}, sorted by key; set_labels changes them
+    labels_revision: int  #: grows by one at every change of the labels; 0: never labelled
+    parent_session_id: str  #: the session this one was forked from ("" if it was not)
+    parent_seq: int  #: the fork point: the first parent_seq messages are the parent's
+    first_seq: int  #: the first seq kept (those before it were trimmed)
+
+
+class ListOrder(enum.Enum):
+    """The order of SessionStoreClient.list."""
+
+    BY_ID = pb.LIST_ORDER_BY_ID  #: by session id
+    BY_UPDATED_DESC = pb.LIST_ORDER_BY_UPDATED_DESC  #: most recently appended first, then by id
+
+
+@dataclass(frozen=True)
+class Window:
+    """A context window (SessionStoreClient.window): the newest messages that fit, from
+    ``first_seq`` on, and the tool calls in it left without a result."""
+
+    messages: List[Any]  #: oldest first; dicts, or text with raw=True
+    first_seq: Optional[int]  #: the seq of messages[0]; None when the window is empty
+    #: With whole_turns: ids of the tool calls without a result after them (an interrupted
+    #: turn), oldest first; Gemini calls without an id are named "name:<function name>".
+    dangling_call_ids: List[str]
+
+
+@dataclass(frozen=True)
+class RewindResult:
+    """What SessionStoreClient.rewind dropped (oldest first, from seq to_seq on), and the meta."""
+
+    dropped: List[Any]
+    meta: SessionMeta
+
+
+@dataclass(frozen=True)
+class TrimResult:
+    """How many messages SessionStoreClient.trim dropped, and the meta (meta.first_seq kept)."""
+
+    trimmed: int
+    meta: SessionMeta
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message a watch_events() yields, with its seq."""
+
+    seq: int
+    message: Any  #: a dict, or text with raw=True
+
+
+@dataclass(frozen=True)
+class Rewound:
+    """What watch_events() yields when the session is rewound below what it yielded: the
+    messages yielded from ``to_seq`` on are gone, and the watch goes on from ``to_seq``."""
+
+    to_seq: int
 
 
 def _encode(message: MessageIn) -> str:
@@ -108,12 +198,19 @@ def _encode(message: MessageIn) -> str:
 
 
 def _request(
-    session_id: str, messages: Sequence[MessageIn], expected_seq: Optional[int], sync: bool
+    session_id: str,
+    messages: Sequence[MessageIn],
+    expected_seq: Optional[int],
+    sync: bool,
+    labels: Optional[Mapping[str, str]],
 ) -> pb.AppendRequest:
     if isinstance(messages, (str, bytes, Mapping)):
         raise TypeError("messages must be a sequence of messages, not one message")
     request = pb.AppendRequest(
-        session_id=session_id, messages=[_encode(m) for m in messages], sync=sync
+        session_id=session_id,
+        messages=[_encode(m) for m in messages],
+        sync=sync,
+        labels=labels or {},
     )
     if expected_seq is not None:
         request.expected_seq = expected_seq
@@ -134,6 +231,11 @@ def _meta(meta: pb.SessionMeta) -> SessionMeta:
         meta.message_count,
         meta.durable_count,
         meta.updated_at_ms,
+        dict(sorted(meta.labels.items())),  # by key: the wire's map order is arbitrary
+        meta.labels_revision,
+        meta.parent_session_id,
+        meta.parent_seq,
+        meta.first_seq,
     )
 
 
@@ -153,14 +255,32 @@ def _call(function: Callable[[], T]) -> T:
         raise SessionStoreError.from_rpc_error(error) from None
 
 
-def _messages(pages: Iterator[Any], raw: bool) -> Iterator[Tuple[int, Any]]:
-    """(seq, message) for every message of a Load or Watch stream's pages."""
+def _decode(text: str, raw: bool) -> Any:
+    return text if raw else json.loads(text)
+
+
+def _pages(pages: Iterator[T]) -> Iterator[T]:
+    """The pages of a Load or Watch stream, its failure raised as SessionStoreError."""
     try:
-        for page in pages:
-            for offset, text in enumerate(page.messages):
-                yield page.first_seq + offset, text if raw else json.loads(text)
+        yield from pages
     except grpc.RpcError as error:
         raise SessionStoreError.from_rpc_error(error) from None
+
+
+def _messages(pages: Iterator[Any], raw: bool) -> Iterator[Tuple[int, Any]]:
+    """(seq, message) for every message of a Load or Watch stream's pages."""
+    for page in _pages(pages):
+        for offset, text in enumerate(page.messages):
+            yield page.first_seq + offset, _decode(text, raw)
+
+
+def _events(pages: Iterator[Any], raw: bool) -> Iterator[Union[Message, Rewound]]:
+    """Message and Rewound items for the pages of a Watch stream."""
+    for page in _pages(pages):
+        if page.HasField("rewound_to"):
+            yield Rewound(page.rewound_to)
+        for offset, text in enumerate(page.messages):
+            yield Message(page.first_seq + offset, _decode(text, raw))
 
 
 def _is_loopback(target: str) -> bool:
@@ -348,6 +468,7 @@ class SessionStoreClient:
         *,
         expected_seq: Optional[int] = None,
         sync: bool = False,
+        labels: Optional[Mapping[str, str]] = None,
     ) -> AppendAck:
         """Appends messages (each one JSON object) to a session, in order; they are stored byte
         for byte (raw CR/LF between tokens become spaces).
@@ -355,9 +476,12 @@ class SessionStoreClient:
         With ``expected_seq`` the append is conditional: the first message must get that seq,
         otherwise nothing is stored and SessionStoreError(ABORTED) says the session's
         ``actual_length``. With ``sync`` the ack waits until the messages are fsynced.
+        ``labels`` label the session if this append creates it (an existing one keeps its own).
         """
         with Appender(self._stub, _about(session_id)) as appender:
-            return appender.append(session_id, messages, expected_seq=expected_seq, sync=sync)
+            return appender.append(
+                session_id, messages, expected_seq=expected_seq, sync=sync, labels=labels
+            )
 
     def appender(self) -> Appender:
         """A streaming appender: one Append stream for many appends (to any sessions)."""
@@ -388,11 +512,59 @@ class SessionStoreClient:
         )
         return _messages(pages, raw)
 
-    def list(self, prefix: str = "", *, page_size: int = 0) -> Iterator[SessionMeta]:
-        """Every session whose id starts with ``prefix``, sorted by id, fetched page by page."""
+    def window(
+        self,
+        session_id: str,
+        *,
+        max_bytes: int = 0,
+        whole_turns: bool = False,
+        limit: int = 0,
+        from_seq: int = 0,
+        raw: bool = False,
+    ) -> Window:
+        """A context window: the newest messages (from ``from_seq`` on) within ``limit``
+        messages and ``max_bytes`` bytes (UTF-8, as stored; 0: no bound). With ``whole_turns`` it
+        starts at a turn boundary (a message a person wrote), never with a tool result whose call
+        is outside it, and reports the calls left without a result (``dangling_call_ids``)."""
+        request = pb.LoadRequest(
+            session_id=session_id,
+            from_seq=from_seq,
+            limit=limit,
+            max_bytes=max_bytes,
+            whole_turns=whole_turns,
+        )
+        pages = _call(
+            lambda: self._stub.Load(request, timeout=self._timeout, metadata=_about(session_id))
+        )
+        messages: List[Any] = []
+        first_seq: Optional[int] = None
+        dangling: List[str] = []
+        for page in _pages(pages):
+            first_seq = page.first_seq if first_seq is None else first_seq
+            messages.extend(_decode(text, raw) for text in page.messages)
+            dangling.extend(page.dangling_call_ids)
+        return Window(messages, first_seq, dangling)
+
+    def list(
+        self,
+        prefix: str = "",
+        *,
+        page_size: int = 0,
+        label_selector: str = "",
+        order: ListOrder = ListOrder.BY_ID,
+    ) -> Iterator[SessionMeta]:
+        """Every session whose id starts with ``prefix`` and whose labels match
+        ``label_selector`` (Kubernetes syntax: ``user=alice,env!=prod,team,!draft,tier in (a,b)``),
+        in ``order`` (by id, or most recently appended first), fetched page by page."""
         token = ""
         while True:
-            request = pb.ListRequest(prefix=prefix, page_size=page_size, page_token=token)
+            request = pb.ListRequest(
+                prefix=prefix,
+                page_size=page_size,
+                page_token=token,
+                label_selector=label_selector,
+                order=order.value,
+            )
             response = _call(lambda: self._stub.List(request, timeout=self._timeout))
             for meta in response.sessions:
                 yield _meta(meta)
@@ -407,6 +579,91 @@ class SessionStoreClient:
             lambda: self._stub.LoadMeta(request, timeout=self._timeout, metadata=_about(session_id))
         )
         return _meta(response.meta)
+
+    def set_labels(
+        self,
+        session_id: str,
+        labels: Mapping[str, str],
+        *,
+        expected_labels_revision: Optional[int] = None,
+    ) -> SessionMeta:
+        """Sets labels of a session (an empty value removes one); returns the new meta.
+        NOT_FOUND for an unknown session. With ``expected_labels_revision``, only if the labels
+        are at that revision, else ABORTED with ``actual_labels_revision``."""
+        request = pb.SetLabelsRequest(session_id=session_id, labels=labels)
+        if expected_labels_revision is not None:
+            request.expected_labels_revision = expected_labels_revision
+        response = _call(
+            lambda: self._stub.SetLabels(request, timeout=self._timeout, metadata=_about(session_id))
+        )
+        return _meta(response.meta)
+
+    def fork(
+        self,
+        session_id: str,
+        at_seq: int,
+        new_session_id: str,
+        *,
+        labels: Optional[Mapping[str, str]] = None,
+    ) -> SessionMeta:
+        """Creates ``new_session_id`` holding the first ``at_seq`` messages of ``session_id``
+        (nothing is copied; appends to either never affect the other), labelled as the source
+        with ``labels`` over them; returns its meta. ALREADY_EXISTS if ``new_session_id`` exists;
+        OUT_OF_RANGE if ``at_seq`` is past the source's length or below its first kept seq."""
+        request = pb.ForkRequest(
+            session_id=session_id, at_seq=at_seq, new_session_id=new_session_id, labels=labels or {}
+        )
+        response = _call(
+            lambda: self._stub.Fork(request, timeout=self._timeout, metadata=_about(session_id))
+        )
+        return _meta(response.meta)
+
+    def rewind(
+        self,
+        session_id: str,
+        to_seq: int,
+        *,
+        expected_seq: Optional[int] = None,
+        raw: bool = False,
+    ) -> RewindResult:
+        """Drops the messages from ``to_seq`` on (the session's length becomes ``to_seq``) and
+        returns them, as load() would, with the new meta; watchers are told. With
+        ``expected_seq``, only if the session's length is that, else ABORTED with
+        ``actual_length``."""
+        request = pb.RewindRequest(session_id=session_id, to_seq=to_seq)
+        if expected_seq is not None:
+            request.expected_seq = expected_seq
+        response = _call(
+            lambda: self._stub.Rewind(request, timeout=self._timeout, metadata=_about(session_id))
+        )
+        return RewindResult(
+            [_decode(text, raw) for text in response.dropped_messages], _meta(response.meta)
+        )
+
+    def pop_item(self, session_id: str, *, raw: bool = False) -> Optional[Any]:
+        """Removes and returns a session's last message; None for an empty or unknown session
+        (``pop_item`` of the OpenAI Agents SDK's Session). If another writer appends in between,
+        it raises ABORTED rather than drop their message."""
+        try:
+            meta = self.meta(session_id)
+        except SessionStoreError as error:
+            if error.code == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        if meta.message_count == meta.first_seq:
+            return None
+        length = meta.message_count
+        return self.rewind(session_id, length - 1, expected_seq=length, raw=raw).dropped[0]
+
+    def trim(self, session_id: str, before_seq: int) -> TrimResult:
+        """Drops the messages before ``before_seq`` (at most the session's length); seqs do not
+        change, ``meta.first_seq`` becomes the first kept one, and reading from a seq below it
+        raises OUT_OF_RANGE with ``first_seq``."""
+        request = pb.TrimRequest(session_id=session_id, before_seq=before_seq)
+        response = _call(
+            lambda: self._stub.Trim(request, timeout=self._timeout, metadata=_about(session_id))
+        )
+        return TrimResult(response.trimmed, _meta(response.meta))
 
     def delete(self, session_id: str) -> bool:
         """Deletes a session; returns whether it existed. It can then start again at seq 0."""
@@ -426,7 +683,9 @@ class SessionStoreClient:
         )
         return response.flushed
 
-    def watch(self, session_id: str, *, from_seq: int = 0, raw: bool = False) -> Watch:
+    def watch(
+        self, session_id: str, *, from_seq: int = 0, raw: bool = False
+    ) -> Watch[Tuple[int, Any]]:
         """Streams (seq, message) pairs of a session from ``from_seq``, then each new message as
         it is appended. It ends with SessionStoreError: NOT_FOUND when the session is deleted,
         UNAVAILABLE when the server shuts down (watch again from the next seq), CANCELLED after
@@ -434,7 +693,18 @@ class SessionStoreClient:
         call = self._stub.Watch(
             pb.WatchRequest(session_id=session_id, from_seq=from_seq), metadata=_about(session_id)
         )
-        return Watch(call, raw)
+        return Watch(call, _messages(call, raw))
+
+    def watch_events(
+        self, session_id: str, *, from_seq: int = 0, raw: bool = False
+    ) -> Watch[Union[Message, Rewound]]:
+        """As watch(), and tells of rewinds: yields a Message(seq, message) for each message and
+        a Rewound(to_seq) when the session is rewound below what was yielded, after which the
+        watch goes on from to_seq. (watch() goes on from there too, without saying so.)"""
+        call = self._stub.Watch(
+            pb.WatchRequest(session_id=session_id, from_seq=from_seq), metadata=_about(session_id)
+        )
+        return Watch(call, _events(call, raw))
 
 
 class Appender:
@@ -458,9 +728,10 @@ class Appender:
         *,
         expected_seq: Optional[int] = None,
         sync: bool = False,
+        labels: Optional[Mapping[str, str]] = None,
     ) -> AppendAck:
         """Appends to a session and returns the ack; see SessionStoreClient.append."""
-        request = _request(session_id, messages, expected_seq, sync)
+        request = _request(session_id, messages, expected_seq, sync, labels)
         with self._lock:
             if self._error is not None:
                 raise self._error
@@ -503,23 +774,24 @@ class Appender:
         self.close()
 
 
-class Watch:
-    """An iterator of (seq, message) pairs from SessionStoreClient.watch; cancel() ends it."""
+class Watch(Generic[Item]):
+    """An iterator of what SessionStoreClient.watch (``(seq, message)`` pairs) or watch_events
+    (Message and Rewound) yields; cancel() ends it."""
 
-    def __init__(self, call: Any, raw: bool):
+    def __init__(self, call: Any, items: Iterator[Item]):
         self._call = call
-        self._messages = _messages(call, raw)
+        self._items = items
 
-    def __iter__(self) -> Iterator[Tuple[int, Any]]:
-        return self._messages
+    def __iter__(self) -> Iterator[Item]:
+        return self._items
 
-    def __next__(self) -> Tuple[int, Any]:
-        return next(self._messages)
+    def __next__(self) -> Item:
+        return next(self._items)
 
     def cancel(self) -> None:
         self._call.cancel()
 
-    def __enter__(self) -> Watch:
+    def __enter__(self) -> Watch[Item]:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -117,9 +117,13 @@ describe.each(["v1", "v1alpha"] as const)("server reflection %s", (version) => {
       "Append",
       "Delete",
       "Flush",
+      "Fork",
       "List",
       "Load",
       "LoadMeta",
+      "Rewind",
+      "SetLabels",
+      "Trim",
       "Watch",
     ]);
   });

@@ -128,4 +128,36 @@ describe("sessionstore copy", skipWithReason(databases.missing), () => {
       expect(await storage.tenant("acme").meta("only-globex")).toBeUndefined();
     }
   }, 60_000);
+
+  it("keeps a trimmed session's seqs and every session's labels, and makes a fork whole", async () => {
+    const source = await open(await makeTempDir("copy-lineage-"));
+    await appendOnce(source, "trimmed", numberedMessages(0, 6), {
+      sync: true,
+      labels: { user: "alice" },
+    });
+    await source.trim("trimmed", 4);
+    await source.fork("trimmed", 5, "forked", { attempt: "2" });
+    const database = await open(await databases.create());
+    const summary = await copySessions(source, database, quiet);
+    expect(summary).toMatchObject({ sessions: 2, copied: 3, conflicts: [] });
+    const back = await open(await makeTempDir("copy-lineage-back-"));
+    await copySessions(database, back, quiet);
+    for (const storage of [database, back]) {
+      expect(await storage.meta("trimmed")).toMatchObject({
+        firstSeq: 4,
+        messageCount: 6,
+        labels: { user: "alice" },
+      });
+      expect(await readMessages(storage, "trimmed", { fromSeq: 4 })).toEqual(
+        numberedMessages(4, 2),
+      );
+      expect(await storage.meta("forked")).toMatchObject({
+        firstSeq: 4,
+        messageCount: 5,
+        labels: { attempt: "2", user: "alice" },
+      });
+      expect(await readMessages(storage, "forked")).toEqual(numberedMessages(4, 1));
+    }
+    expect((await copySessions(source, database, quiet)).present).toBe(3);
+  }, 60_000);
 });

@@ -24,7 +24,10 @@ type Command =
   | { type: "list"; tenant: number }
   | { type: "delete"; tenant: number; session: number }
   | { type: "flushAll"; tenant: number }
-  | { type: "watch"; tenant: number; session: number };
+  | { type: "watch"; tenant: number; session: number }
+  | { type: "fork"; tenant: number; session: number; into: number }
+  | { type: "popLast"; tenant: number; session: number }
+  | { type: "labelled"; tenant: number; session: number };
 
 const tenantArb = fc.integer({ min: 0, max: TENANTS.length - 1 });
 const sessionArb = fc.integer({ min: 0, max: SESSIONS.length - 1 });
@@ -41,6 +44,19 @@ const commandArb: fc.Arbitrary<Command> = fc.oneof(
   },
   ...(["load", "meta", "delete", "watch"] as const).map((type) => ({
     weight: type === "delete" ? 1 : 2,
+    arbitrary: fc.record({ type: fc.constant(type), tenant: tenantArb, session: sessionArb }),
+  })),
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      type: fc.constant("fork" as const),
+      tenant: tenantArb,
+      session: sessionArb,
+      into: sessionArb,
+    }),
+  },
+  ...(["popLast", "labelled"] as const).map((type) => ({
+    weight: 1,
     arbitrary: fc.record({ type: fc.constant(type), tenant: tenantArb, session: sessionArb }),
   })),
   ...(["list", "flushAll"] as const).map((type) => ({
@@ -98,6 +114,7 @@ describeEachBackend(
             // Each run has sessions of its own, by a prefix: the server is shared by the runs.
             const prefix = `run${run++}-`;
             const models = TENANTS.map(() => new Map<string, Message[]>());
+            const labelled = TENANTS.map(() => new Set<string>());
             const id = (session: number) => `${prefix}${SESSIONS[session]}`;
             for (const command of commands) {
               const client = clients[command.tenant] as SessionStoreClient;
@@ -142,6 +159,7 @@ describeEachBackend(
                   const existed = await client.delete(id(command.session));
                   expect(existed).toBe(model.has(id(command.session)));
                   model.delete(id(command.session));
+                  labelled[command.tenant]?.delete(id(command.session));
                   break;
                 }
                 case "flushAll": {
@@ -159,6 +177,52 @@ describeEachBackend(
                       SESSIONS.map((_, s) => id(s)),
                     ),
                   ).toEqual(before);
+                  break;
+                }
+                case "fork": {
+                  // A fork only ever sees, and makes, sessions of its own tenant.
+                  const source = id(command.session);
+                  const into = id(command.into);
+                  const forking = client.fork(source, expected(command.session).length, into);
+                  if (!model.has(source) || model.has(into)) {
+                    const error = await forking.then(
+                      () => undefined,
+                      (reason: unknown) => reason,
+                    );
+                    expect((error as SessionStoreError).code).toBe(
+                      model.has(source) ? Status.ALREADY_EXISTS : Status.NOT_FOUND,
+                    );
+                    break;
+                  }
+                  await forking;
+                  model.set(into, [...expected(command.session)]);
+                  // The fork has its source's labels.
+                  if (labelled[command.tenant]?.has(source)) labelled[command.tenant]?.add(into);
+                  break;
+                }
+                case "popLast": {
+                  const length = expected(command.session).length;
+                  if (length === 0) break;
+                  const { dropped } = await client.rewind(id(command.session), length - 1);
+                  expect(dropped.map(({ message }) => message)).toEqual(
+                    expected(command.session).slice(-1),
+                  );
+                  model.set(id(command.session), expected(command.session).slice(0, -1));
+                  break;
+                }
+                case "labelled": {
+                  // Labels name the tenant; a selector of it lists only this tenant's sessions.
+                  if (model.has(id(command.session))) {
+                    await client.setLabels(id(command.session), { owner: tenant });
+                    labelled[command.tenant]?.add(id(command.session));
+                  }
+                  const listed = [];
+                  for await (const meta of client.list({ labelSelector: "owner", prefix })) {
+                    listed.push(meta.sessionId);
+                  }
+                  expect(listed).toEqual(
+                    [...(labelled[command.tenant] ?? [])].filter((s) => model.has(s)).sort(),
+                  );
                   break;
                 }
                 case "watch": {

@@ -269,7 +269,7 @@ export const durableAppend: Scenario = {
       }),
     ];
     // The server's own count over its life (warm-up included): fdatasyncs of session files.
-    const stats = logs.find((entry) => entry.msg === "closed the data directory");
+    const stats = logs.find((entry) => String(entry.msg).startsWith("closed the data directory"));
     const ownCount =
       typeof stats?.messages === "number" &&
       typeof stats.fileSyncs === "number" &&

@@ -21,8 +21,8 @@ const GENERATED_CLIENT = fileURLToPath(
 
 /**
  * A client (run with `node -e`, arguments: address, generated client module) that opens a Watch
- * and an Append stream it writes to without end, and never reads their responses; it prints a
- * line once both are busy, for the test to stop the process.
+ * and an Append stream it writes to without end, and reads nothing but the first ack; it prints
+ * a line once both are busy (the server has taken some appends), for the test to stop it.
  */
 const HUNG_CLIENT = `
 const { credentials } = await import("@grpc/grpc-js");
@@ -38,7 +38,15 @@ const writeMore = () => {
   append.once("drain", writeMore);
 };
 writeMore();
-setTimeout(() => console.log("busy"), 300);
+// Busy once the server has taken some of its appends (an ack came back) and a little more time
+// has passed: on a loaded machine 300 ms alone may go by before the server reads a request.
+let acknowledged = false;
+append.once("data", () => { acknowledged = true; });
+const busy = setInterval(() => {
+  if (!acknowledged) return;
+  clearInterval(busy);
+  console.log("busy");
+}, 300);
 setInterval(() => {}, 1000);
 `;
 

@@ -1,5 +1,6 @@
-"""The asyncio client (sessionstore.aio) against a real server: each operation, and the errors as
-the sync client raises them. test/interop/python-aio.test.ts starts the servers and runs this
+"""The asyncio client (sessionstore.aio) against a real server: each operation, the errors as
+the sync client raises them, and the session appender across broken streams (through a proxy
+that drops connections). test/interop/python-aio.test.ts starts the servers and runs this
 file with unittest (its name is not test_*.py: the unit tests run without a server):
 
     SESSIONSTORE_ADDRESS       a server (plaintext, no auth)
@@ -130,6 +131,123 @@ class Messages(AgainstServer):
         await appender.close()
         with self.assertRaisesRegex(ValueError, "closed"):
             await appender.append(self.id, [{"n": 1}])
+
+
+class Proxy:
+    """A TCP proxy to the server that can hold back what the server sends, and drop every
+    connection: a stream that breaks after the server stored a request, before its ack came."""
+
+    def __init__(self, upstream: str):
+        host, port = upstream.rsplit(":", 1)
+        self._upstream = (host, int(port))
+        self._downstream = asyncio.Event()
+        self._downstream.set()
+        self._transports: list[asyncio.BaseTransport] = []
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"127.0.0.1:{port}"
+
+    def hold(self) -> None:
+        """Holds back what the server sends, until drop()."""
+        self._downstream.clear()
+
+    def drop(self) -> None:
+        """Resets every connection; new ones are served as before."""
+        for transport in self._transports:
+            transport.abort()
+        self._transports.clear()
+        self._downstream.set()
+
+    async def close(self) -> None:
+        self.drop()
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self._upstream)
+        self._transports += [writer.transport, up_writer.transport]
+        await asyncio.gather(
+            self._pipe(reader, up_writer, None),
+            self._pipe(up_reader, writer, self._downstream),
+            return_exceptions=True,
+        )
+
+    @staticmethod
+    async def _pipe(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gate: asyncio.Event | None
+    ) -> None:
+        try:
+            while data := await reader.read(65536):
+                if gate is not None:
+                    await gate.wait()
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.transport.abort()
+
+
+class SessionAppender(AgainstServer):
+    async def stored(self, count: int) -> None:
+        """Waits until the session holds ``count`` messages (5 s at most)."""
+        for _ in range(500):
+            if len(await self.store.load(self.id)) == count:
+                return
+            await asyncio.sleep(0.01)
+        self.fail(f"the session never held {count} messages")
+
+    async def test_resends_what_a_broken_stream_left_unacknowledged_and_stores_it_once(
+        self,
+    ) -> None:
+        proxy = Proxy(ADDRESS)
+        self.addAsyncCleanup(proxy.close)
+        async with AsyncSessionStoreClient(await proxy.start(), timeout=30) as through_proxy:
+            async with through_proxy.session_appender(self.id) as appender:
+                self.assertEqual((await appender.append([{"n": 0}])).first_seq, 0)
+                proxy.hold()
+                second = asyncio.create_task(appender.append([{"n": 1}]))
+                await self.stored(2)  # the server has it; its ack is held back
+                self.assertFalse(second.done())
+                proxy.drop()
+                ack = await second
+                self.assertEqual((ack.first_seq, ack.next_seq), (1, 2))
+                self.assertEqual((await appender.append([{"n": 2}])).first_seq, 2)
+        self.assertEqual(await self.store.load(self.id), [{"n": 0}, {"n": 1}, {"n": 2}])
+
+    async def test_reconnects_after_the_connection_dropped_between_appends(self) -> None:
+        proxy = Proxy(ADDRESS)
+        self.addAsyncCleanup(proxy.close)
+        async with AsyncSessionStoreClient(await proxy.start(), timeout=30) as through_proxy:
+            async with through_proxy.session_appender(self.id, labels={"user": "a"}) as appender:
+                await appender.append([{"n": 0}])
+                proxy.drop()
+                self.assertEqual((await appender.append([{"n": 1}])).first_seq, 1)
+        self.assertEqual(len(await self.store.load(self.id)), 2)
+        self.assertEqual((await self.store.meta(self.id)).labels, {"user": "a"})
+
+    async def test_goes_after_another_writers_messages_unless_strict(self) -> None:
+        async with self.store.session_appender(self.id) as appender:
+            await appender.append([{"mine": 0}])
+            await self.store.append(self.id, [{"theirs": 1}])
+            self.assertEqual((await appender.append([{"mine": 2}])).first_seq, 2)
+            self.assertEqual(appender.next_seq, 3)
+        strict = self.store.session_appender(self.id, expected_seq=3)
+        await self.store.append(self.id, [{"theirs": 3}])
+        error = await self.failure(strict.append([{"mine": 3}]))
+        self.assertEqual((error.code, error.actual_length), (grpc.StatusCode.ABORTED, 4))
+        self.assertIs(await self.failure(strict.append([{"mine": 4}])), error)
+        await strict.close()
+
+    async def test_fails_when_the_server_stays_unreachable(self) -> None:
+        proxy = Proxy(ADDRESS)
+        address = await proxy.start()
+        await proxy.close()
+        async with AsyncSessionStoreClient(address, timeout=30) as unreachable:
+            appender = unreachable.session_appender(self.id, retry_delays=[0.01, 0.01])
+            error = await self.failure(appender.append([{"n": 0}]))
+            self.assertEqual(error.code, grpc.StatusCode.UNAVAILABLE)
+            await appender.close()
 
 
 class Labels(AgainstServer):

@@ -1,4 +1,5 @@
-"""AsyncSessionStoreClient: the sessionstore API for asyncio, on grpc.aio.
+"""AsyncSessionStoreClient: the sessionstore API for asyncio, on grpc.aio; and
+AsyncSessionAppender, an appender to one session that reconnects and resends.
 
 The same operations, names, options, results and errors as the sync SessionStoreClient
 (sessionstore.client), awaited: ``await store.append(...)``, ``async with`` for the client, an
@@ -57,7 +58,9 @@ from sessionstore.v1 import session_store_pb2 as pb
 from sessionstore.v1 import session_store_pb2_grpc as pb_grpc
 
 __all__ = [
+    "RETRY_DELAYS",
     "AsyncAppender",
+    "AsyncSessionAppender",
     "AsyncSessionStoreClient",
     "AsyncTokenSource",
     "AsyncWatch",
@@ -70,6 +73,11 @@ Item = TypeVar("Item")
 #: A bearer token: the token itself, or a function returning it (or an awaitable of it, so that
 #: it may refresh the token without blocking the event loop), asked before every call.
 AsyncTokenSource = Union[str, Callable[[], Union[str, Awaitable[str]]]]
+
+
+#: The pauses (seconds) before each new attempt of AsyncSessionAppender after UNAVAILABLE: a
+#: stream that breaks more times in a row than there are pauses fails the appender.
+RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 
 
 class _BearerToken:
@@ -274,6 +282,26 @@ class AsyncSessionStoreClient:
     def appender(self) -> AsyncAppender:
         """A streaming appender: one Append stream for many appends (to any sessions)."""
         return AsyncAppender(self._stub, ())
+
+    def session_appender(
+        self,
+        session_id: str,
+        *,
+        expected_seq: Optional[int] = None,
+        sync: bool = False,
+        labels: Optional[Mapping[str, str]] = None,
+        retry_delays: Sequence[float] = RETRY_DELAYS,
+    ) -> AsyncSessionAppender:
+        """An appender to one session that survives a broken stream: it reopens the stream and
+        resends what was not acknowledged, at the seq it claimed (see AsyncSessionAppender)."""
+        return AsyncSessionAppender(
+            self,
+            session_id,
+            expected_seq=expected_seq,
+            sync=sync,
+            labels=labels,
+            retry_delays=retry_delays,
+        )
 
     async def load(
         self, session_id: str, *, from_seq: int = 0, limit: int = 0, raw: bool = False
@@ -503,6 +531,121 @@ class AsyncAppender:
                 raise SessionStoreError.from_rpc_error(error) from None
 
     async def __aenter__(self) -> AsyncAppender:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class AsyncSessionAppender:
+    """Appends to one session, one append() at a time, over an Append stream that it reopens
+    when it breaks (UNAVAILABLE: a dropped connection, a server restart).
+
+    Every request carries ``expected_seq``, the seq its first message claims: the session's
+    length when the appender starts (or the ``expected_seq`` given), then the last ack's
+    ``next_seq``. When the stream breaks before the ack, the appender opens another and sends
+    the same request again: the server stores it if it lacks it, and acknowledges it if it
+    already holds it byte for byte (its ack was what got lost), so each message is stored once.
+    Without ``expected_seq``, an ABORTED because another writer appended moves this appender's
+    messages after theirs; with it, the appender is strict and fails with ABORTED. It fails on
+    any other status, and when the stream breaks more times in a row than ``retry_delays`` has
+    pauses; once failed, every append raises that error. As the TypeScript client's appender
+    does, this holds while the appender is the session's only writer (a resend after another
+    writer's append could be stored twice: see clients/ts/README.md).
+    """
+
+    def __init__(
+        self,
+        client: AsyncSessionStoreClient,
+        session_id: str,
+        *,
+        expected_seq: Optional[int] = None,
+        sync: bool = False,
+        labels: Optional[Mapping[str, str]] = None,
+        retry_delays: Sequence[float] = RETRY_DELAYS,
+    ):
+        self._client = client
+        self._session_id = session_id
+        self._strict = expected_seq is not None
+        self._next_seq = expected_seq
+        self._sync = sync
+        self._labels = labels
+        self._retry_delays = retry_delays
+        self._stream: Optional[AsyncAppender] = None
+        self._turn = asyncio.Lock()
+        self._error: Optional[SessionStoreError] = None
+
+    @property
+    def next_seq(self) -> Optional[int]:
+        """The seq the next message appended will claim; None until the first append."""
+        return self._next_seq
+
+    async def append(self, messages: Sequence[MessageIn]) -> AppendAck:
+        """Appends messages to the session, in order, and returns the ack."""
+        async with self._turn:
+            if self._error is not None:
+                raise self._error
+            pauses = iter(self._retry_delays)
+            while True:
+                try:
+                    if self._next_seq is None:
+                        self._next_seq = await self._length()
+                    ack = await self._send(messages, self._next_seq)
+                except SessionStoreError as error:
+                    await self._drop_stream()
+                    pause = next(pauses, None)
+                    if error.code == grpc.StatusCode.UNAVAILABLE and pause is not None:
+                        await asyncio.sleep(pause)
+                        continue
+                    # Another writer appended: go after their messages. (A session shorter
+                    # than acknowledged, deleted or having lost unsynced messages, fails.)
+                    moved = error.actual_length
+                    if (
+                        error.code == grpc.StatusCode.ABORTED
+                        and not self._strict
+                        and moved is not None
+                        and self._next_seq is not None
+                        and moved > self._next_seq
+                    ):
+                        self._next_seq = moved
+                        continue
+                    self._error = error
+                    raise
+                self._next_seq = ack.next_seq
+                return ack
+
+    async def _length(self) -> int:
+        try:
+            return (await self._client.meta(self._session_id)).message_count
+        except SessionStoreError as error:
+            if error.code == grpc.StatusCode.NOT_FOUND:
+                return 0
+            raise
+
+    async def _send(self, messages: Sequence[MessageIn], expected_seq: int) -> AppendAck:
+        if self._stream is None:
+            self._stream = self._client.appender()
+        return await self._stream.append(
+            self._session_id,
+            messages,
+            expected_seq=expected_seq,
+            sync=self._sync,
+            labels=self._labels,
+        )
+
+    async def _drop_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await stream.close()  # a failed stream is only cancelled: this does not raise
+
+    async def close(self) -> None:
+        """Ends the stream (every append returned has been acknowledged)."""
+        async with self._turn:
+            stream, self._stream = self._stream, None
+            if stream is not None:
+                await stream.close()
+
+    async def __aenter__(self) -> AsyncSessionAppender:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -4,7 +4,8 @@
 #   .tools/venv/                       Python: grpcio-tools (protoc + grpc plugin), grpcio, protobuf,
 #                                      mypy with the grpcio and protobuf stubs (the client is
 #                                      checked with mypy --strict), and clients/python installed
-#                                      editable
+#                                      editable with its framework extras (langchain:
+#                                      langchain-core), for the adapters' tests
 #   .tools/bin/protoc-gen-python-grpcio  buf plugin: Python code through grpcio-tools' protoc
 #   .tools/bin/protoc-gen-go{,-grpc}   buf plugins for Go
 #   .tools/bin/grpcurl                 for the reflection test
@@ -27,6 +28,7 @@ types_protobuf_version=7.35.1.20260906
 protoc_gen_go_version=v1.36.12
 protoc_gen_go_grpc_version=v1.6.2
 grpcurl_version=v1.9.4
+langchain_core_version=1.8.1 # the LangChain adapter (clients/python[langchain]); Python 3.11+
 
 tools=$root/.tools
 bin=$tools/bin
@@ -53,7 +55,15 @@ setup_python() {
     missing "python3 (3.9 or later)" "the Python client"
     return
   fi
-  want="$grpcio_tools_version $grpcio_version $protobuf_python_version $mypy_version $types_grpcio_version $types_protobuf_version $(sha256sum clients/python/pyproject.toml | cut -c1-16)"
+  # The framework extras, where this Python can have them (langchain-core 1.x needs 3.11).
+  local client=clients/python extras=()
+  if "$python" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+    client="clients/python[langchain]"
+    extras=("langchain-core==$langchain_core_version")
+  else
+    missing "python3 3.11 or later" "the LangChain adapter"
+  fi
+  want="$grpcio_tools_version $grpcio_version $protobuf_python_version $mypy_version $types_grpcio_version $types_protobuf_version ${extras[*]} $(sha256sum clients/python/pyproject.toml | cut -c1-16)"
   if ! current "$tools/venv/.stamp" "$want"; then
     echo "setup-polyglot: Python venv in .tools/venv"
     rm -rf "$tools/venv"
@@ -62,7 +72,7 @@ setup_python() {
       "grpcio-tools==$grpcio_tools_version" "grpcio==$grpcio_version" \
       "protobuf==$protobuf_python_version" "mypy==$mypy_version" \
       "types-grpcio==$types_grpcio_version" "types-protobuf==$types_protobuf_version" \
-      -e clients/python
+      "${extras[@]}" -e "$client"
     stamp "$tools/venv/.stamp" "$want"
   fi
   cat >"$bin/protoc-gen-python-grpcio" <<WRAPPER

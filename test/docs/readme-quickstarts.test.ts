@@ -19,7 +19,7 @@ import { makeTempDir, startTestServer } from "../helpers/test-server.js";
  * where it is exercised instead. The comment on the line before a block says which:
  * - `<!-- ci: run -->`: run by its language, with SESSIONSTORE_ADDRESS naming the server. sh:
  *   by bash at the repository's root. python: as a script, by .tools/venv's Python (where the
- *   client is installed). ts: as a module of a new project where the packed client is installed,
+ *   client is installed with its framework extras). ts: as a module of a new project where the packed client is installed,
  *   type-checked and compiled by tsc. go: saved as main.go in a new directory and run there by
  *   the block of clients/go/README.md marked `<!-- ci: runs each go block -->`, as written.
  * - `<!-- ci: output -->`: exactly what the last block marked run before it prints.
@@ -30,6 +30,7 @@ const READMES = [
   "README.md",
   "clients/ts/README.md",
   "clients/python/README.md",
+  "clients/python/docs/langchain.md",
   "clients/go/README.md",
   "deploy/helm/sessionstore/README.md",
 ];
@@ -56,6 +57,7 @@ function toolchainsOf(block: CodeBlock): Toolchain[] {
   const needs = new Set<Toolchain>();
   if (block.language === "python" || block.file === "clients/python/README.md") needs.add("python");
   if (block.language === "go" || block.file === "clients/go/README.md") needs.add("go");
+  if (block.file === "clients/python/docs/langchain.md") needs.add("langchain");
   return [...needs];
 }
 

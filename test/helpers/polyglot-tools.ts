@@ -12,8 +12,11 @@ import { skipWithReason } from "./skipped-suites.js";
  * SESSIONSTORE_REQUIRE_POLYGLOT=1 (CI), which makes a missing toolchain a failure.
  */
 
-/** The Python of .tools/venv, where the Python client is installed editable. */
-export const PYTHON = join(REPOSITORY, ".tools/venv/bin/python");
+/**
+ * The Python of .tools/venv, where the Python client is installed editable with its framework
+ * extras; SESSIONSTORE_PYTHON names another (a venv of your own with the same packages).
+ */
+export const PYTHON = process.env.SESSIONSTORE_PYTHON || join(REPOSITORY, ".tools/venv/bin/python");
 export const GRPCURL = join(REPOSITORY, ".tools/bin/grpcurl");
 const REQUIRED = process.env.SESSIONSTORE_REQUIRE_POLYGLOT === "1";
 
@@ -21,8 +24,17 @@ function onPath(command: string): boolean {
   return spawnSync("sh", ["-c", `command -v ${command}`]).status === 0;
 }
 
+/** Whether PYTHON can import `module` (a framework extra installed by setup-polyglot.sh). */
+function pythonImports(module: string): boolean {
+  return existsSync(PYTHON) && spawnSync(PYTHON, ["-c", `import ${module}`]).status === 0;
+}
+
 const TOOLCHAINS = {
   python: { what: "the Python client's venv (.tools/venv)", present: () => existsSync(PYTHON) },
+  langchain: {
+    what: "langchain-core in the Python client's venv (Python 3.11 or later)",
+    present: () => pythonImports("langchain_core"),
+  },
   go: { what: "go", present: () => onPath("go") },
   grpcurl: { what: "grpcurl (.tools/bin)", present: () => existsSync(GRPCURL) },
   cargo: { what: "cargo", present: () => onPath("cargo") },

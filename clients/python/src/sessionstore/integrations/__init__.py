@@ -1,0 +1,6 @@
+"""Session backends for agent frameworks, each an optional extra of sessionstore-client.
+
+Each module imports its framework, so import the module itself, e.g.
+``from sessionstore.integrations.langchain import SessionStoreChatMessageHistory``
+(after ``pip install "sessionstore-client[langchain]"``).
+"""

@@ -2,8 +2,10 @@
 # Installs what the Python, Go and Rust clients and their interoperability tests need, into
 # .tools/ (git-ignored), at pinned versions so that generated code does not drift between machines:
 #   .tools/venv/                       Python: grpcio-tools (protoc + grpc plugin), grpcio, protobuf,
-#                                      and clients/python installed editable with its framework
-#                                      extras (langchain: langchain-core), for the adapters' tests
+#                                      mypy with the grpcio and protobuf stubs (the client is
+#                                      checked with mypy --strict), and clients/python installed
+#                                      editable with its framework extras (langchain:
+#                                      langchain-core), for the adapters' tests
 #   .tools/bin/protoc-gen-python-grpcio  buf plugin: Python code through grpcio-tools' protoc
 #   .tools/bin/protoc-gen-go{,-grpc}   buf plugins for Go
 #   .tools/bin/grpcurl                 for the reflection test
@@ -20,6 +22,9 @@ root=$PWD
 grpcio_tools_version=1.85.1 # embeds protoc 35.1 and the grpc Python plugin
 grpcio_version=1.85.3
 protobuf_python_version=7.36.2
+mypy_version=2.4.1
+types_grpcio_version=1.85.0.20261028
+types_protobuf_version=7.35.1.20260906
 protoc_gen_go_version=v1.36.12
 protoc_gen_go_grpc_version=v1.6.2
 grpcurl_version=v1.9.4
@@ -58,14 +63,16 @@ setup_python() {
   else
     missing "python3 3.11 or later" "the LangChain adapter"
   fi
-  want="$grpcio_tools_version $grpcio_version $protobuf_python_version ${extras[*]} $(sha256sum clients/python/pyproject.toml | cut -c1-16)"
+  want="$grpcio_tools_version $grpcio_version $protobuf_python_version $mypy_version $types_grpcio_version $types_protobuf_version ${extras[*]} $(sha256sum clients/python/pyproject.toml | cut -c1-16)"
   if ! current "$tools/venv/.stamp" "$want"; then
     echo "setup-polyglot: Python venv in .tools/venv"
     rm -rf "$tools/venv"
     "$python" -m venv "$tools/venv"
     "$tools/venv/bin/pip" install --quiet --disable-pip-version-check \
       "grpcio-tools==$grpcio_tools_version" "grpcio==$grpcio_version" \
-      "protobuf==$protobuf_python_version" "${extras[@]}" -e "$client"
+      "protobuf==$protobuf_python_version" "mypy==$mypy_version" \
+      "types-grpcio==$types_grpcio_version" "types-protobuf==$types_protobuf_version" \
+      "${extras[@]}" -e "$client"
     stamp "$tools/venv/.stamp" "$want"
   fi
   cat >"$bin/protoc-gen-python-grpcio" <<WRAPPER

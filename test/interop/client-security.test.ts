@@ -10,10 +10,11 @@ import { makeTempDir, startTestServer, type TestServer } from "../helpers/test-s
 import { JwksFile, jwtSettings, type SigningKey, signingKey, token } from "../helpers/tokens.js";
 
 /**
- * The Python and Go clients' TLS, client certificate and token options against the real server,
- * through the interop programs (test/interop/python/scenario.py, test/interop/go) and their
- * `calls` command: an append, then a meta, a load and a watch of the session, each a call of its
- * own. Skipped without their toolchains, as test/interop/polyglot.test.ts is.
+ * The Python (sync and asyncio) and Go clients' TLS, client certificate and token options against
+ * the real server, through the interop programs (test/interop/python/scenario.py, with --aio for
+ * the asyncio client, and test/interop/go) and their `calls` command: an append, then a meta, a
+ * load and a watch of the session, each a call of its own. Skipped without their toolchains, as
+ * test/interop/polyglot.test.ts is.
  */
 
 const HERE = join(REPOSITORY, "test/interop");
@@ -75,10 +76,13 @@ describe("the Python and Go clients over TLS and mTLS, with tokens", skipWithout
 
   const programs = {
     python: (args: string[]) => runOk(PYTHON, [join(HERE, "python/scenario.py"), ...args]),
+    // The asyncio client (sessionstore.aio), with the same options.
+    "python-aio": (args: string[]) =>
+      runOk(PYTHON, [join(HERE, "python/scenario.py"), "--aio", ...args]),
     go: (args: string[]) => runOk(goProgram, args),
   };
 
-  describe.each(["python", "go"] as const)("%s", (language) => {
+  describe.each(["python", "python-aio", "go"] as const)("%s", (language) => {
     /** Runs `calls` on `session` of `server` with `credentials`; resolves to its report. */
     async function calls(server: TestServer, session: string, credentials: Credentials = {}) {
       const args: string[] = [];

@@ -6,7 +6,7 @@ import unittest
 import grpc
 
 from sessionstore import SessionStoreClient, SessionStoreError
-from sessionstore.client import (
+from sessionstore._common import (
     ACTUAL_LABELS_REVISION_KEY,
     ACTUAL_LENGTH_KEY,
     FIRST_SEQ_KEY,

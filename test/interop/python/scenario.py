@@ -15,8 +15,9 @@ run it).
                                          watches it, each a call of its own; prints what each
                                          returned or its status code, and how many times the
                                          token function was asked (null without one)
+    scenario.py --aio ADDRESS calls SESSION   the same with the asyncio client (sessionstore.aio)
 
-Before ADDRESS: --ca FILE (the CA to trust: TLS), --cert FILE --key FILE (a client certificate:
+Before ADDRESS: --aio (calls only), --ca FILE (the CA to trust: TLS), --cert FILE --key FILE (a client certificate:
 mTLS), --tokens FILE (tokens, one a line: a single one is passed as the fixed token; several are
 handed out in turn by a token function, the last one again once all are used).
 
@@ -24,6 +25,7 @@ Text goes in and out as UTF-8 bytes, so that what is compared is exactly what tr
 """
 
 import argparse
+import asyncio
 import json
 import sys
 import time
@@ -36,6 +38,7 @@ from typing import Any, Callable, List
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "clients/python/src"))
 
 from sessionstore import ListOrder, Message, Rewound, SessionStoreClient, SessionStoreError
+from sessionstore.aio import AsyncSessionStoreClient
 
 
 
@@ -201,6 +204,43 @@ def calls(client: SessionStoreClient, session: str) -> dict:
     }
 
 
+async def async_calls(client: AsyncSessionStoreClient, session: str) -> dict:
+    """calls(), with the asyncio client."""
+
+    async def code_of_call(call: Any) -> Any:
+        try:
+            return await call
+        except SessionStoreError as error:
+            return error.code.value[0]
+
+    async def appended() -> int:
+        return (await client.append(session, [{"n": 0}])).first_seq
+
+    async def counted() -> int:
+        return (await client.meta(session)).message_count
+
+    async def first_watched() -> List[Any]:
+        async with client.watch(session, raw=True) as watch:
+            return list(await watch.__anext__())
+
+    return {
+        "append": await code_of_call(appended()),
+        "meta": await code_of_call(counted()),
+        "load": await code_of_call(client.load(session, raw=True)),
+        "watch": await code_of_call(first_watched()),
+    }
+
+
+async def async_main(args: argparse.Namespace, options: dict, tokens: Any) -> None:
+    """The calls command with the asyncio client."""
+    if args.command != "calls":
+        sys.exit("--aio: calls only")
+    async with AsyncSessionStoreClient(args.address, **options) as client:
+        report = await async_calls(client, args.name)
+    report["token_calls"] = tokens.asked if tokens else None
+    print(json.dumps(report))
+
+
 class Tokens:
     """A token function handing out the tokens of a list in turn, counting how often it is asked."""
 
@@ -225,6 +265,7 @@ def stdin_messages() -> List[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--aio", action="store_true")
     parser.add_argument("--ca")
     parser.add_argument("--cert")
     parser.add_argument("--key")
@@ -237,14 +278,17 @@ def main() -> None:
     token_function = Tokens(tokens) if len(tokens) > 1 else None
     token = token_function or (tokens[0] if tokens else None)
     # The CA as a path, the client certificate as PEM bytes: the client takes either.
-    with SessionStoreClient(
-        args.address,
-        timeout=30,
-        root_certificates=args.ca,
-        certificate_chain=Path(args.cert).read_bytes() if args.cert else None,
-        private_key=Path(args.key).read_bytes() if args.key else None,
-        token=token,
-    ) as client:
+    options: dict = {
+        "timeout": 30,
+        "root_certificates": args.ca,
+        "certificate_chain": Path(args.cert).read_bytes() if args.cert else None,
+        "private_key": Path(args.key).read_bytes() if args.key else None,
+        "token": token,
+    }
+    if args.aio:
+        asyncio.run(async_main(args, options, token_function))
+        return
+    with SessionStoreClient(args.address, **options) as client:
         command, name = args.command, args.name
         if command == "append":
             print(json.dumps(asdict(client.append(name, stdin_messages()))))

@@ -9,22 +9,16 @@ loopback address and TLS to any other, unless told otherwise; it can present a c
 
 from __future__ import annotations
 
-import enum
-import ipaddress
-import json
-import os
 import queue
-import re
 import threading
 from dataclasses import dataclass
 from typing import (
     Any,
     Callable,
-    Dict,
     Generic,
+    Iterable,
     Iterator,
     List,
-    Literal,
     Mapping,
     Optional,
     Sequence,
@@ -35,217 +29,75 @@ from typing import (
 
 import grpc
 
+from sessionstore._common import (
+    ACTUAL_LABELS_REVISION_KEY,
+    ACTUAL_LENGTH_KEY,
+    AUTHORIZATION_KEY,
+    FIRST_SEQ_KEY,
+    SESSION_ID_KEY,
+    AppendAck,
+    Credentials,
+    ListOrder,
+    Message,
+    MessageIn,
+    Pem,
+    RewindResult,
+    Rewound,
+    SessionMeta,
+    SessionStoreError,
+    TokenSource,
+    TrimResult,
+    Window,
+    _about,
+    _ack,
+    _bearer,
+    _channel_credentials,
+    _fork_request,
+    _list_request,
+    _load_request,
+    _meta,
+    _page_events,
+    _page_messages,
+    _pop_from,
+    _request,
+    _rewind_request,
+    _rewind_result,
+    _set_labels_request,
+    _token_failed,
+    _trim_result,
+    _WindowPages,
+)
 from sessionstore.v1 import session_store_pb2 as pb
 from sessionstore.v1 import session_store_pb2_grpc as pb_grpc
 
-#: Trailing metadata of an ABORTED expected_seq mismatch (and of OUT_OF_RANGE past a session's
-#: end): the session's actual length (decimal).
-ACTUAL_LENGTH_KEY = "sessionstore-actual-length"
-
-#: Trailing metadata of an ABORTED expected_labels_revision mismatch: the actual labels revision.
-ACTUAL_LABELS_REVISION_KEY = "sessionstore-actual-labels-revision"
-
-#: Trailing metadata of OUT_OF_RANGE below a trimmed session's start: its first kept seq.
-FIRST_SEQ_KEY = "sessionstore-first-seq"
-
-#: A message to append: a dict (JSON-encoded here) or raw JSON text, sent as is.
-MessageIn = Union[Mapping[str, Any], str, bytes]
-
-#: PEM for TLS: the PEM bytes themselves, or the path (str or os.PathLike) of a file holding them.
-Pem = Union[bytes, str, "os.PathLike[str]"]
-
-#: A bearer token: the token itself, or a function returning it, asked before every call.
-TokenSource = Union[str, Callable[[], str]]
-
-#: The transport: "insecure" (plaintext), "tls" (gRPC's default roots), or grpc ChannelCredentials.
-Credentials = Union[Literal["insecure", "tls"], grpc.ChannelCredentials]
-
-#: The metadata key of the bearer token.
-AUTHORIZATION_KEY = "authorization"
+__all__ = [
+    # Defined in sessionstore._common, which sessionstore.aio shares; importable from here too.
+    "ACTUAL_LABELS_REVISION_KEY",
+    "ACTUAL_LENGTH_KEY",
+    "AUTHORIZATION_KEY",
+    "FIRST_SEQ_KEY",
+    "SESSION_ID_KEY",
+    "AppendAck",
+    "Credentials",
+    "ListOrder",
+    "Message",
+    "MessageIn",
+    "Pem",
+    "RewindResult",
+    "Rewound",
+    "SessionMeta",
+    "SessionStoreError",
+    "TokenSource",
+    "TrimResult",
+    "Window",
+    # Defined here.
+    "Appender",
+    "SessionStoreClient",
+    "Watch",
+]
 
 T = TypeVar("T")
 Item = TypeVar("Item")
-
-
-class SessionStoreError(Exception):
-    """A failed call. ``code`` is the gRPC status code (a ``grpc.StatusCode``): INVALID_ARGUMENT
-    (bad input, nothing stored), NOT_FOUND, ALREADY_EXISTS (a fork into an existing id),
-    ABORTED (an expected seq or labels revision that is not the session's), OUT_OF_RANGE (a seq
-    past the session's end, or below its first kept one), RESOURCE_EXHAUSTED, UNAVAILABLE (safe
-    to retry), DATA_LOSS.
-
-    What the server reports with it, None otherwise: ``actual_length``, the session's length (for
-    ABORTED on expected_seq, and OUT_OF_RANGE past the end); ``actual_labels_revision`` (for
-    ABORTED on expected_labels_revision); ``first_seq``, the first seq kept (for OUT_OF_RANGE
-    below a trimmed session's start: read from there)."""
-
-    def __init__(
-        self,
-        code: grpc.StatusCode,
-        details: str,
-        actual_length: Optional[int] = None,
-        *,
-        actual_labels_revision: Optional[int] = None,
-        first_seq: Optional[int] = None,
-    ):
-        super().__init__(f"{code.name}: {details}")
-        self.code = code
-        self.details = details
-        self.actual_length = actual_length
-        self.actual_labels_revision = actual_labels_revision
-        self.first_seq = first_seq
-
-    @classmethod
-    def from_rpc_error(cls, error: grpc.RpcError) -> SessionStoreError:
-        code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-        details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
-        reported: Dict[str, int] = {}
-        if isinstance(error, grpc.Call):
-            for key, value in error.trailing_metadata() or ():
-                if key in (ACTUAL_LENGTH_KEY, ACTUAL_LABELS_REVISION_KEY, FIRST_SEQ_KEY):
-                    reported[key] = int(value)
-        return cls(
-            code,
-            details,
-            reported.get(ACTUAL_LENGTH_KEY),
-            actual_labels_revision=reported.get(ACTUAL_LABELS_REVISION_KEY),
-            first_seq=reported.get(FIRST_SEQ_KEY),
-        )
-
-
-@dataclass(frozen=True)
-class AppendAck:
-    """The server's acknowledgement of one append."""
-
-    session_id: str
-    first_seq: int  #: seq given to the first message appended
-    next_seq: int  #: the session's length after the append
-    durable_count: int  #: messages [0, durable_count) of the session are fsynced
-
-
-@dataclass(frozen=True)
-class SessionMeta:
-    session_id: str
-    created_at_ms: int
-    agent_loop_version: str
-    message_count: int  #: buffered messages included
-    durable_count: int  #: messages [0, durable_count) are fsynced
-    updated_at_ms: int  #: when a message was last appended (or it was created, forked, rewound)
-    labels: Dict[str, str]  #: e.g. {"user": "alice"}, sorted by key; set_labels changes them
-    labels_revision: int  #: grows by one at every change of the labels; 0: never labelled
-    parent_session_id: str  #: the session this one was forked from ("" if it was not)
-    parent_seq: int  #: the fork point: the first parent_seq messages are the parent's
-    first_seq: int  #: the first seq kept (those before it were trimmed)
-
-
-class ListOrder(enum.Enum):
-    """The order of SessionStoreClient.list."""
-
-    BY_ID = pb.LIST_ORDER_BY_ID  #: by session id
-    BY_UPDATED_DESC = pb.LIST_ORDER_BY_UPDATED_DESC  #: most recently appended first, then by id
-
-
-@dataclass(frozen=True)
-class Window:
-    """A context window (SessionStoreClient.window): the newest messages that fit, from
-    ``first_seq`` on, and the tool calls in it left without a result."""
-
-    messages: List[Any]  #: oldest first; dicts, or text with raw=True
-    first_seq: Optional[int]  #: the seq of messages[0]; None when the window is empty
-    #: With whole_turns: ids of the tool calls without a result after them (an interrupted
-    #: turn), oldest first; Gemini calls without an id are named "name:<function name>".
-    dangling_call_ids: List[str]
-
-
-@dataclass(frozen=True)
-class RewindResult:
-    """What SessionStoreClient.rewind dropped (oldest first, from seq to_seq on), and the meta."""
-
-    dropped: List[Any]
-    meta: SessionMeta
-
-
-@dataclass(frozen=True)
-class TrimResult:
-    """How many messages SessionStoreClient.trim dropped, and the meta (meta.first_seq kept)."""
-
-    trimmed: int
-    meta: SessionMeta
-
-
-@dataclass(frozen=True)
-class Message:
-    """A message a watch_events() yields, with its seq."""
-
-    seq: int
-    message: Any  #: a dict, or text with raw=True
-
-
-@dataclass(frozen=True)
-class Rewound:
-    """What watch_events() yields when the session is rewound below what it yielded: the
-    messages yielded from ``to_seq`` on are gone, and the watch goes on from ``to_seq``."""
-
-    to_seq: int
-
-
-def _encode(message: MessageIn) -> str:
-    if isinstance(message, bytes):
-        return message.decode("utf-8")
-    if isinstance(message, str):
-        return message
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
-
-
-def _request(
-    session_id: str,
-    messages: Sequence[MessageIn],
-    expected_seq: Optional[int],
-    sync: bool,
-    labels: Optional[Mapping[str, str]],
-) -> pb.AppendRequest:
-    if isinstance(messages, (str, bytes, Mapping)):
-        raise TypeError("messages must be a sequence of messages, not one message")
-    request = pb.AppendRequest(
-        session_id=session_id,
-        messages=[_encode(m) for m in messages],
-        sync=sync,
-        labels=labels or {},
-    )
-    if expected_seq is not None:
-        request.expected_seq = expected_seq
-    return request
-
-
-def _ack(response: pb.AppendResponse) -> AppendAck:
-    return AppendAck(
-        response.session_id, response.first_seq, response.next_seq, response.durable_count
-    )
-
-
-def _meta(meta: pb.SessionMeta) -> SessionMeta:
-    return SessionMeta(
-        meta.session_id,
-        meta.created_at_ms,
-        meta.agent_loop_version,
-        meta.message_count,
-        meta.durable_count,
-        meta.updated_at_ms,
-        dict(sorted(meta.labels.items())),  # by key: the wire's map order is arbitrary
-        meta.labels_revision,
-        meta.parent_session_id,
-        meta.parent_seq,
-        meta.first_seq,
-    )
-
-
-#: The metadata key naming the session a call is about, so that a router can hash on it.
-SESSION_ID_KEY = "x-session-id"
-
-
-def _about(session_id: str) -> Tuple[Tuple[str, str], ...]:
-    """The metadata of a call about one session (a router may send it to that session's replica)."""
-    return ((SESSION_ID_KEY, session_id),)
 
 
 def _call(function: Callable[[], T]) -> T:
@@ -255,11 +107,7 @@ def _call(function: Callable[[], T]) -> T:
         raise SessionStoreError.from_rpc_error(error) from None
 
 
-def _decode(text: str, raw: bool) -> Any:
-    return text if raw else json.loads(text)
-
-
-def _pages(pages: Iterator[T]) -> Iterator[T]:
+def _pages(pages: Iterable[T]) -> Iterator[T]:
     """The pages of a Load or Watch stream, its failure raised as SessionStoreError."""
     try:
         yield from pages
@@ -267,84 +115,25 @@ def _pages(pages: Iterator[T]) -> Iterator[T]:
         raise SessionStoreError.from_rpc_error(error) from None
 
 
-def _messages(pages: Iterator[Any], raw: bool) -> Iterator[Tuple[int, Any]]:
+def _messages(
+    pages: Iterable[Union[pb.LoadResponse, pb.WatchResponse]], raw: bool
+) -> Iterator[Tuple[int, Any]]:
     """(seq, message) for every message of a Load or Watch stream's pages."""
     for page in _pages(pages):
-        for offset, text in enumerate(page.messages):
-            yield page.first_seq + offset, _decode(text, raw)
+        yield from _page_messages(page, raw)
 
 
-def _events(pages: Iterator[Any], raw: bool) -> Iterator[Union[Message, Rewound]]:
+def _events(pages: Iterable[pb.WatchResponse], raw: bool) -> Iterator[Union[Message, Rewound]]:
     """Message and Rewound items for the pages of a Watch stream."""
     for page in _pages(pages):
-        if page.HasField("rewound_to"):
-            yield Rewound(page.rewound_to)
-        for offset, text in enumerate(page.messages):
-            yield Message(page.first_seq + offset, _decode(text, raw))
-
-
-def _is_loopback(target: str) -> bool:
-    """Whether a gRPC target names this machine (localhost, 127.0.0.0/8, ::1, a unix socket):
-    plaintext is then the default, as nothing leaves the machine."""
-    if target.startswith(("unix:", "unix-abstract:")):
-        return True
-    address = re.sub(r"^(dns:(//[^/]*/)?|ipv4:|ipv6:)", "", target)
-    bracketed = re.match(r"^\[([^\]]+)\]", address)
-    host = bracketed.group(1) if bracketed else re.sub(r":\d+$", "", address)
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _read_pem(pem: Optional[Pem]) -> Optional[bytes]:
-    if pem is None or isinstance(pem, bytes):
-        return pem
-    with open(pem, "rb") as file:
-        return file.read()
-
-
-def _channel_credentials(
-    target: str,
-    credentials: Optional[Credentials],
-    root_certificates: Optional[Pem],
-    certificate_chain: Optional[Pem],
-    private_key: Optional[Pem],
-) -> Optional[grpc.ChannelCredentials]:
-    """The channel's credentials as SessionStoreClient's options choose them; None for plaintext."""
-    if (certificate_chain is None) != (private_key is None):
-        raise ValueError(
-            "certificate_chain and private_key go together: a client certificate and its key"
-        )
-    if root_certificates is not None or certificate_chain is not None:
-        if credentials not in (None, "tls"):
-            raise ValueError(
-                "root_certificates, certificate_chain and private_key are TLS settings: "
-                'give credentials="tls" or none with them'
-            )
-        return grpc.ssl_channel_credentials(
-            _read_pem(root_certificates), _read_pem(private_key), _read_pem(certificate_chain)
-        )
-    if credentials is None:
-        credentials = "insecure" if _is_loopback(target) else "tls"
-    if credentials == "insecure":
-        return None
-    if credentials == "tls":
-        return grpc.ssl_channel_credentials()
-    if isinstance(credentials, grpc.ChannelCredentials):
-        return credentials
-    raise ValueError(
-        f'credentials must be "insecure", "tls" or grpc.ChannelCredentials, not {credentials!r}'
-    )
+        yield from _page_events(page, raw)
 
 
 @dataclass(frozen=True)
 class _CallDetails(grpc.ClientCallDetails):
     method: str
     timeout: Optional[float]
-    metadata: Optional[Sequence[Tuple[str, Union[str, bytes]]]]
+    metadata: Optional[Tuple[Tuple[str, Union[str, bytes]], ...]]
     credentials: Optional[grpc.CallCredentials]
     wait_for_ready: Optional[bool]
     compression: Optional[grpc.Compression]
@@ -368,15 +157,13 @@ class _BearerToken(
             try:
                 token = self._token()
             except Exception as error:
-                raise SessionStoreError(
-                    grpc.StatusCode.UNAUTHENTICATED, f"the token function failed: {error!r}"
-                ) from error
+                raise _token_failed(error) from error
         else:
             token = self._token
         return _CallDetails(
             details.method,
             details.timeout,
-            [*(details.metadata or ()), (AUTHORIZATION_KEY, f"Bearer {token}")],
+            (*(details.metadata or ()), _bearer(token)),
             details.credentials,
             details.wait_for_ready,
             details.compression,
@@ -388,10 +175,11 @@ class _BearerToken(
         return continuation(self._with_token(details), request)
 
     # The four kinds of call are intercepted alike: (continuation, details, request or requests).
-    intercept_unary_unary = _intercept
-    intercept_unary_stream = _intercept
-    intercept_stream_unary = _intercept
-    intercept_stream_stream = _intercept
+    # (Their stubs' generic signatures are wider than this one's Any: hence the ignores.)
+    intercept_unary_unary = _intercept  # type: ignore[assignment]
+    intercept_unary_stream = _intercept  # type: ignore[assignment]
+    intercept_stream_unary = _intercept  # type: ignore[assignment]
+    intercept_stream_stream = _intercept  # type: ignore[assignment]
 
 
 class SessionStoreClient:
@@ -443,7 +231,8 @@ class SessionStoreClient:
         self._channel = channel
         if token is not None:
             channel = grpc.intercept_channel(channel, _BearerToken(token))
-        self._stub = pb_grpc.SessionStoreStub(channel)
+        # The generated gRPC code is untyped: its calls return Any, typed where they are used.
+        self._stub = pb_grpc.SessionStoreStub(channel)  # type: ignore[no-untyped-call]
         self._timeout = timeout
 
     def close(self) -> None:
@@ -496,7 +285,7 @@ class SessionStoreClient:
 
     def last(self, session_id: str, n: int, *, raw: bool = False) -> List[Any]:
         """A session's last ``n`` messages, in order."""
-        request = pb.LoadRequest(session_id=session_id, limit=n, last=True)
+        request = _load_request(session_id, limit=n, last=True)
         pages = _call(
             lambda: self._stub.Load(request, timeout=self._timeout, metadata=_about(session_id))
         )
@@ -506,7 +295,7 @@ class SessionStoreClient:
         self, session_id: str, *, from_seq: int = 0, limit: int = 0, raw: bool = False
     ) -> Iterator[Tuple[int, Any]]:
         """Streams (seq, message) pairs of a session, as load() selects them."""
-        request = pb.LoadRequest(session_id=session_id, from_seq=from_seq, limit=limit)
+        request = _load_request(session_id, from_seq=from_seq, limit=limit)
         pages = _call(
             lambda: self._stub.Load(request, timeout=self._timeout, metadata=_about(session_id))
         )
@@ -526,8 +315,8 @@ class SessionStoreClient:
         messages and ``max_bytes`` bytes (UTF-8, as stored; 0: no bound). With ``whole_turns`` it
         starts at a turn boundary (a message a person wrote), never with a tool result whose call
         is outside it, and reports the calls left without a result (``dangling_call_ids``)."""
-        request = pb.LoadRequest(
-            session_id=session_id,
+        request = _load_request(
+            session_id,
             from_seq=from_seq,
             limit=limit,
             max_bytes=max_bytes,
@@ -536,14 +325,10 @@ class SessionStoreClient:
         pages = _call(
             lambda: self._stub.Load(request, timeout=self._timeout, metadata=_about(session_id))
         )
-        messages: List[Any] = []
-        first_seq: Optional[int] = None
-        dangling: List[str] = []
+        window = _WindowPages(raw)
         for page in _pages(pages):
-            first_seq = page.first_seq if first_seq is None else first_seq
-            messages.extend(_decode(text, raw) for text in page.messages)
-            dangling.extend(page.dangling_call_ids)
-        return Window(messages, first_seq, dangling)
+            window.add(page)
+        return window.window()
 
     def list(
         self,
@@ -558,13 +343,7 @@ class SessionStoreClient:
         in ``order`` (by id, or most recently appended first), fetched page by page."""
         token = ""
         while True:
-            request = pb.ListRequest(
-                prefix=prefix,
-                page_size=page_size,
-                page_token=token,
-                label_selector=label_selector,
-                order=order.value,
-            )
+            request = _list_request(prefix, page_size, token, label_selector, order)
             response = _call(lambda: self._stub.List(request, timeout=self._timeout))
             for meta in response.sessions:
                 yield _meta(meta)
@@ -590,9 +369,7 @@ class SessionStoreClient:
         """Sets labels of a session (an empty value removes one); returns the new meta.
         NOT_FOUND for an unknown session. With ``expected_labels_revision``, only if the labels
         are at that revision, else ABORTED with ``actual_labels_revision``."""
-        request = pb.SetLabelsRequest(session_id=session_id, labels=labels)
-        if expected_labels_revision is not None:
-            request.expected_labels_revision = expected_labels_revision
+        request = _set_labels_request(session_id, labels, expected_labels_revision)
         response = _call(
             lambda: self._stub.SetLabels(request, timeout=self._timeout, metadata=_about(session_id))
         )
@@ -610,9 +387,7 @@ class SessionStoreClient:
         (nothing is copied; appends to either never affect the other), labelled as the source
         with ``labels`` over them; returns its meta. ALREADY_EXISTS if ``new_session_id`` exists;
         OUT_OF_RANGE if ``at_seq`` is past the source's length or below its first kept seq."""
-        request = pb.ForkRequest(
-            session_id=session_id, at_seq=at_seq, new_session_id=new_session_id, labels=labels or {}
-        )
+        request = _fork_request(session_id, at_seq, new_session_id, labels)
         response = _call(
             lambda: self._stub.Fork(request, timeout=self._timeout, metadata=_about(session_id))
         )
@@ -630,15 +405,11 @@ class SessionStoreClient:
         returns them, as load() would, with the new meta; watchers are told. With
         ``expected_seq``, only if the session's length is that, else ABORTED with
         ``actual_length``."""
-        request = pb.RewindRequest(session_id=session_id, to_seq=to_seq)
-        if expected_seq is not None:
-            request.expected_seq = expected_seq
+        request = _rewind_request(session_id, to_seq, expected_seq)
         response = _call(
             lambda: self._stub.Rewind(request, timeout=self._timeout, metadata=_about(session_id))
         )
-        return RewindResult(
-            [_decode(text, raw) for text in response.dropped_messages], _meta(response.meta)
-        )
+        return _rewind_result(response, raw)
 
     def pop_item(self, session_id: str, *, raw: bool = False) -> Optional[Any]:
         """Removes and returns a session's last message; None for an empty or unknown session
@@ -650,9 +421,9 @@ class SessionStoreClient:
             if error.code == grpc.StatusCode.NOT_FOUND:
                 return None
             raise
-        if meta.message_count == meta.first_seq:
+        length = _pop_from(meta)
+        if length is None:
             return None
-        length = meta.message_count
         return self.rewind(session_id, length - 1, expected_seq=length, raw=raw).dropped[0]
 
     def trim(self, session_id: str, before_seq: int) -> TrimResult:
@@ -663,12 +434,12 @@ class SessionStoreClient:
         response = _call(
             lambda: self._stub.Trim(request, timeout=self._timeout, metadata=_about(session_id))
         )
-        return TrimResult(response.trimmed, _meta(response.meta))
+        return _trim_result(response)
 
     def delete(self, session_id: str) -> bool:
         """Deletes a session; returns whether it existed. It can then start again at seq 0."""
         request = pb.DeleteRequest(session_id=session_id)
-        response = _call(
+        response: pb.DeleteResponse = _call(
             lambda: self._stub.Delete(request, timeout=self._timeout, metadata=_about(session_id))
         )
         return response.existed
@@ -678,7 +449,7 @@ class SessionStoreClient:
         many messages it wrote."""
         request = pb.FlushRequest(session_id=session_id)
         metadata = _about(session_id) if session_id else ()
-        response = _call(
+        response: pb.FlushResponse = _call(
             lambda: self._stub.Flush(request, timeout=self._timeout, metadata=metadata)
         )
         return response.flushed

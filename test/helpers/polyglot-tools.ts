@@ -14,6 +14,8 @@ import { skipWithReason } from "./skipped-suites.js";
 
 /** The Python of .tools/venv, where the Python client is installed editable. */
 export const PYTHON = join(REPOSITORY, ".tools/venv/bin/python");
+/** The Python of .tools/venv-openai-agents: the client with the OpenAI Agents SDK (pinned). */
+export const PYTHON_OPENAI_AGENTS = join(REPOSITORY, ".tools/venv-openai-agents/bin/python");
 export const GRPCURL = join(REPOSITORY, ".tools/bin/grpcurl");
 const REQUIRED = process.env.SESSIONSTORE_REQUIRE_POLYGLOT === "1";
 
@@ -23,6 +25,10 @@ function onPath(command: string): boolean {
 
 const TOOLCHAINS = {
   python: { what: "the Python client's venv (.tools/venv)", present: () => existsSync(PYTHON) },
+  openaiAgents: {
+    what: "the OpenAI Agents SDK's venv (.tools/venv-openai-agents)",
+    present: () => existsSync(PYTHON_OPENAI_AGENTS),
+  },
   go: { what: "go", present: () => onPath("go") },
   grpcurl: { what: "grpcurl (.tools/bin)", present: () => existsSync(GRPCURL) },
   cargo: { what: "cargo", present: () => onPath("cargo") },

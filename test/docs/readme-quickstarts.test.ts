@@ -31,6 +31,7 @@ import { makeTempDir, startTestServer } from "../helpers/test-server.js";
 const READMES = [
   "README.md",
   "clients/ts/README.md",
+  "clients/ts/README-openai-agents.md",
   "clients/python/README.md",
   "clients/python/README-openai-agents.md",
   "clients/go/README.md",

@@ -6,6 +6,9 @@
 #                                      checked with mypy --strict), and clients/python installed
 #                                      editable with its framework extras (langchain:
 #                                      langchain-core), for the adapters' tests
+#   .tools/venv-openai-agents/         Python 3.10+: clients/python[openai-agents] editable, with the
+#                                      OpenAI Agents SDK, for its session adapter's tests (a venv of
+#                                      its own: each framework brings dependencies of its own)
 #   .tools/bin/protoc-gen-python-grpcio  buf plugin: Python code through grpcio-tools' protoc
 #   .tools/bin/protoc-gen-go{,-grpc}   buf plugins for Go
 #   .tools/bin/grpcurl                 for the reflection test
@@ -29,6 +32,8 @@ protoc_gen_go_version=v1.36.12
 protoc_gen_go_grpc_version=v1.6.2
 grpcurl_version=v1.9.4
 langchain_core_version=1.8.1 # the LangChain adapter (clients/python[langchain]); Python 3.11+
+# The OpenAI Agents SDK; scripts/constraints/openai-agents.txt pins it and all it pulls in.
+openai_agents_version=0.24.0
 
 tools=$root/.tools
 bin=$tools/bin
@@ -82,6 +87,25 @@ WRAPPER
   chmod +x "$bin/protoc-gen-python-grpcio"
 }
 
+setup_python_openai_agents() {
+  local python want constraints=scripts/constraints/openai-agents.txt
+  python=$(command -v python3 || true)
+  if [ -z "$python" ] || ! "$python" -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null; then
+    missing "python3 (3.10 or later, for the OpenAI Agents SDK)" "the openai-agents adapter"
+    return
+  fi
+  want="$openai_agents_version $grpcio_version $protobuf_python_version $(cat clients/python/pyproject.toml "$constraints" | sha256sum | cut -c1-16)"
+  if ! current "$tools/venv-openai-agents/.stamp" "$want"; then
+    echo "setup-polyglot: Python venv of the OpenAI Agents SDK in .tools/venv-openai-agents"
+    rm -rf "$tools/venv-openai-agents"
+    "$python" -m venv "$tools/venv-openai-agents"
+    "$tools/venv-openai-agents/bin/pip" install --quiet --disable-pip-version-check -c "$constraints" \
+      "openai-agents==$openai_agents_version" "grpcio==$grpcio_version" \
+      "protobuf==$protobuf_python_version" -e "clients/python[openai-agents]"
+    stamp "$tools/venv-openai-agents/.stamp" "$want"
+  fi
+}
+
 setup_go() {
   if ! command -v go >/dev/null; then
     missing go "the Go client and grpcurl"
@@ -115,5 +139,6 @@ setup_rust() {
 }
 
 setup_python
+setup_python_openai_agents
 setup_go
 setup_rust

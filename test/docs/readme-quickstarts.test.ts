@@ -7,6 +7,7 @@ import { compileTypeScript, installPackedClient, packedClient } from "../helpers
 import {
   missingToolchains,
   PYTHON,
+  PYTHON_OPENAI_AGENTS,
   requireTools,
   type Toolchain,
 } from "../helpers/polyglot-tools.js";
@@ -19,7 +20,8 @@ import { makeTempDir, startTestServer } from "../helpers/test-server.js";
  * where it is exercised instead. The comment on the line before a block says which:
  * - `<!-- ci: run -->`: run by its language, with SESSIONSTORE_ADDRESS naming the server. sh:
  *   by bash at the repository's root. python: as a script, by .tools/venv's Python (where the
- *   client is installed with its framework extras). ts: as a module of a new project where the packed client is installed,
+ *   client is installed with its framework extras), or in an adapter's README by the Python of
+ *   its framework's venv. ts: as a module of a new project where the packed client is installed,
  *   type-checked and compiled by tsc. go: saved as main.go in a new directory and run there by
  *   the block of clients/go/README.md marked `<!-- ci: runs each go block -->`, as written.
  * - `<!-- ci: output -->`: exactly what the last block marked run before it prints.
@@ -29,8 +31,10 @@ import { makeTempDir, startTestServer } from "../helpers/test-server.js";
 const READMES = [
   "README.md",
   "clients/ts/README.md",
+  "clients/ts/README-openai-agents.md",
   "clients/python/README.md",
   "clients/python/docs/langchain.md",
+  "clients/python/README-openai-agents.md",
   "clients/go/README.md",
   "deploy/helm/sessionstore/README.md",
 ];
@@ -52,10 +56,22 @@ for (const block of blocks) {
 
 const where = (block: CodeBlock) => `${block.file}:${block.line}`;
 
+/** The venv whose Python runs an adapter README's python blocks: the one with its framework. */
+const ADAPTER_PYTHONS: Record<string, { python: string; toolchain: Toolchain }> = {
+  "clients/python/README-openai-agents.md": {
+    python: PYTHON_OPENAI_AGENTS,
+    toolchain: "openaiAgents",
+  },
+};
+
 /** The toolchains a block needs: its language's, and in a client's README, that client's. */
 function toolchainsOf(block: CodeBlock): Toolchain[] {
   const needs = new Set<Toolchain>();
-  if (block.language === "python" || block.file === "clients/python/README.md") needs.add("python");
+  const adapter = ADAPTER_PYTHONS[block.file];
+  if (adapter) needs.add(adapter.toolchain);
+  else if (block.language === "python" || block.file === "clients/python/README.md") {
+    needs.add("python");
+  }
   if (block.language === "go" || block.file === "clients/go/README.md") needs.add("go");
   if (block.file === "clients/python/docs/langchain.md") needs.add("langchain");
   return [...needs];
@@ -119,7 +135,8 @@ async function runBlock(block: CodeBlock, address: string): Promise<string> {
     case "python": {
       const script = join(await tempDir(), "quickstart.py");
       await writeFile(script, block.code);
-      return (await runOk(PYTHON, [script], options)).toString();
+      const python = ADAPTER_PYTHONS[block.file]?.python ?? PYTHON;
+      return (await runOk(python, [script], options)).toString();
     }
     case "ts": {
       const cwd = await tsProject();

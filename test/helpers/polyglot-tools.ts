@@ -17,6 +17,8 @@ import { skipWithReason } from "./skipped-suites.js";
  * extras; SESSIONSTORE_PYTHON names another (a venv of your own with the same packages).
  */
 export const PYTHON = process.env.SESSIONSTORE_PYTHON || join(REPOSITORY, ".tools/venv/bin/python");
+/** The Python of .tools/venv-openai-agents: the client with the OpenAI Agents SDK (pinned). */
+export const PYTHON_OPENAI_AGENTS = join(REPOSITORY, ".tools/venv-openai-agents/bin/python");
 export const GRPCURL = join(REPOSITORY, ".tools/bin/grpcurl");
 const REQUIRED = process.env.SESSIONSTORE_REQUIRE_POLYGLOT === "1";
 
@@ -34,6 +36,10 @@ const TOOLCHAINS = {
   langchain: {
     what: "langchain-core in the Python client's venv (Python 3.11 or later)",
     present: () => pythonImports("langchain_core"),
+  },
+  openaiAgents: {
+    what: "the OpenAI Agents SDK's venv (.tools/venv-openai-agents)",
+    present: () => existsSync(PYTHON_OPENAI_AGENTS),
   },
   go: { what: "go", present: () => onPath("go") },
   grpcurl: { what: "grpcurl (.tools/bin)", present: () => existsSync(GRPCURL) },

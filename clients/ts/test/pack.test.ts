@@ -68,6 +68,8 @@ describe("the packed tarball", () => {
         "dist/esm/index.d.ts",
         "dist/cjs/index.js",
         "dist/cjs/package.json",
+        "dist/esm/openai-agents.js",
+        "dist/cjs/openai-agents.js",
       ]),
     );
     expect(files.filter((file) => /^(src|test|scripts)\//.test(file))).toEqual([]);
@@ -76,6 +78,18 @@ describe("the packed tarball", () => {
     for (const serverOnly of ["pino", "grpc-health-check", "vitest", "typescript", "ts-proto"]) {
       expect(installed, serverOnly).not.toContain(serverOnly);
     }
+    // The OpenAI Agents SDK adapter needs the SDK's types only: it loads without the SDK.
+    expect(installed).not.toContain("@openai");
+    const adapter = "@sessionstore/client/openai-agents";
+    const loadsAdapter = [
+      [
+        "--input-type=module",
+        "-e",
+        `console.log(typeof (await import("${adapter}")).SessionStoreSession)`,
+      ],
+      ["-e", `console.log(typeof require("${adapter}").SessionStoreSession)`],
+    ];
+    for (const args of loadsAdapter) expect(await node(project, args)).toBe("function\n");
     expect(await readdir(join(project, "node_modules/@grpc"))).not.toContain("reflection");
     expect(
       await readdir(join(project, "node_modules/@sessionstore/client/proto/sessionstore/v1")),

@@ -2,5 +2,7 @@
 
 Each module imports its framework, so import the module itself, e.g.
 ``from sessionstore.integrations.langchain import SessionStoreChatMessageHistory``
-(after ``pip install "sessionstore-client[langchain]"``).
+(after ``pip install "sessionstore-client[langchain]"``) or
+``from sessionstore.integrations.openai_agents import SessionStoreSession``
+(after ``pip install "sessionstore-client[openai-agents]"``).
 """

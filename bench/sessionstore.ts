@@ -188,3 +188,22 @@ export class Appender {
     for (const waiter of this.waiting.splice(0)) waiter.reject(error);
   }
 }
+
+/**
+ * Sends `requests` on one Append stream with up to `window` unacknowledged, then half-closes it:
+ * how the scenarios make their datasets through the API.
+ */
+export async function appendPipelined(
+  client: SessionStoreClient,
+  requests: Iterable<Partial<AppendRequest>>,
+  window = 64,
+): Promise<void> {
+  const appender = new Appender(client);
+  const inFlight: Promise<unknown>[] = [];
+  for (const request of requests) {
+    inFlight.push(appender.append(request));
+    if (inFlight.length >= window) await inFlight.shift();
+  }
+  await Promise.all(inFlight);
+  await appender.end();
+}

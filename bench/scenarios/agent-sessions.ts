@@ -9,7 +9,7 @@ import {
 import { type BenchContext, cpuProfileDir, row, type Scenario } from "../context.js";
 import { makeChatTurns, takeMessages } from "../payloads.js";
 import {
-  Appender,
+  appendPipelined,
   flush,
   freshDir,
   loadCount,
@@ -40,14 +40,12 @@ const TEN = "ten-chat";
 
 /** Appends `messages` to a session in requests of 100, many in flight, then flushes it. */
 async function fill(server: SessionStoreProcess, sessionId: string, messages: string[]) {
-  const appender = new Appender(server.client);
-  const inFlight: Promise<unknown>[] = [];
-  for (let start = 0; start < messages.length; start += 100) {
-    inFlight.push(appender.append({ sessionId, messages: messages.slice(start, start + 100) }));
-    if (inFlight.length >= 32) await inFlight.shift();
+  function* requests() {
+    for (let start = 0; start < messages.length; start += 100) {
+      yield { sessionId, messages: messages.slice(start, start + 100) };
+    }
   }
-  await Promise.all(inFlight);
-  await appender.end();
+  await appendPipelined(server.client, requests(), 32);
   await flush(server.client, sessionId);
 }
 
@@ -170,21 +168,15 @@ export function agentSessionScenarios(start: StartServer, backend: string): Scen
         const listAt = (count: number) =>
           withServer(context, start, 14, async (server) => {
             context.log(`  creating ${count.toLocaleString("en-US")} labelled sessions`);
-            const appender = new Appender(server.client);
-            const inFlight: Promise<unknown>[] = [];
-            for (let index = 0; index < count; index++) {
-              const user = index % Math.floor(count / matching) === 0 ? "alice" : `user-${index}`;
-              inFlight.push(
-                appender.append({
-                  sessionId: `chat-${index}`,
-                  messages: takeMessages(context.payloads, index, 1),
-                  labels: { user },
-                }),
-              );
-              if (inFlight.length >= 64) await inFlight.shift();
-            }
-            await Promise.all(inFlight);
-            await appender.end();
+            const every = Math.floor(count / matching);
+            await appendPipelined(
+              server.client,
+              Array.from({ length: count }, (_, index) => ({
+                sessionId: `chat-${index}`,
+                messages: takeMessages(context.payloads, index, 1),
+                labels: { user: index % every === 0 ? "alice" : `user-${index}` },
+              })),
+            );
             await flush(server.client, "");
             const found = (await listNewest(server.client, "user=alice")).sessions.length;
             if (found !== matching) throw new Error(`List found ${found} of alice's sessions`);

@@ -3,7 +3,7 @@ import { writeManySessions } from "../datasets.js";
 import { peakRssBytes, rssBytes } from "../memory.js";
 import { MESSAGE_BYTES, takeMessages } from "../payloads.js";
 import {
-  Appender,
+  appendPipelined,
   freshDir,
   listFirstPage,
   type SessionStoreProcess,
@@ -117,22 +117,18 @@ async function fillSessions(
   sessions: number,
 ): Promise<void> {
   const { messagesEach, streams } = context.sizes.buffered;
+  function* requestsOf(stream: number) {
+    for (let index = stream; index < sessions; index += streams) {
+      yield {
+        sessionId: `${prefix}-${index}`,
+        messages: takeMessages(context.payloads, index * messagesEach, messagesEach),
+      };
+    }
+  }
   await Promise.all(
-    Array.from({ length: streams }, async (_, stream) => {
-      const appender = new Appender(server.client);
-      const inFlight: Promise<unknown>[] = [];
-      for (let index = stream; index < sessions; index += streams) {
-        inFlight.push(
-          appender.append({
-            sessionId: `${prefix}-${index}`,
-            messages: takeMessages(context.payloads, index * messagesEach, messagesEach),
-          }),
-        );
-        if (inFlight.length >= 64) await inFlight.shift();
-      }
-      await Promise.all(inFlight);
-      await appender.end();
-    }),
+    Array.from({ length: streams }, (_, stream) =>
+      appendPipelined(server.client, requestsOf(stream)),
+    ),
   );
 }
 

@@ -1,4 +1,4 @@
-import { trimmedBefore } from "../errors.js";
+import { readStart } from "../store/log-bounds.js";
 import { pagesOf } from "../store/read-range.js";
 import type { SessionStorage } from "../store/storage.js";
 import { ContextWindow } from "./context-window.js";
@@ -23,11 +23,8 @@ export async function* loadWindow(
 ): AsyncGenerator<LoadedPage> {
   const meta = await storage.meta(sessionId);
   if (!meta) return;
-  if (options.fromSeq !== 0 && options.fromSeq < meta.firstSeq) {
-    throw trimmedBefore(sessionId, options.fromSeq, meta.firstSeq);
-  }
-  const start = Math.max(options.fromSeq, meta.firstSeq);
   const end = meta.messageCount;
+  const start = readStart(sessionId, options.fromSeq, { firstSeq: meta.firstSeq, length: end });
   const window = new ContextWindow(
     {
       maxBytes: options.maxBytes,

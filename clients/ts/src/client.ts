@@ -642,7 +642,10 @@ export class SessionStoreClient {
    */
   async flush(sessionId: string, options: CallOptions = {}): Promise<number> {
     if (!sessionId) {
-      throw new TypeError("flush() needs a session id; flushAll() flushes every session");
+      throw new SessionStoreError(
+        status.INVALID_ARGUMENT,
+        "flush() needs a session id; flushAll() flushes every session",
+      );
     }
     const response = await this.#unary<FlushResponse>(sessionId, options, true, (...args) =>
       this.#stub.flush({ sessionId }, ...args),

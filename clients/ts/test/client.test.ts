@@ -224,6 +224,8 @@ describe("list, meta, delete, flush", () => {
     expect(await client.flush("f1")).toBe(3);
     expect((await client.meta("f1"))?.durableCount).toBe(3);
     expect(await client.flushAll()).toEqual({ flushed: 2, failures: [] });
+    // An empty id would flush every session: that is flushAll, asked for by name.
+    await expect(client.flush("")).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT });
     expect(await client.delete("f1")).toBe(true);
     expect(await client.delete("f1")).toBe(false);
     expect(await client.meta("f1")).toBeUndefined();

@@ -1,7 +1,9 @@
 """What the sync client (sessionstore.client) and the asyncio client (sessionstore.aio) share:
-the results and the error they return, how requests are built and responses decoded, how a failed
-call's status and trailing metadata become a SessionStoreError, and how the channel's credentials
-are chosen from the options. Nothing here makes a call.
+the results and the error they return, how messages are checked and requests built and responses
+decoded, how a failed call's status and trailing metadata become a SessionStoreError, how the
+channel's credentials are chosen from the options, which failures are retried and after what
+pause, where a broken read or watch resumes, and what an appender does after an error. Nothing
+here makes a call or waits: the two clients differ only in blocking or awaiting.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import enum
 import ipaddress
 import json
 import os
+import random
 import re
+import time
 from dataclasses import dataclass
 from typing import (
     Any,
@@ -141,7 +145,7 @@ class ListOrder(enum.Enum):
 
 @dataclass(frozen=True)
 class Window:
-    """A context window (SessionStoreClient.window): the newest messages that fit, from
+    """A context window (SessionStoreClient.load_window): the newest messages that fit, from
     ``first_seq`` on, and the tool calls in it left without a result."""
 
     messages: List[Any]  #: oldest first; dicts, or text with raw=True
@@ -168,6 +172,37 @@ class TrimResult:
 
 
 @dataclass(frozen=True)
+class FlushAllResult:
+    """What SessionStoreClient.flush_all wrote: how many messages, and the sessions it could not
+    write and make durable, each with its error (they do not stop the others)."""
+
+    flushed: int
+    failures: List[Tuple[str, SessionStoreError]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How calls that are safe to repeat are retried, and how streams reconnect, after a failure
+    that says nothing about the call itself (UNAVAILABLE: a server restarting, shutting down or
+    unreachable, a dropped connection; INTERNAL "RST_STREAM": a stream reset by a proxy whose
+    replica died): at most ``max_attempts`` attempts in a row without progress (1: no retries),
+    waiting ``initial_delay`` seconds before the first retry, doubling up to ``max_delay``, each
+    wait ±25 % at random."""
+
+    max_attempts: int = 10
+    initial_delay: float = 0.1
+    max_delay: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.initial_delay < 0 or self.max_delay < 0:
+            raise ValueError(f"a retry policy needs max_attempts >= 1 and delays >= 0: {self}")
+
+
+#: One attempt: what calls that are not safe to repeat (fork, rewind, ...) run with.
+_ONCE = RetryPolicy(max_attempts=1)
+
+
+@dataclass(frozen=True)
 class Message:
     """A message a watch_events() yields, with its seq."""
 
@@ -183,28 +218,66 @@ class Rewound:
     to_seq: int
 
 
-def _encode(message: MessageIn) -> str:
-    if isinstance(message, bytes):
-        return message.decode("utf-8")
-    if isinstance(message, str):
-        return message
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+def _not_an_object(index: int | None, problem: str) -> SessionStoreError:
+    name = "the message" if index is None else f"message {index}"
+    return SessionStoreError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"{name} {problem}; each message must be one JSON object (a dict, or its JSON text)",
+    )
+
+
+def _encode(message: MessageIn, index: int | None = None) -> str:
+    """The wire text of a message, checked here to be one JSON object, so that a bad message
+    fails alone, before anything is sent, and never a request it would share with others. Text
+    is sent as written (integers past 2^53 and escapes stay so), with raw CR/LF (valid only as
+    whitespace between tokens) made spaces as the server would store them: the text sent is the
+    text stored, which an appender's resend after a reconnect relies on."""
+    if isinstance(message, (bytes, str)):
+        try:
+            text = message.decode("utf-8") if isinstance(message, bytes) else message
+            value = json.loads(text)
+        except ValueError as error:  # UnicodeDecodeError and JSONDecodeError alike
+            raise _not_an_object(index, f"is not valid JSON ({error})") from None
+        if not isinstance(value, dict):
+            raise _not_an_object(index, "is JSON but not an object")
+        return text.replace("\r", " ").replace("\n", " ")
+    if not isinstance(message, Mapping):
+        raise _not_an_object(index, f"is a {type(message).__name__}, not a dict")
+    try:
+        return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as error:
+        raise _not_an_object(index, f"does not encode as JSON ({error})") from None
+
+
+def _encode_all(messages: Sequence[MessageIn]) -> List[str]:
+    """Every message's wire text (see _encode): all of them, or SessionStoreError naming the
+    first bad one."""
+    if isinstance(messages, (str, bytes, Mapping)):
+        raise TypeError("messages must be a sequence of messages, not one message")
+    return [_encode(message, index) for index, message in enumerate(messages)]
 
 
 def _request(
     session_id: str,
     messages: Sequence[MessageIn],
-    expected_seq: Optional[int],
+    expected_seq: int | None,
     sync: bool,
-    labels: Optional[Mapping[str, str]],
+    labels: Mapping[str, str] | None,
 ) -> pb.AppendRequest:
-    if isinstance(messages, (str, bytes, Mapping)):
-        raise TypeError("messages must be a sequence of messages, not one message")
+    """An AppendRequest of the messages, checked (see _encode)."""
+    return _encoded_request(session_id, _encode_all(messages), expected_seq, sync, labels)
+
+
+def _encoded_request(
+    session_id: str,
+    texts: List[str],
+    expected_seq: int | None,
+    sync: bool,
+    labels: Mapping[str, str] | None,
+) -> pb.AppendRequest:
+    """An AppendRequest of wire texts _encode_all made."""
     request = pb.AppendRequest(
-        session_id=session_id,
-        messages=[_encode(m) for m in messages],
-        sync=sync,
-        labels=labels or {},
+        session_id=session_id, messages=texts, sync=sync, labels=labels or {}
     )
     if expected_seq is not None:
         request.expected_seq = expected_seq
@@ -374,7 +447,7 @@ def _rewind_request(session_id: str, to_seq: int, expected_seq: Optional[int]) -
 
 
 def _pop_from(meta: SessionMeta) -> Optional[int]:
-    """The length of the session pop_item takes the last message of; None when it has none."""
+    """The length of the session pop_last takes the last message of; None when it has none."""
     return None if meta.message_count == meta.first_seq else meta.message_count
 
 
@@ -424,3 +497,255 @@ class _WindowPages:
 
     def window(self) -> Window:
         return Window(self._messages, self._first_seq, self._dangling)
+
+
+def _flush_all_result(response: pb.FlushResponse) -> FlushAllResult:
+    return FlushAllResult(
+        response.flushed,
+        [
+            (failure.session_id, SessionStoreError(_status_code(failure.code), failure.message))
+            for failure in response.failures
+        ],
+    )
+
+
+def _status_code(code: int) -> grpc.StatusCode:
+    """The grpc.StatusCode numbered ``code`` (UNKNOWN for a number it lacks)."""
+    for status in grpc.StatusCode:
+        if status.value[0] == code:
+            return status
+    return grpc.StatusCode.UNKNOWN
+
+
+def _channel_options(policy: RetryPolicy) -> List[Tuple[str, int]]:
+    """gRPC waits up to 2 minutes between connection attempts by default, failing calls fast
+    meanwhile: reconnect on the retry policy's schedule instead, so that a retry after a restart
+    finds the server."""
+    initial = max(1, round(policy.initial_delay * 1000))
+    return [
+        ("grpc.initial_reconnect_backoff_ms", initial),
+        ("grpc.min_reconnect_backoff_ms", initial),
+        ("grpc.max_reconnect_backoff_ms", max(initial, round(policy.max_delay * 1000))),
+    ]
+
+
+# Retries: which failures, after what pause, and when to give up. Both clients loop alike, the
+# sync one sleeping, the asyncio one awaiting asyncio.sleep.
+
+
+def _is_retriable(error: SessionStoreError) -> bool:
+    """Whether a failure says nothing about the call itself, so that trying again is the answer:
+    UNAVAILABLE, and a stream reset by the transport (INTERNAL "RST_STREAM"). Either way the call
+    may have taken effect: appends are resent with expected_seq, which the server recognises,
+    and reads are read again."""
+    return error.code == grpc.StatusCode.UNAVAILABLE or (
+        error.code == grpc.StatusCode.INTERNAL and "RST_STREAM" in error.details
+    )
+
+
+def _backoff_delay(policy: RetryPolicy, retry: int) -> float:
+    """The pause (seconds) before retry number ``retry`` (1 for the first), ±25 % at random."""
+    base = min(policy.max_delay, policy.initial_delay * 2.0 ** (retry - 1))
+    return base * (0.75 + random.random() * 0.5)
+
+
+def _as_error(error: BaseException) -> Optional[SessionStoreError]:
+    """A failed call's error as SessionStoreError; None for an exception that is not one."""
+    if isinstance(error, SessionStoreError):
+        return error
+    if isinstance(error, grpc.RpcError):
+        return SessionStoreError.from_rpc_error(error)
+    return None
+
+
+class _Attempts:
+    """The attempts of one call (or of one stream, reopened) under a retry policy, within the
+    call's timeout: failed() says how long to pause before the next attempt, or that there is
+    none; progress() (a page read, an ack) resets the count of failures in a row."""
+
+    def __init__(self, policy: RetryPolicy, timeout: Optional[float] = None):
+        self._policy = policy
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self._failures = 0
+
+    def timeout(self) -> Optional[float]:
+        """What is left of the call's timeout, for the next attempt (None: no timeout)."""
+        return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+
+    def progress(self) -> None:
+        self._failures = 0
+
+    def failed(self, error: SessionStoreError) -> Optional[float]:
+        """The pause before trying again after ``error``; None when the call fails with it (not
+        retriable, attempts used up, or the pause would end past the timeout)."""
+        self._failures += 1
+        if not _is_retriable(error) or self._failures >= self._policy.max_attempts:
+            return None
+        delay = _backoff_delay(self._policy, self._failures)
+        if self._deadline is not None and time.monotonic() + delay >= self._deadline:
+            return None
+        return delay
+
+    @property
+    def failures(self) -> int:
+        return self._failures
+
+
+class _LoadCursor:
+    """Where a Load goes on after its stream broke midway: from the next seq, with what is left
+    of the limit (a ``last`` read continues as a plain one from where its first page began)."""
+
+    def __init__(self, session_id: str, from_seq: int, limit: int, last: bool):
+        self._session_id = session_id
+        self._from_seq = from_seq
+        self._limit = limit
+        self._last = last
+
+    def request(self) -> pb.LoadRequest:
+        return _load_request(
+            self._session_id, from_seq=self._from_seq, limit=self._limit, last=self._last
+        )
+
+    def advance(self, page: pb.LoadResponse) -> bool:
+        """Moves past a page the reader took; whether more is wanted."""
+        self._from_seq = page.first_seq + len(page.messages)
+        self._last = False
+        if self._limit == 0:
+            return True
+        self._limit -= len(page.messages)
+        return self._limit > 0
+
+
+class _WatchCursor:
+    """Where a watch goes on after its stream broke: from the next seq it has not yielded, or
+    from the seq a rewind went back to."""
+
+    def __init__(self, session_id: str, from_seq: int):
+        self._session_id = session_id
+        self._from_seq = from_seq
+        #: Where the pages yielded so far end, once there are some.
+        self._streamed_to: Optional[int] = None
+
+    def request(self) -> pb.WatchRequest:
+        return pb.WatchRequest(session_id=self._session_id, from_seq=self._from_seq)
+
+    def advance(self, page: pb.WatchResponse) -> None:
+        # A rewound page has no messages and starts at the rewound seq: the watch goes on there.
+        self._from_seq = self._streamed_to = page.first_seq + len(page.messages)
+
+    @property
+    def needs_length(self) -> bool:
+        """Whether, before reopening, the session's length must be read (see rewound_to)."""
+        return self._streamed_to is not None
+
+    def rewound_to(self, length: Optional[int]) -> Optional[pb.WatchResponse]:
+        """A new stream cannot tell of a rewind made while the watch was disconnected (the
+        server does not know what this one yielded): a session now shorter than what was yielded
+        was rewound (or lost unsynced messages in a crash). Given its length (None: it does not
+        exist, and the watch waits for it), the page that says so, to yield before reopening."""
+        if length is None or self._streamed_to is None or length >= self._streamed_to:
+            return None
+        page = pb.WatchResponse(first_seq=length, rewound_to=length)
+        self.advance(page)
+        return page
+
+
+def _page_items(page: pb.WatchResponse, raw: bool, events: bool) -> List[Any]:
+    """What a watch yields for a page: Message and Rewound events, or (seq, message) pairs."""
+    return list(_page_events(page, raw)) if events else _page_messages(page, raw)
+
+
+def _closed_appender() -> SessionStoreError:
+    return SessionStoreError(grpc.StatusCode.FAILED_PRECONDITION, "the appender is closed")
+
+
+class _AppenderState:
+    """What an appender to one session knows and decides, for SessionAppender (sync) and
+    AsyncSessionAppender: the seq its next request claims, the request, and what it does after
+    an error (send again after a pause, move after another writer's messages, or fail).
+
+    1. It starts at ``expected_seq`` if given, else at the session's length, read first.
+    2. Every request claims ``expected_seq``: the seq its first message must get.
+    3. When the stream breaks (a retriable failure), it opens another after a pause and sends the
+       same request again: the server stores what it lacks and acknowledges what it already holds
+       byte for byte (the ack was what got lost), so each message is stored once, in order.
+    4. Without ``expected_seq``, ABORTED because another writer appended moves the request after
+       their messages; with it, the appender is strict and fails with ABORTED.
+    5. Any other failure, or more broken streams in a row than the policy allows, fails it: that
+       append and every later one raise that error.
+    """
+
+    def __init__(
+        self,
+        session_id: str,
+        expected_seq: Optional[int],
+        sync: bool,
+        labels: Optional[Mapping[str, str]],
+        policy: RetryPolicy,
+    ):
+        self.session_id = session_id
+        self._strict = expected_seq is not None
+        #: The seq the next request claims; None until the session's length was read.
+        self.next_seq = expected_seq
+        self._sync = sync
+        self._labels = dict(labels or {})
+        self._policy = policy
+        self.error: Optional[SessionStoreError] = None
+        self.closed = False
+        self.attempts = _Attempts(policy)
+
+    def check(self) -> None:
+        """Raises what a failed or closed appender raises for an append."""
+        if self.error is not None:
+            raise self.error
+        if self.closed:
+            raise _closed_appender()
+
+    def request(self, texts: List[str]) -> pb.AppendRequest:
+        assert self.next_seq is not None
+        # Labels go with a request at seq 0, the only one that can create the session.
+        labels = self._labels if self.next_seq == 0 else None
+        return _encoded_request(self.session_id, texts, self.next_seq, self._sync, labels)
+
+    def acknowledged(self, response: pb.AppendResponse) -> AppendAck:
+        ack = _ack(response)
+        if ack.first_seq != self.next_seq or ack.session_id != self.session_id:
+            self.error = SessionStoreError(
+                grpc.StatusCode.INTERNAL,
+                f"unexpected acknowledgement (first_seq {ack.first_seq}, expected "
+                f"{self.next_seq}) for session {ack.session_id}",
+            )
+            raise self.error
+        self.next_seq = ack.next_seq
+        self.attempts.progress()
+        return ack
+
+    def after(self, error: SessionStoreError) -> float:
+        """The pause before sending again after ``error``; raises (and keeps) the error the
+        appender fails with when it does not send again."""
+        moved = error.actual_length
+        if (
+            error.code == grpc.StatusCode.ABORTED
+            and not self._strict
+            and moved is not None
+            and self.next_seq is not None
+            and moved > self.next_seq
+        ):
+            # Another writer appended: that request was not stored (a request is stored whole at
+            # the seq it names), so it goes after their messages. A session shorter than what was
+            # acknowledged (deleted, or a crash lost unsynced messages) is not papered over.
+            self.next_seq = moved
+            return 0.0
+        delay = self.attempts.failed(error)
+        if delay is not None:
+            return delay
+        if _is_retriable(error):
+            error = SessionStoreError(
+                error.code,
+                f"{error.details} (gave up after {self.attempts.failures} attempts)",
+                error.actual_length,
+                actual_labels_revision=error.actual_labels_revision,
+                first_seq=error.first_seq,
+            )
+        self.error = error
+        raise error

@@ -569,6 +569,15 @@ class _AsyncAppender:
         except SessionStoreError as error:  # the token function failed: no stream opened
             self._error = error
             raise
+        except asyncio.InvalidStateError:
+            # grpc.aio refuses a write on a call the server already ended (an idle stream that
+            # a server shutting down closed): its status says why.
+            code: grpc.StatusCode = await self._call.code()
+            details = await self._call.details()
+            if code == grpc.StatusCode.OK:
+                code, details = grpc.StatusCode.UNAVAILABLE, "the server ended the Append stream"
+            self._error = SessionStoreError(code, details or "the Append stream ended")
+            raise self._error from None
         if response is grpc.aio.EOF:
             self._error = SessionStoreError(
                 grpc.StatusCode.UNAVAILABLE, "the server ended the Append stream without an ack"
@@ -583,7 +592,9 @@ class _AsyncAppender:
         self._call.cancel()
 
     async def close(self) -> None:
-        """Ends the stream and waits for the server to end it."""
+        """Ends the stream and waits for the server to end it. How it ends does not matter
+        (a server shutting down ends it with UNAVAILABLE): every request sent on it was
+        acknowledged, or its send failed."""
         if self._closed:
             return
         self._closed = True
@@ -594,8 +605,8 @@ class _AsyncAppender:
             await self._call.done_writing()
             while await self._call.read() is not grpc.aio.EOF:
                 pass
-        except grpc.RpcError as error:
-            raise SessionStoreError.from_rpc_error(error) from None
+        except grpc.RpcError:
+            pass
 
     async def __aenter__(self) -> _AsyncAppender:
         return self

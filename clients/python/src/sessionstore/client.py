@@ -686,7 +686,9 @@ class _Appender:
             self._responses.cancel()
 
     def close(self) -> None:
-        """Ends the stream and waits for the server to end it."""
+        """Ends the stream and waits for the server to end it. How it ends does not matter
+        (a server shutting down ends it with UNAVAILABLE): every request sent on it was
+        acknowledged, or its send failed."""
         if self._closed:
             return
         self._closed = True
@@ -696,8 +698,8 @@ class _Appender:
         try:
             for _ in self._responses:
                 pass
-        except grpc.RpcError as error:
-            raise SessionStoreError.from_rpc_error(error) from None
+        except grpc.RpcError:
+            pass
 
     def __enter__(self) -> _Appender:
         return self

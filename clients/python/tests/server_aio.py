@@ -108,7 +108,7 @@ class Messages(AgainstServer):
                 ("not json", "message 1 is not valid JSON"),
                 ("[1, 2]", "message 1 is JSON but not an object"),
                 (b"\xff", "message 1 is not valid JSON"),
-                (["a list"], "message 1 is a list, not a dict"),
+                (["a list"], "message 1 is of type list, not a dict"),
                 ({"set": {1}}, "message 1 does not encode as JSON"),
             ]:
                 for store in (self.store, nowhere):

@@ -242,7 +242,7 @@ def _encode(message: MessageIn, index: int | None = None) -> str:
             raise _not_an_object(index, "is JSON but not an object")
         return text.replace("\r", " ").replace("\n", " ")
     if not isinstance(message, Mapping):
-        raise _not_an_object(index, f"is a {type(message).__name__}, not a dict")
+        raise _not_an_object(index, f"is of type {type(message).__name__}, not a dict")
     try:
         return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
     except (TypeError, ValueError) as error:

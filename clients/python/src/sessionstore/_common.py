@@ -16,18 +16,7 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from typing import (
-    Any,
-    Callable,
-    Dict,
-    List,
-    Literal,
-    Mapping,
-    Optional,
-    Sequence,
-    Tuple,
-    Union,
-)
+from typing import Any, Callable, Literal, Mapping, Sequence, Union
 
 import grpc
 import grpc.aio
@@ -77,10 +66,10 @@ class SessionStoreError(Exception):
         self,
         code: grpc.StatusCode,
         details: str,
-        actual_length: Optional[int] = None,
+        actual_length: int | None = None,
         *,
-        actual_labels_revision: Optional[int] = None,
-        first_seq: Optional[int] = None,
+        actual_labels_revision: int | None = None,
+        first_seq: int | None = None,
     ):
         super().__init__(f"{code.name}: {details}")
         self.code = code
@@ -97,7 +86,7 @@ class SessionStoreError(Exception):
         call = error if isinstance(error, (grpc.Call, grpc.aio.AioRpcError)) else None
         code = call.code() if call is not None else grpc.StatusCode.UNKNOWN
         details = (call.details() if call is not None else None) or str(error)
-        reported: Dict[str, int] = {}
+        reported: dict[str, int] = {}
         if call is not None:
             for key, value in call.trailing_metadata() or ():
                 if key in (ACTUAL_LENGTH_KEY, ACTUAL_LABELS_REVISION_KEY, FIRST_SEQ_KEY):
@@ -129,7 +118,7 @@ class SessionMeta:
     message_count: int  #: buffered messages included
     durable_count: int  #: messages [0, durable_count) are fsynced
     updated_at_ms: int  #: when a message was last appended (or it was created, forked, rewound)
-    labels: Dict[str, str]  #: e.g. {"user": "alice"}, sorted by key; set_labels changes them
+    labels: dict[str, str]  #: e.g. {"user": "alice"}, sorted by key; set_labels changes them
     labels_revision: int  #: grows by one at every change of the labels; 0: never labelled
     parent_session_id: str  #: the session this one was forked from ("" if it was not)
     parent_seq: int  #: the fork point: the first parent_seq messages are the parent's
@@ -148,18 +137,18 @@ class Window:
     """A context window (SessionStoreClient.load_window): the newest messages that fit, from
     ``first_seq`` on, and the tool calls in it left without a result."""
 
-    messages: List[Any]  #: oldest first; dicts, or text with raw=True
-    first_seq: Optional[int]  #: the seq of messages[0]; None when the window is empty
+    messages: list[Any]  #: oldest first; dicts, or text with raw=True
+    first_seq: int | None  #: the seq of messages[0]; None when the window is empty
     #: With whole_turns: ids of the tool calls without a result after them (an interrupted
     #: turn), oldest first; Gemini calls without an id are named "name:<function name>".
-    dangling_call_ids: List[str]
+    dangling_call_ids: list[str]
 
 
 @dataclass(frozen=True)
 class RewindResult:
     """What SessionStoreClient.rewind dropped (oldest first, from seq to_seq on), and the meta."""
 
-    dropped: List[Any]
+    dropped: list[Any]
     meta: SessionMeta
 
 
@@ -177,7 +166,7 @@ class FlushAllResult:
     write and make durable, each with its error (they do not stop the others)."""
 
     flushed: int
-    failures: List[Tuple[str, SessionStoreError]]
+    failures: list[tuple[str, SessionStoreError]]
 
 
 @dataclass(frozen=True)
@@ -249,7 +238,7 @@ def _encode(message: MessageIn, index: int | None = None) -> str:
         raise _not_an_object(index, f"does not encode as JSON ({error})") from None
 
 
-def _encode_all(messages: Sequence[MessageIn]) -> List[str]:
+def _encode_all(messages: Sequence[MessageIn]) -> list[str]:
     """Every message's wire text (see _encode): all of them, or SessionStoreError naming the
     first bad one."""
     if isinstance(messages, (str, bytes, Mapping)):
@@ -270,7 +259,7 @@ def _request(
 
 def _encoded_request(
     session_id: str,
-    texts: List[str],
+    texts: list[str],
     expected_seq: int | None,
     sync: bool,
     labels: Mapping[str, str] | None,
@@ -310,7 +299,7 @@ def _meta(meta: pb.SessionMeta) -> SessionMeta:
 SESSION_ID_KEY = "x-session-id"
 
 
-def _about(session_id: str) -> Tuple[Tuple[str, str], ...]:
+def _about(session_id: str) -> tuple[tuple[str, str], ...]:
     """The metadata of a call about one session (a router may send it to that session's replica)."""
     return ((SESSION_ID_KEY, session_id),)
 
@@ -335,7 +324,7 @@ def _is_loopback(target: str) -> bool:
         return False
 
 
-def _read_pem(pem: Optional[Pem]) -> Optional[bytes]:
+def _read_pem(pem: Pem | None) -> bytes | None:
     if pem is None or isinstance(pem, bytes):
         return pem
     with open(pem, "rb") as file:
@@ -344,11 +333,11 @@ def _read_pem(pem: Optional[Pem]) -> Optional[bytes]:
 
 def _channel_credentials(
     target: str,
-    credentials: Optional[Credentials],
-    root_certificates: Optional[Pem],
-    certificate_chain: Optional[Pem],
-    private_key: Optional[Pem],
-) -> Optional[grpc.ChannelCredentials]:
+    credentials: Credentials | None,
+    root_certificates: Pem | None,
+    certificate_chain: Pem | None,
+    private_key: Pem | None,
+) -> grpc.ChannelCredentials | None:
     """The channel's credentials as SessionStoreClient's options choose them; None for plaintext."""
     if (certificate_chain is None) != (private_key is None):
         raise ValueError(
@@ -376,7 +365,7 @@ def _channel_credentials(
     )
 
 
-def _bearer(token: str) -> Tuple[str, str]:
+def _bearer(token: str) -> tuple[str, str]:
     """The metadata entry that carries a bearer token."""
     return (AUTHORIZATION_KEY, f"Bearer {token}")
 
@@ -423,7 +412,7 @@ def _list_request(
 
 
 def _set_labels_request(
-    session_id: str, labels: Mapping[str, str], expected_labels_revision: Optional[int]
+    session_id: str, labels: Mapping[str, str], expected_labels_revision: int | None
 ) -> pb.SetLabelsRequest:
     request = pb.SetLabelsRequest(session_id=session_id, labels=labels)
     if expected_labels_revision is not None:
@@ -432,21 +421,21 @@ def _set_labels_request(
 
 
 def _fork_request(
-    session_id: str, at_seq: int, new_session_id: str, labels: Optional[Mapping[str, str]]
+    session_id: str, at_seq: int, new_session_id: str, labels: Mapping[str, str] | None
 ) -> pb.ForkRequest:
     return pb.ForkRequest(
         session_id=session_id, at_seq=at_seq, new_session_id=new_session_id, labels=labels or {}
     )
 
 
-def _rewind_request(session_id: str, to_seq: int, expected_seq: Optional[int]) -> pb.RewindRequest:
+def _rewind_request(session_id: str, to_seq: int, expected_seq: int | None) -> pb.RewindRequest:
     request = pb.RewindRequest(session_id=session_id, to_seq=to_seq)
     if expected_seq is not None:
         request.expected_seq = expected_seq
     return request
 
 
-def _pop_from(meta: SessionMeta) -> Optional[int]:
+def _pop_from(meta: SessionMeta) -> int | None:
     """The length of the session pop_last takes the last message of; None when it has none."""
     return None if meta.message_count == meta.first_seq else meta.message_count
 
@@ -464,16 +453,16 @@ def _trim_result(response: pb.TrimResponse) -> TrimResult:
     return TrimResult(response.trimmed, _meta(response.meta))
 
 
-def _page_messages(page: pb.LoadResponse | pb.WatchResponse, raw: bool) -> List[Tuple[int, Any]]:
+def _page_messages(page: pb.LoadResponse | pb.WatchResponse, raw: bool) -> list[tuple[int, Any]]:
     """(seq, message) for each message of a Load or Watch page."""
     return [
         (page.first_seq + offset, _decode(text, raw)) for offset, text in enumerate(page.messages)
     ]
 
 
-def _page_events(page: pb.WatchResponse, raw: bool) -> List[Union[Message, Rewound]]:
+def _page_events(page: pb.WatchResponse, raw: bool) -> list[Message | Rewound]:
     """What watch_events() yields for a Watch page: Rewound first if it tells of a rewind."""
-    events: List[Union[Message, Rewound]] = []
+    events: list[Message | Rewound] = []
     if page.HasField("rewound_to"):
         events.append(Rewound(page.rewound_to))
     events.extend(Message(seq, message) for seq, message in _page_messages(page, raw))
@@ -485,9 +474,9 @@ class _WindowPages:
 
     def __init__(self, raw: bool):
         self._raw = raw
-        self._messages: List[Any] = []
-        self._first_seq: Optional[int] = None
-        self._dangling: List[str] = []
+        self._messages: list[Any] = []
+        self._first_seq: int | None = None
+        self._dangling: list[str] = []
 
     def add(self, page: pb.LoadResponse) -> None:
         if self._first_seq is None:
@@ -517,7 +506,7 @@ def _status_code(code: int) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN
 
 
-def _channel_options(policy: RetryPolicy) -> List[Tuple[str, int]]:
+def _channel_options(policy: RetryPolicy) -> list[tuple[str, int]]:
     """gRPC waits up to 2 minutes between connection attempts by default, failing calls fast
     meanwhile: reconnect on the retry policy's schedule instead, so that a retry after a restart
     finds the server."""
@@ -549,7 +538,7 @@ def _backoff_delay(policy: RetryPolicy, retry: int) -> float:
     return base * (0.75 + random.random() * 0.5)
 
 
-def _as_error(error: BaseException) -> Optional[SessionStoreError]:
+def _as_error(error: BaseException) -> SessionStoreError | None:
     """A failed call's error as SessionStoreError; None for an exception that is not one."""
     if isinstance(error, SessionStoreError):
         return error
@@ -563,19 +552,19 @@ class _Attempts:
     call's timeout: failed() says how long to pause before the next attempt, or that there is
     none; progress() (a page read, an ack) resets the count of failures in a row."""
 
-    def __init__(self, policy: RetryPolicy, timeout: Optional[float] = None):
+    def __init__(self, policy: RetryPolicy, timeout: float | None = None):
         self._policy = policy
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._failures = 0
 
-    def timeout(self) -> Optional[float]:
+    def timeout(self) -> float | None:
         """What is left of the call's timeout, for the next attempt (None: no timeout)."""
         return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
 
     def progress(self) -> None:
         self._failures = 0
 
-    def failed(self, error: SessionStoreError) -> Optional[float]:
+    def failed(self, error: SessionStoreError) -> float | None:
         """The pause before trying again after ``error``; None when the call fails with it (not
         retriable, attempts used up, or the pause would end past the timeout)."""
         self._failures += 1
@@ -624,7 +613,7 @@ class _WatchCursor:
         self._session_id = session_id
         self._from_seq = from_seq
         #: Where the pages yielded so far end, once there are some.
-        self._streamed_to: Optional[int] = None
+        self._streamed_to: int | None = None
 
     def request(self) -> pb.WatchRequest:
         return pb.WatchRequest(session_id=self._session_id, from_seq=self._from_seq)
@@ -638,7 +627,7 @@ class _WatchCursor:
         """Whether, before reopening, the session's length must be read (see rewound_to)."""
         return self._streamed_to is not None
 
-    def rewound_to(self, length: Optional[int]) -> Optional[pb.WatchResponse]:
+    def rewound_to(self, length: int | None) -> pb.WatchResponse | None:
         """A new stream cannot tell of a rewind made while the watch was disconnected (the
         server does not know what this one yielded): a session now shorter than what was yielded
         was rewound (or lost unsynced messages in a crash). Given its length (None: it does not
@@ -650,7 +639,7 @@ class _WatchCursor:
         return page
 
 
-def _page_items(page: pb.WatchResponse, raw: bool, events: bool) -> List[Any]:
+def _page_items(page: pb.WatchResponse, raw: bool, events: bool) -> list[Any]:
     """What a watch yields for a page: Message and Rewound events, or (seq, message) pairs."""
     return list(_page_events(page, raw)) if events else _page_messages(page, raw)
 
@@ -678,9 +667,9 @@ class _AppenderState:
     def __init__(
         self,
         session_id: str,
-        expected_seq: Optional[int],
+        expected_seq: int | None,
         sync: bool,
-        labels: Optional[Mapping[str, str]],
+        labels: Mapping[str, str] | None,
         policy: RetryPolicy,
     ):
         self.session_id = session_id
@@ -690,7 +679,7 @@ class _AppenderState:
         self._sync = sync
         self._labels = dict(labels or {})
         self._policy = policy
-        self.error: Optional[SessionStoreError] = None
+        self.error: SessionStoreError | None = None
         self.closed = False
         self.attempts = _Attempts(policy)
 
@@ -701,7 +690,7 @@ class _AppenderState:
         if self.closed:
             raise _closed_appender()
 
-    def request(self, texts: List[str]) -> pb.AppendRequest:
+    def request(self, texts: list[str]) -> pb.AppendRequest:
         assert self.next_seq is not None
         # Labels go with a request at seq 0, the only one that can create the session.
         labels = self._labels if self.next_seq == 0 else None

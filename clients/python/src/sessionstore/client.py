@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Optional, TypeVar, Union
+from typing import Any, Generic, TypeVar
 
 import grpc
 
@@ -108,7 +108,7 @@ Item = TypeVar("Item")
 
 
 def _retrying(
-    policy: RetryPolicy, timeout: Optional[float], attempt: Callable[[Optional[float]], T]
+    policy: RetryPolicy, timeout: float | None, attempt: Callable[[float | None], T]
 ) -> T:
     """Runs ``attempt`` (given what is left of ``timeout``) until it succeeds, fails with a
     status that is not retriable, runs out of attempts, or would retry past the timeout; every

@@ -402,6 +402,28 @@ class Watches(AgainstServer):
             await self.store.append(self.id, [{"after": "rewind"}])
             self.assertEqual(await watch.__anext__(), Message(1, {"after": "rewind"}))
 
+    async def test_a_watch_goes_on_from_the_next_seq_and_notices_a_rewind_made_meanwhile(
+        self,
+    ) -> None:
+        await self.store.append(self.id, [{"n": n} for n in range(4)])
+        proxy = Proxy(ADDRESS)
+        self.addAsyncCleanup(proxy.close)
+        async with AsyncSessionStoreClient(await proxy.start()) as through_proxy:
+            async with through_proxy.watch_events(self.id) as watch:
+                for n in range(4):
+                    self.assertEqual(await watch.__anext__(), Message(n, {"n": n}))
+                # The watch's stream breaks; before it reconnects (it does when read next), the
+                # session is rewound to seq 2, which a new stream from seq 4 would not tell (the
+                # server does not know what this watch yielded): the session's length does.
+                proxy.drop()
+                await self.store.rewind(self.id, 2)
+                self.assertEqual(await watch.__anext__(), Rewound(2))
+                await self.store.append(self.id, [{"after": "rewind"}])
+                self.assertEqual(await watch.__anext__(), Message(2, {"after": "rewind"}))
+                await self.store.append(self.id, [{"n": 3}])
+                self.assertEqual(await watch.__anext__(), Message(3, {"n": 3}))
+        self.assertGreaterEqual(proxy.connections, 2)
+
     async def test_a_cancelled_watch_ends_with_cancelled(self) -> None:
         watch = self.store.watch(self.id)
         watch.cancel()

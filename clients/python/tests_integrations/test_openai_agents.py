@@ -118,6 +118,19 @@ class MadeBeforeTheLoop(unittest.TestCase):
 
         self.assertEqual(asyncio.run(use()), [{"role": "user", "content": "early"}])
 
+    def test_a_session_used_from_one_event_loop_then_another(self) -> None:
+        session = SessionStoreSession(new_session_id("loops"), address=ADDRESS)
+
+        async def add(text: str, *, then_close: bool = False) -> list[Any]:
+            await session.add_items([{"role": "user", "content": text}])
+            items = await session.get_items()
+            if then_close:
+                await session.close()
+            return items
+
+        self.assertEqual(len(asyncio.run(add("one"))), 1)
+        self.assertEqual(len(asyncio.run(add("two", then_close=True))), 2)
+
 
 class Items(SessionStoreTestCase):
     async def test_an_unknown_session_has_no_items(self) -> None:

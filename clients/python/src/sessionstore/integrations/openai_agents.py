@@ -17,6 +17,8 @@ AsyncSessionStoreClient, on the event loop the Runner runs on (no worker threads
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 
 from sessionstore.aio import AsyncSessionStoreClient
@@ -45,8 +47,8 @@ class SessionStoreSession:
     ``AsyncSessionStoreClient`` of your own, e.g. one with a token, TLS options, a timeout or a
     retry policy, which ``close()`` leaves open; with neither, the client's default address,
     127.0.0.1:50051. A client the session makes itself is made on first use, on the event loop
-    that uses it (so the session can be made before ``asyncio.run``). ``session_settings`` are the
-    SDK's: their ``limit`` is what ``get_items()`` returns by default.
+    that uses it (so the session can be made before ``asyncio.run``; another loop gets its own).
+    ``session_settings`` are the SDK's: their ``limit`` is what ``get_items()`` returns by default.
 
     Failures of the server are raised as ``sessionstore.SessionStoreError``, carrying the gRPC
     status code. The client retries what is safe to retry after UNAVAILABLE (a server
@@ -73,12 +75,20 @@ class SessionStoreSession:
         self._owns_client = client is None
         self._address = address
         self._client = client
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def client(self) -> AsyncSessionStoreClient:
         """The sessionstore asyncio client, for what the protocol does not cover: a context
         window (``load_window``), forks, labels, watching the session as the Runner records it."""
-        if self._client is None:
+        if not self._owns_client:
+            assert self._client is not None
+            return self._client
+        # A grpc.aio channel works on the loop it was made on: a session used from one
+        # asyncio.run, then another, makes a client for each (the old loop is gone with it).
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._loop = loop
             self._client = (
                 AsyncSessionStoreClient()
                 if self._address is None

@@ -81,6 +81,9 @@ class Calls(AgainstServer):
                     error = self.failure(lambda: appender.append([{"ok": 0}, 42]))
                     self.assertIn("message 1 is of type int, not a dict", error.details)
                     self.assertIsNone(appender.error)
+                for bad in ('{"x": NaN}', {"x": float("inf")}):
+                    error = self.failure(lambda: store.append(self.id, [bad]))
+                    self.assertIn("message 0 ", error.details)
         self.assertIsNone(self.store.meta(self.id))
 
 

@@ -37,7 +37,14 @@ from typing import Any, Callable, List
 # the venv of another checkout).
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "clients/python/src"))
 
-from sessionstore import ListOrder, Message, Rewound, SessionStoreClient, SessionStoreError
+from sessionstore import (
+    ListOrder,
+    Message,
+    RetryPolicy,
+    Rewound,
+    SessionStoreClient,
+    SessionStoreError,
+)
 from sessionstore.aio import AsyncSessionStoreClient
 
 
@@ -288,6 +295,9 @@ def main() -> None:
     # The CA as a path, the client certificate as PEM bytes: the client takes either.
     options: dict = {
         "timeout": 30,
+        # What the security tests have refused (a CA not trusted, no client certificate) comes
+        # back UNAVAILABLE, which the client retries: a few quick attempts keep the refusals quick.
+        "retry": RetryPolicy(max_attempts=3, initial_delay=0.05, max_delay=0.2),
         "root_certificates": args.ca,
         "certificate_chain": Path(args.cert).read_bytes() if args.cert else None,
         "private_key": Path(args.key).read_bytes() if args.key else None,

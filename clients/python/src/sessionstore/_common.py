@@ -215,6 +215,11 @@ def _not_an_object(index: int | None, problem: str) -> SessionStoreError:
     )
 
 
+def _not_json(constant: str) -> Any:
+    """json.loads takes NaN and Infinity, which JSON (and the server) does not."""
+    raise ValueError(f"{constant} is not JSON")
+
+
 def _encode(message: MessageIn, index: int | None = None) -> str:
     """The wire text of a message, checked here to be one JSON object, so that a bad message
     fails alone, before anything is sent, and never a request it would share with others. Text
@@ -224,7 +229,7 @@ def _encode(message: MessageIn, index: int | None = None) -> str:
     if isinstance(message, (bytes, str)):
         try:
             text = message.decode("utf-8") if isinstance(message, bytes) else message
-            value = json.loads(text)
+            value = json.loads(text, parse_constant=_not_json)
         except ValueError as error:  # UnicodeDecodeError and JSONDecodeError alike
             raise _not_an_object(index, f"is not valid JSON ({error})") from None
         if not isinstance(value, dict):
@@ -233,7 +238,7 @@ def _encode(message: MessageIn, index: int | None = None) -> str:
     if not isinstance(message, Mapping):
         raise _not_an_object(index, f"is of type {type(message).__name__}, not a dict")
     try:
-        return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as error:
         raise _not_an_object(index, f"does not encode as JSON ({error})") from None
 
@@ -509,11 +514,11 @@ def _status_code(code: int) -> grpc.StatusCode:
 def _channel_options(policy: RetryPolicy) -> list[tuple[str, int]]:
     """gRPC waits up to 2 minutes between connection attempts by default, failing calls fast
     meanwhile: reconnect on the retry policy's schedule instead, so that a retry after a restart
-    finds the server."""
+    finds the server. (Not grpc.min_reconnect_backoff_ms: gRPC takes it for the time a connection
+    attempt may take too, and a TLS handshake on a loaded machine can take longer than a pause.)"""
     initial = max(1, round(policy.initial_delay * 1000))
     return [
         ("grpc.initial_reconnect_backoff_ms", initial),
-        ("grpc.min_reconnect_backoff_ms", initial),
         ("grpc.max_reconnect_backoff_ms", max(initial, round(policy.max_delay * 1000))),
     ]
 

@@ -16,7 +16,7 @@ import { loadAll, startTestServer, type TestServer } from "../helpers/test-serve
 const missing = missingToolchains("python", "langchain");
 const SCRIPT = "test/interop/python/langchain_history.py";
 /** The test cases in SCRIPT: all must run, none be skipped. */
-const CASES = 11;
+const CASES = 12;
 
 describe("LangChain chat message history (Python) against the server", skipWithout(missing), () => {
   let server: TestServer;

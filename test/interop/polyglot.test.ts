@@ -206,7 +206,7 @@ describe(
       expect(report).toEqual(expectedTour("go"));
     });
 
-    it("Python: labels, listing by selector and update time, windows, fork, watch events, rewind, pop_item and trim, as the Go client sees them", async () => {
+    it("Python: labels, listing by selector and update time, windows, fork, watch events, rewind, pop_last and trim, as the Go client sees them", async () => {
       const address = memoryServer.server.address;
       const run = [join(HERE, "python/scenario.py"), address, "agent", "py"];
       const report = JSON.parse((await runOk(PYTHON, run, { input: chat })).toString("utf8"));

@@ -10,7 +10,8 @@ import { JwksFile, jwtSettings, signingKey, token } from "../helpers/tokens.js";
 /**
  * The Python asyncio client (sessionstore.aio) against the real server: clients/python/tests/
  * server_aio.py, run by unittest, uses each of its operations and error cases against a plain
- * server, and its token options against one with --auth jwt. Skipped without the Python
+ * server, and its token options against one with --auth jwt; server_sync.py checks the sync
+ * client's side of the client contract (clients/README.md) the scenario's tour does not. Skipped without the Python
  * toolchain, as test/interop/polyglot.test.ts is. And the package (sync and asyncio clients)
  * type-checks with mypy --strict, as clients/python/pyproject.toml configures it.
  */
@@ -35,7 +36,7 @@ describe("the Python asyncio client", skipWithout(missing), () => {
     await jwt?.close();
   });
 
-  it("passes its tests against the server (unittest, clients/python/tests/server_aio.py)", async () => {
+  it("passes its tests against the server (unittest, clients/python/tests/server_*.py)", async () => {
     const env = {
       // This checkout's client, wherever the venv's editable install of it points.
       PYTHONPATH: join(REPOSITORY, "clients/python/src"),

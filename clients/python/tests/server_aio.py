@@ -18,7 +18,7 @@ from typing import Any
 
 import grpc
 
-from sessionstore import ListOrder, Message, Rewound, SessionStoreError
+from sessionstore import ListOrder, Message, RetryPolicy, Rewound, SessionStoreError
 from sessionstore.aio import AsyncSessionStoreClient, token_interceptors
 
 
@@ -79,10 +79,13 @@ class Messages(AgainstServer):
         pairs = [pair async for pair in self.store.messages(self.id, from_seq=1, raw=True)]
         self.assertEqual(pairs, [(1, '{"role":"assistant","big":12345678901234567890}')])
         meta = await self.store.meta(self.id)
+        assert meta is not None
         self.assertEqual(
             (meta.message_count, meta.labels, meta.labels_revision), (2, {"user": "alice"}, 1)
         )
         self.assertEqual(await self.store.load(f"{self.id}-unknown"), [])
+        self.assertEqual(await self.store.last(f"{self.id}-unknown", 3), [])
+        self.assertIsNone(await self.store.meta(f"{self.id}-unknown"))
 
     async def test_expected_seq_mismatch_is_aborted_with_the_actual_length(self) -> None:
         await self.store.append(self.id, [{"n": 0}, {"n": 1}])
@@ -93,44 +96,51 @@ class Messages(AgainstServer):
     async def test_invalid_input_and_unknown_sessions(self) -> None:
         error = await self.failure(self.store.append("../escape", [{"n": 0}]))
         self.assertEqual(error.code, grpc.StatusCode.INVALID_ARGUMENT)
-        error = await self.failure(self.store.append(self.id, ["not json"]))
-        self.assertEqual(error.code, grpc.StatusCode.INVALID_ARGUMENT)
-        error = await self.failure(self.store.meta(f"{self.id}-unknown"))
-        self.assertEqual(error.code, grpc.StatusCode.NOT_FOUND)
         with self.assertRaises(TypeError):
             await self.store.append(self.id, {"role": "user"})  # type: ignore[arg-type]
 
-    async def test_flush_and_delete(self) -> None:
+    async def test_a_message_that_is_not_one_json_object_is_refused_before_sending(self) -> None:
+        # An unreachable server: what fails, fails before any call (else it would be UNAVAILABLE).
+        async with AsyncSessionStoreClient(
+            "127.0.0.1:1", retry=RetryPolicy(max_attempts=1)
+        ) as nowhere:
+            for bad, problem in [
+                ("not json", "message 1 is not valid JSON"),
+                ("[1, 2]", "message 1 is JSON but not an object"),
+                (b"\xff", "message 1 is not valid JSON"),
+                (["a list"], "message 1 is of type list, not a dict"),
+                ({"set": {1}}, "message 1 does not encode as JSON"),
+            ]:
+                for store in (self.store, nowhere):
+                    error = await self.failure(store.append(self.id, [{"ok": 0}, bad]))
+                    self.assertEqual(error.code, grpc.StatusCode.INVALID_ARGUMENT)
+                    self.assertIn(problem, error.details)
+                    appender = store.appender(self.id, expected_seq=0)
+                    error = await self.failure(appender.append([bad]))
+                    self.assertEqual(error.code, grpc.StatusCode.INVALID_ARGUMENT)
+                    self.assertIsNone(appender.error)  # the appender goes on
+                    await appender.close()
+        self.assertIsNone(await self.store.meta(self.id))  # nothing was stored
+        # Text is sent as written, raw CR/LF between tokens as spaces (as the server stores it).
+        await self.store.append(self.id, ['{"a":\r\n1}'])
+        self.assertEqual(await self.store.load(self.id, raw=True), ['{"a":  1}'])
+
+    async def test_flush_flush_all_and_delete(self) -> None:
         await self.store.append(self.id, [{"n": 0}])
         self.assertEqual(await self.store.flush(self.id), 1)
-        self.assertEqual((await self.store.meta(self.id)).durable_count, 1)
+        meta = await self.store.meta(self.id)
+        self.assertEqual(meta.durable_count if meta else None, 1)
+        self.assertEqual(await self.store.flush(f"{self.id}-unknown"), 0)
+        with self.assertRaisesRegex(ValueError, "flush_all"):
+            await self.store.flush("")
+        await self.store.append(f"{self.id}-b", [{"n": 0}, {"n": 1}])
+        result = await self.store.flush_all()
+        self.assertGreaterEqual(result.flushed, 2)
+        self.assertEqual(result.failures, [])
+        meta = await self.store.meta(f"{self.id}-b")
+        self.assertEqual(meta.durable_count if meta else None, 2)
         self.assertTrue(await self.store.delete(self.id))
         self.assertFalse(await self.store.delete(self.id))
-
-    async def test_an_appender_takes_many_appends_and_concurrent_ones_in_turn(self) -> None:
-        async with self.store.appender() as appender:
-            first = await appender.append(self.id, [{"n": 0}])
-            acks = await asyncio.gather(
-                *(appender.append(f"{self.id}-{n}", [{"n": n}]) for n in range(3))
-            )
-            conditional = await appender.append(self.id, [{"n": 1}, {"n": 2}], expected_seq=1)
-        self.assertEqual((first.first_seq, conditional.first_seq, conditional.next_seq), (0, 1, 3))
-        self.assertEqual([ack.session_id for ack in acks], [f"{self.id}-{n}" for n in range(3)])
-
-    async def test_an_appender_that_failed_raises_that_error_again(self) -> None:
-        appender = self.store.appender()
-        await appender.append(self.id, [{"n": 0}])
-        error = await self.failure(appender.append(self.id, [{"n": 1}], expected_seq=5))
-        self.assertEqual((error.code, error.actual_length), (grpc.StatusCode.ABORTED, 1))
-        self.assertIs(await self.failure(appender.append(self.id, [{"n": 1}])), error)
-        await appender.close()
-
-    async def test_a_closed_appender_refuses_appends(self) -> None:
-        appender = self.store.appender()
-        await appender.append(self.id, [{"n": 0}])
-        await appender.close()
-        with self.assertRaisesRegex(ValueError, "closed"):
-            await appender.append(self.id, [{"n": 1}])
 
 
 class Proxy:
@@ -143,6 +153,7 @@ class Proxy:
         self._downstream = asyncio.Event()
         self._downstream.set()
         self._transports: list[asyncio.BaseTransport] = []
+        self.connections = 0  #: how many connections it has served
 
     async def start(self) -> str:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -166,6 +177,7 @@ class Proxy:
         await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         up_reader, up_writer = await asyncio.open_connection(*self._upstream)
         self._transports += [writer.transport, up_writer.transport]
         await asyncio.gather(
@@ -203,7 +215,7 @@ class SessionAppender(AgainstServer):
         proxy = Proxy(ADDRESS)
         self.addAsyncCleanup(proxy.close)
         async with AsyncSessionStoreClient(await proxy.start(), timeout=30) as through_proxy:
-            async with through_proxy.session_appender(self.id) as appender:
+            async with through_proxy.appender(self.id) as appender:
                 self.assertEqual((await appender.append([{"n": 0}])).first_seq, 0)
                 proxy.hold()
                 second = asyncio.create_task(appender.append([{"n": 1}]))
@@ -219,34 +231,69 @@ class SessionAppender(AgainstServer):
         proxy = Proxy(ADDRESS)
         self.addAsyncCleanup(proxy.close)
         async with AsyncSessionStoreClient(await proxy.start(), timeout=30) as through_proxy:
-            async with through_proxy.session_appender(self.id, labels={"user": "a"}) as appender:
+            async with through_proxy.appender(self.id, labels={"user": "a"}) as appender:
                 await appender.append([{"n": 0}])
                 proxy.drop()
                 self.assertEqual((await appender.append([{"n": 1}])).first_seq, 1)
         self.assertEqual(len(await self.store.load(self.id)), 2)
-        self.assertEqual((await self.store.meta(self.id)).labels, {"user": "a"})
+        meta = await self.store.meta(self.id)
+        self.assertEqual(meta.labels if meta else None, {"user": "a"})
 
     async def test_goes_after_another_writers_messages_unless_strict(self) -> None:
-        async with self.store.session_appender(self.id) as appender:
+        async with self.store.appender(self.id) as appender:
             await appender.append([{"mine": 0}])
             await self.store.append(self.id, [{"theirs": 1}])
             self.assertEqual((await appender.append([{"mine": 2}])).first_seq, 2)
             self.assertEqual(appender.next_seq, 3)
-        strict = self.store.session_appender(self.id, expected_seq=3)
+        strict = self.store.appender(self.id, expected_seq=3)
         await self.store.append(self.id, [{"theirs": 3}])
         error = await self.failure(strict.append([{"mine": 3}]))
         self.assertEqual((error.code, error.actual_length), (grpc.StatusCode.ABORTED, 4))
         self.assertIs(await self.failure(strict.append([{"mine": 4}])), error)
         await strict.close()
+        self.assertEqual(
+            await self.store.load(self.id),
+            [{"mine": 0}, {"theirs": 1}, {"mine": 2}, {"theirs": 3}],
+        )
+
+    async def test_a_closed_appender_refuses_appends(self) -> None:
+        appender = self.store.appender(self.id)
+        await appender.append([{"n": 0}])
+        await appender.close()
+        error = await self.failure(appender.append([{"n": 1}]))
+        self.assertEqual(error.code, grpc.StatusCode.FAILED_PRECONDITION)
+
+    async def test_a_load_broken_midway_goes_on_from_the_next_seq(self) -> None:
+        padding = "x" * 100_000  # 100 messages of 100 kB: pages of about 1 MiB
+        for batch in range(10):
+            await self.store.append(
+                self.id, [{"n": batch * 10 + n, "pad": padding} for n in range(10)]
+            )
+        proxy = Proxy(ADDRESS)
+        self.addAsyncCleanup(proxy.close)
+        async with AsyncSessionStoreClient(await proxy.start(), timeout=30) as through_proxy:
+            read = []
+            async for seq, message in through_proxy.messages(self.id):
+                if seq == 0:  # the first page came: what follows is held back, then dropped
+                    proxy.hold()
+                    proxy.drop()
+                read.append((seq, message["n"]))
+            last = await through_proxy.last(self.id, 2)
+        self.assertEqual(read, [(n, n) for n in range(100)])
+        self.assertEqual([m["n"] for m in last], [98, 99])
+        self.assertEqual(proxy.connections, 2)  # the stream broke, and went on over another
 
     async def test_fails_when_the_server_stays_unreachable(self) -> None:
         proxy = Proxy(ADDRESS)
         address = await proxy.start()
         await proxy.close()
         async with AsyncSessionStoreClient(address, timeout=30) as unreachable:
-            appender = unreachable.session_appender(self.id, retry_delays=[0.01, 0.01])
+            retry = RetryPolicy(max_attempts=3, initial_delay=0.01, max_delay=0.01)
+            appender = unreachable.appender(self.id, retry=retry)
             error = await self.failure(appender.append([{"n": 0}]))
             self.assertEqual(error.code, grpc.StatusCode.UNAVAILABLE)
+            self.assertIn("gave up after 3 attempts", error.details)
+            self.assertIs(await self.failure(appender.append([{"n": 1}])), error)
             await appender.close()
 
 
@@ -292,10 +339,10 @@ class History(AgainstServer):
             self.id,
             [{"role": "user", "content": "Weather?"}, {"role": "assistant", "tool_calls": [call]}],
         )
-        window = await self.store.window(self.id, max_bytes=4096, whole_turns=True)
+        window = await self.store.load_window(self.id, max_bytes=4096, whole_turns=True)
         self.assertEqual((window.first_seq, len(window.messages)), (0, 2))
         self.assertEqual(window.dangling_call_ids, ["call_1"])
-        empty = await self.store.window(f"{self.id}-unknown")
+        empty = await self.store.load_window(f"{self.id}-unknown")
         self.assertEqual((empty.first_seq, empty.messages), (None, []))
 
     async def test_fork_and_its_errors(self) -> None:
@@ -310,16 +357,16 @@ class History(AgainstServer):
         error = await self.failure(self.store.fork(self.id, 5, f"{self.id}-past"))
         self.assertEqual((error.code, error.actual_length), (grpc.StatusCode.OUT_OF_RANGE, 2))
 
-    async def test_rewind_and_pop_item(self) -> None:
+    async def test_rewind_and_pop_last(self) -> None:
         await self.store.append(self.id, [{"n": 0}, {"n": 1}, {"n": 2}])
         rewound = await self.store.rewind(self.id, 2, expected_seq=3)
         self.assertEqual((rewound.dropped, rewound.meta.message_count), ([{"n": 2}], 2))
         error = await self.failure(self.store.rewind(self.id, 1, expected_seq=3))
         self.assertEqual((error.code, error.actual_length), (grpc.StatusCode.ABORTED, 2))
-        self.assertEqual(await self.store.pop_item(self.id, raw=True), '{"n":1}')
-        self.assertEqual(await self.store.pop_item(self.id), {"n": 0})
-        self.assertIsNone(await self.store.pop_item(self.id))
-        self.assertIsNone(await self.store.pop_item(f"{self.id}-unknown"))
+        self.assertEqual(await self.store.pop_last(self.id, raw=True), '{"n":1}')
+        self.assertEqual(await self.store.pop_last(self.id), {"n": 0})
+        self.assertIsNone(await self.store.pop_last(self.id))
+        self.assertIsNone(await self.store.pop_last(f"{self.id}-unknown"))
 
     async def test_trim_and_loading_below_the_first_kept_seq(self) -> None:
         await self.store.append(self.id, [{"n": 0}, {"n": 1}, {"n": 2}])
@@ -355,6 +402,28 @@ class Watches(AgainstServer):
             await self.store.append(self.id, [{"after": "rewind"}])
             self.assertEqual(await watch.__anext__(), Message(1, {"after": "rewind"}))
 
+    async def test_a_watch_goes_on_from_the_next_seq_and_notices_a_rewind_made_meanwhile(
+        self,
+    ) -> None:
+        await self.store.append(self.id, [{"n": n} for n in range(4)])
+        proxy = Proxy(ADDRESS)
+        self.addAsyncCleanup(proxy.close)
+        async with AsyncSessionStoreClient(await proxy.start()) as through_proxy:
+            async with through_proxy.watch_events(self.id) as watch:
+                for n in range(4):
+                    self.assertEqual(await watch.__anext__(), Message(n, {"n": n}))
+                # The watch's stream breaks; before it reconnects (it does when read next), the
+                # session is rewound to seq 2, which a new stream from seq 4 would not tell (the
+                # server does not know what this watch yielded): the session's length does.
+                proxy.drop()
+                await self.store.rewind(self.id, 2)
+                self.assertEqual(await watch.__anext__(), Rewound(2))
+                await self.store.append(self.id, [{"after": "rewind"}])
+                self.assertEqual(await watch.__anext__(), Message(2, {"after": "rewind"}))
+                await self.store.append(self.id, [{"n": 3}])
+                self.assertEqual(await watch.__anext__(), Message(3, {"n": 3}))
+        self.assertGreaterEqual(proxy.connections, 2)
+
     async def test_a_cancelled_watch_ends_with_cancelled(self) -> None:
         watch = self.store.watch(self.id)
         watch.cancel()
@@ -384,7 +453,8 @@ class Tokens(unittest.IsolatedAsyncioTestCase):
 
         channel = grpc.aio.insecure_channel(address, interceptors=token_interceptors(token))
         async with AsyncSessionStoreClient(channel=channel) as store:
-            self.assertEqual((await store.meta("tokens")).session_id, "tokens")
+            meta = await store.meta("tokens")
+            self.assertEqual(meta.session_id if meta else None, "tokens")
         await channel.close()
 
     async def test_without_a_token_or_when_its_function_fails_unauthenticated(self) -> None:

@@ -32,7 +32,8 @@ from agents import (
 from agents.memory import Session
 from agents.testing import ScriptedModel, assistant_message, function_call
 
-from sessionstore import SessionStoreClient, SessionStoreError
+from sessionstore import SessionStoreError
+from sessionstore.aio import AsyncSessionStoreClient
 from sessionstore.integrations.openai_agents import SessionStoreSession
 
 ADDRESS = os.environ["SESSIONSTORE_ADDRESS"]
@@ -56,13 +57,14 @@ def texts(count: int) -> list[dict[str, Any]]:
 class SessionStoreTestCase(unittest.IsolatedAsyncioTestCase):
     """Gives each test a client of the server, closed after it."""
 
-    def setUp(self) -> None:
-        self.store = SessionStoreClient(ADDRESS, timeout=30)
-        self.addCleanup(self.store.close)
+    async def asyncSetUp(self) -> None:
+        # On the test's event loop, as the adapter's client is.
+        self.store = AsyncSessionStoreClient(ADDRESS, timeout=30)
+        self.addAsyncCleanup(self.store.close)
 
     def session(self, name: str, **options: Any) -> SessionStoreSession:
         session = SessionStoreSession(new_session_id(name), client=self.store, **options)
-        self.addCleanup(session.close)
+        self.addAsyncCleanup(session.close)
         return session
 
 
@@ -84,10 +86,15 @@ class Protocol(SessionStoreTestCase):
         async with SessionStoreSession(new_session_id("address"), address=ADDRESS) as session:
             await session.add_items([{"role": "user", "content": "hi"}])
             self.assertEqual(await session.get_items(), [{"role": "user", "content": "hi"}])
+            own = session.client
+        # Closed: its channel refuses calls (the client is the asyncio one, no threads).
+        self.assertIsInstance(own, AsyncSessionStoreClient)
+        with self.assertRaises(Exception):
+            await own.load(session.session_id)
 
     async def test_close_leaves_a_given_client_open(self) -> None:
         session = self.session("given")
-        session.close()
+        await session.close()
         await session.add_items([{"role": "user", "content": "still open"}])
         self.assertEqual(len(await session.get_items()), 1)
 
@@ -96,6 +103,33 @@ class Protocol(SessionStoreTestCase):
         with self.assertRaises(SessionStoreError) as raised:
             await session.add_items([{"role": "user", "content": "hi"}])
         self.assertEqual(raised.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
+
+
+class MadeBeforeTheLoop(unittest.TestCase):
+    def test_a_session_made_before_the_event_loop_runs_its_client_on_that_loop(self) -> None:
+        """As the SDK's examples make a session, then asyncio.run the Runner: the session's own
+        client is made on first use, on the loop that uses it."""
+        session = SessionStoreSession(new_session_id("early"), address=ADDRESS)
+
+        async def use() -> list[Any]:
+            async with session:
+                await session.add_items([{"role": "user", "content": "early"}])
+                return await session.get_items()
+
+        self.assertEqual(asyncio.run(use()), [{"role": "user", "content": "early"}])
+
+    def test_a_session_used_from_one_event_loop_then_another(self) -> None:
+        session = SessionStoreSession(new_session_id("loops"), address=ADDRESS)
+
+        async def add(text: str, *, then_close: bool = False) -> list[Any]:
+            await session.add_items([{"role": "user", "content": text}])
+            items = await session.get_items()
+            if then_close:
+                await session.close()
+            return items
+
+        self.assertEqual(len(asyncio.run(add("one"))), 1)
+        self.assertEqual(len(asyncio.run(add("two", then_close=True))), 2)
 
 
 class Items(SessionStoreTestCase):
@@ -115,7 +149,7 @@ class Items(SessionStoreTestCase):
         await session.add_items([])  # nothing, and no call
         self.assertEqual(await session.get_items(), items)
         self.assertEqual(
-            self.store.load(session.session_id, raw=True),
+            await self.store.load(session.session_id, raw=True),
             [json.dumps(item, ensure_ascii=False, separators=(",", ":")) for item in items],
         )
 
@@ -175,7 +209,7 @@ class PopItem(SessionStoreTestCase):
     async def test_a_session_trimmed_to_nothing_pops_none(self) -> None:
         session = self.session("trimmed")
         await session.add_items(texts(2))
-        self.store.trim(session.session_id, 2)
+        await self.store.trim(session.session_id, 2)
         self.assertIsNone(await session.pop_item())
         self.assertEqual(await session.get_items(), [])
 
@@ -185,14 +219,14 @@ class PopItem(SessionStoreTestCase):
         session_id = new_session_id("raced")
         store = self.store
 
-        class AppendsAfterMeta(SessionStoreClient):
-            def meta(self, session_id: str) -> Any:
-                meta = super().meta(session_id)
-                store.append(session_id, [{"role": "user", "content": "in between"}])
+        class AppendsAfterMeta(AsyncSessionStoreClient):
+            async def meta(self, session_id: str) -> Any:
+                meta = await super().meta(session_id)
+                await store.append(session_id, [{"role": "user", "content": "in between"}])
                 return meta
 
         raced = AppendsAfterMeta(ADDRESS)
-        self.addCleanup(raced.close)
+        self.addAsyncCleanup(raced.close)
         session = SessionStoreSession(session_id, client=raced)
         await session.add_items(texts(2))
         self.assertEqual(await session.pop_item(), {"role": "user", "content": "in between"})
@@ -201,16 +235,16 @@ class PopItem(SessionStoreTestCase):
     async def test_concurrent_pops_each_take_a_different_item(self) -> None:
         session_id = new_session_id("concurrent")
         items = texts(8)
-        self.store.append(session_id, items)
+        await self.store.append(session_id, items)
         # Separate clients (connections), as separate processes would be.
         sessions = [SessionStoreSession(session_id, address=ADDRESS) for _ in range(10)]
         for session in sessions:
-            self.addCleanup(session.close)
+            self.addAsyncCleanup(session.close)
         popped = await asyncio.gather(*(session.pop_item() for session in sessions))
         taken = [item for item in popped if item is not None]
         self.assertEqual(popped.count(None), 2)
         self.assertCountEqual(taken, items)
-        self.assertEqual(self.store.load(session_id), [])
+        self.assertEqual(await self.store.load(session_id), [])
 
 
 class ClearSession(SessionStoreTestCase):
@@ -219,12 +253,11 @@ class ClearSession(SessionStoreTestCase):
         await session.add_items(texts(2))
         await session.clear_session()
         self.assertEqual(await session.get_items(), [])
-        with self.assertRaises(SessionStoreError) as raised:
-            self.store.meta(session.session_id)
-        self.assertEqual(raised.exception.code, grpc.StatusCode.NOT_FOUND)
+        self.assertIsNone(await self.store.meta(session.session_id))
         await session.clear_session()  # an unknown session: nothing to do
         await session.add_items(texts(1))  # it starts again, at seq 0
-        self.assertEqual(list(self.store.messages(session.session_id)), [(0, texts(1)[0])])
+        stored = [pair async for pair in self.store.messages(session.session_id)]
+        self.assertEqual(stored, [(0, texts(1)[0])])
 
 
 @function_tool

@@ -25,11 +25,13 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
     message_to_dict,
+    messages_from_dict,
 )
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.runnables.history import RunnableWithMessageHistory
 
 from sessionstore import SessionStoreClient
+from sessionstore.aio import AsyncSessionStoreClient
 from sessionstore.integrations.langchain import SessionStoreChatMessageHistory
 
 # langchain-core 1.x deprecates RunnableWithMessageHistory in favour of LangGraph's persistence,
@@ -159,6 +161,35 @@ class HistoryRoundTrip(unittest.TestCase):
         added, cleared = asyncio.run(scenario())
         self.assertEqual(added, [HumanMessage("async"), AIMessage("yes")])
         self.assertEqual(cleared, [])
+
+    def test_async_variants_through_the_asyncio_client(self) -> None:
+        """With async_client= (and with clients of its own), the async variants are the asyncio
+        client's calls on the caller's loop, not the sync client's in an executor."""
+        name = session("async-aio")
+
+        async def scenario() -> tuple[list[BaseMessage], list[BaseMessage]]:
+            async with AsyncSessionStoreClient(ADDRESS) as aio:
+                history = SessionStoreChatMessageHistory(
+                    session_id=name, client=self.store, async_client=aio
+                )
+                await history.aadd_messages([HumanMessage("async"), AIMessage("yes")])
+                loaded = [m async for _, m in aio.messages(name)]
+                added = messages_from_dict(loaded)
+                await history.aclear()
+                return added, await history.aget_messages()
+
+        added, cleared = asyncio.run(scenario())
+        self.assertEqual(added, [HumanMessage("async"), AIMessage("yes")])
+        self.assertEqual(cleared, [])
+
+        async def own(text: str) -> list[BaseMessage]:
+            async with SessionStoreChatMessageHistory(session_id=name, address=ADDRESS) as history:
+                await history.aadd_messages([HumanMessage(text)])
+                return await history.aget_messages()
+
+        # Two event loops in turn: each gets a channel of its own.
+        self.assertEqual(asyncio.run(own("one")), [HumanMessage("one")])
+        self.assertEqual(asyncio.run(own("two")), [HumanMessage("one"), HumanMessage("two")])
 
 
 class WithRunnableWithMessageHistory(unittest.TestCase):

@@ -4,6 +4,9 @@
 >>> with SessionStoreClient("127.0.0.1:50051") as store:
 ...     store.append("demo", [{"role": "user", "content": "hi"}])
 ...     store.load("demo")
+
+The asyncio client is sessionstore.aio.AsyncSessionStoreClient; the contract both keep (with the
+TypeScript, Go and Rust clients) is clients/README.md.
 """
 
 from sessionstore.client import (
@@ -11,11 +14,13 @@ from sessionstore.client import (
     ACTUAL_LENGTH_KEY,
     FIRST_SEQ_KEY,
     AppendAck,
-    Appender,
+    FlushAllResult,
     ListOrder,
     Message,
+    RetryPolicy,
     RewindResult,
     Rewound,
+    SessionAppender,
     SessionMeta,
     SessionStoreClient,
     SessionStoreError,
@@ -29,11 +34,13 @@ __all__ = [
     "ACTUAL_LENGTH_KEY",
     "FIRST_SEQ_KEY",
     "AppendAck",
-    "Appender",
+    "FlushAllResult",
     "ListOrder",
     "Message",
+    "RetryPolicy",
     "RewindResult",
     "Rewound",
+    "SessionAppender",
     "SessionMeta",
     "SessionStoreClient",
     "SessionStoreError",

@@ -1,11 +1,12 @@
 """AsyncSessionStoreClient: the sessionstore API for asyncio, on grpc.aio; and
 AsyncSessionAppender, an appender to one session that reconnects and resends.
 
-The same operations, names, options, results and errors as the sync SessionStoreClient
+The same operations, names, options, results, retries and errors as the sync SessionStoreClient
 (sessionstore.client), awaited: ``await store.append(...)``, ``async with`` for the client, an
-appender and a watch, ``async for`` over list(), messages() and watches. Requests are built,
-responses decoded and failures mapped to SessionStoreError by the code both clients share
-(sessionstore._common), so that the two behave alike.
+appender and a watch, ``async for`` over list(), messages() and watches. Messages are checked,
+requests built, responses decoded, failures mapped to SessionStoreError, retries decided and
+appenders' errors handled by the code both clients share (sessionstore._common), so that the two
+differ only in awaiting where the other blocks.
 
     async with AsyncSessionStoreClient("127.0.0.1:50051") as store:
         await store.append("demo", [{"role": "user", "content": "hi"}])
@@ -16,19 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Mapping, Sequence
-from typing import Any, Callable, Generic, List, Optional, TypeVar, Union
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar, Union
 
 import grpc
 import grpc.aio
 
 from sessionstore._common import (
+    _ONCE,
     AppendAck,
     Credentials,
+    FlushAllResult,
     ListOrder,
     Message,
     MessageIn,
     Pem,
+    RetryPolicy,
     RewindResult,
     Rewound,
     SessionMeta,
@@ -37,13 +41,21 @@ from sessionstore._common import (
     Window,
     _about,
     _ack,
+    _AppenderState,
+    _as_error,
+    _Attempts,
     _bearer,
     _channel_credentials,
+    _channel_options,
+    _closed_appender,
+    _encode_all,
+    _flush_all_result,
     _fork_request,
     _list_request,
     _load_request,
+    _LoadCursor,
     _meta,
-    _page_events,
+    _page_items,
     _page_messages,
     _pop_from,
     _request,
@@ -52,14 +64,13 @@ from sessionstore._common import (
     _set_labels_request,
     _token_failed,
     _trim_result,
+    _WatchCursor,
     _WindowPages,
 )
 from sessionstore.v1 import session_store_pb2 as pb
 from sessionstore.v1 import session_store_pb2_grpc as pb_grpc
 
 __all__ = [
-    "RETRY_DELAYS",
-    "AsyncAppender",
     "AsyncSessionAppender",
     "AsyncSessionStoreClient",
     "AsyncTokenSource",
@@ -73,11 +84,6 @@ Item = TypeVar("Item")
 #: A bearer token: the token itself, or a function returning it (or an awaitable of it, so that
 #: it may refresh the token without blocking the event loop), asked before every call.
 AsyncTokenSource = Union[str, Callable[[], Union[str, Awaitable[str]]]]
-
-
-#: The pauses (seconds) before each new attempt of AsyncSessionAppender after UNAVAILABLE: a
-#: stream that breaks more times in a row than there are pauses fails the appender.
-RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 
 
 class _BearerToken:
@@ -160,63 +166,60 @@ def token_interceptors(token: AsyncTokenSource) -> list[grpc.aio.ClientIntercept
     ]
 
 
-async def _unary(call: Awaitable[T]) -> T:
-    """The response of a unary call, its failure raised as SessionStoreError."""
-    try:
-        return await call
-    except grpc.RpcError as error:
-        raise SessionStoreError.from_rpc_error(error) from None
-
-
-async def _pages(pages: AsyncIterable[T]) -> AsyncIterator[T]:
-    """The pages of a Load or Watch stream, its failure raised as SessionStoreError."""
-    try:
-        async for page in pages:
-            yield page
-    except grpc.RpcError as error:
-        raise SessionStoreError.from_rpc_error(error) from None
+async def _retrying(
+    policy: RetryPolicy,
+    timeout: float | None,
+    attempt: Callable[[float | None], Awaitable[T]],
+) -> T:
+    """Runs ``attempt`` (given what is left of ``timeout``) until it succeeds, fails with a
+    status that is not retriable, runs out of attempts, or would retry past the timeout; every
+    failure raised as SessionStoreError. (The sync client's _retrying, awaited.)"""
+    attempts = _Attempts(policy, timeout)
+    while True:
+        try:
+            return await attempt(attempts.timeout())
+        except (grpc.RpcError, SessionStoreError) as caught:
+            error = _as_error(caught)
+            assert error is not None
+            delay = attempts.failed(error)
+            if delay is None:
+                raise error from None
+            await asyncio.sleep(delay)
 
 
 async def _messages(
-    pages: AsyncIterable[Union[pb.LoadResponse, pb.WatchResponse]], raw: bool
+    pages: AsyncIterable[pb.LoadResponse], raw: bool
 ) -> AsyncIterator[tuple[int, Any]]:
-    """(seq, message) for every message of a Load or Watch stream's pages."""
-    async for page in _pages(pages):
+    """(seq, message) for every message of a Load stream's pages."""
+    async for page in pages:
         for item in _page_messages(page, raw):
             yield item
-
-
-async def _events(
-    pages: AsyncIterable[pb.WatchResponse], raw: bool
-) -> AsyncIterator[Union[Message, Rewound]]:
-    """Message and Rewound items for the pages of a Watch stream."""
-    async for page in _pages(pages):
-        for event in _page_events(page, raw):
-            yield event
 
 
 class AsyncSessionStoreClient:
     """A client of a sessionstore server for asyncio; its coroutines may run concurrently.
 
     The options are the sync SessionStoreClient's: ``target``, ``credentials``,
-    ``root_certificates``, ``certificate_chain``, ``private_key``, ``timeout`` and ``token``
-    (here the token function may also return an awaitable). Create it, and use it, within the
-    event loop it runs on. ``channel`` is a grpc.aio.Channel of your own; grpc.aio adds
-    interceptors only when a channel is created, so with a token, create it with
-    ``interceptors=token_interceptors(token)`` rather than pass ``token`` here.
+    ``root_certificates``, ``certificate_chain``, ``private_key``, ``timeout``, ``token`` (here
+    the token function may also return an awaitable) and ``retry`` (which calls are retried, and
+    how: see SessionStoreClient). Create it, and use it, within the event loop it runs on.
+    ``channel`` is a grpc.aio.Channel of your own; grpc.aio adds interceptors only when a channel
+    is created, so with a token, create it with ``interceptors=token_interceptors(token)`` rather
+    than pass ``token`` here.
     """
 
     def __init__(
         self,
         target: str = "127.0.0.1:50051",
         *,
-        channel: Optional[grpc.aio.Channel] = None,
-        timeout: Optional[float] = None,
-        credentials: Optional[Credentials] = None,
-        root_certificates: Optional[Pem] = None,
-        certificate_chain: Optional[Pem] = None,
-        private_key: Optional[Pem] = None,
-        token: Optional[AsyncTokenSource] = None,
+        channel: grpc.aio.Channel | None = None,
+        timeout: float | None = None,
+        credentials: Credentials | None = None,
+        root_certificates: Pem | None = None,
+        certificate_chain: Pem | None = None,
+        private_key: Pem | None = None,
+        token: AsyncTokenSource | None = None,
+        retry: RetryPolicy = RetryPolicy(),
     ):
         self._own_channel = channel is None
         if channel is None:
@@ -224,11 +227,14 @@ class AsyncSessionStoreClient:
                 target, credentials, root_certificates, certificate_chain, private_key
             )
             interceptors = token_interceptors(token) if token is not None else None
+            options = _channel_options(retry)
             if channel_credentials is None:
-                channel = grpc.aio.insecure_channel(target, interceptors=interceptors)
+                channel = grpc.aio.insecure_channel(
+                    target, options=options, interceptors=interceptors
+                )
             else:
                 channel = grpc.aio.secure_channel(
-                    target, channel_credentials, interceptors=interceptors
+                    target, channel_credentials, options=options, interceptors=interceptors
                 )
         elif any(
             option is not None
@@ -246,6 +252,7 @@ class AsyncSessionStoreClient:
         # The generated gRPC code is untyped: its calls return Any, typed where they are awaited.
         self._stub = pb_grpc.SessionStoreStub(channel)  # type: ignore[no-untyped-call]
         self._timeout = timeout
+        self._retry = retry
 
     async def close(self) -> None:
         """Closes the channel (unless it is one of your own), cancelling calls in progress."""
@@ -263,70 +270,78 @@ class AsyncSessionStoreClient:
         """The generated gRPC stub on the grpc.aio channel, for what this client does not wrap."""
         return self._stub
 
+    @property
+    def retry(self) -> RetryPolicy:
+        """The client's retry policy."""
+        return self._retry
+
     async def append(
         self,
         session_id: str,
         messages: Sequence[MessageIn],
         *,
-        expected_seq: Optional[int] = None,
+        expected_seq: int | None = None,
         sync: bool = False,
-        labels: Optional[Mapping[str, str]] = None,
+        labels: Mapping[str, str] | None = None,
     ) -> AppendAck:
-        """Appends messages to a session, in order; see SessionStoreClient.append (ABORTED with
-        ``actual_length`` when ``expected_seq`` is not the session's length)."""
-        async with AsyncAppender(self._stub, _about(session_id)) as appender:
-            return await appender.append(
-                session_id, messages, expected_seq=expected_seq, sync=sync, labels=labels
-            )
+        """Appends messages to a session in one request, atomically; see
+        SessionStoreClient.append (INVALID_ARGUMENT before sending for a message that is not
+        one JSON object; ABORTED with ``actual_length`` when ``expected_seq`` is not the
+        session's length; retried only with ``expected_seq``)."""
+        request = _request(session_id, messages, expected_seq, sync, labels)
+        policy = self._retry if expected_seq is not None else _ONCE
 
-    def appender(self) -> AsyncAppender:
-        """A streaming appender: one Append stream for many appends (to any sessions)."""
-        return AsyncAppender(self._stub, ())
+        async def attempt(timeout: float | None) -> AppendAck:
+            async with _AsyncAppender(self._stub, _about(session_id), timeout) as stream:
+                return _ack(await stream.send(request))
 
-    def session_appender(
+        return await _retrying(policy, self._timeout, attempt)
+
+    def appender(
         self,
         session_id: str,
         *,
-        expected_seq: Optional[int] = None,
+        expected_seq: int | None = None,
         sync: bool = False,
-        labels: Optional[Mapping[str, str]] = None,
-        retry_delays: Sequence[float] = RETRY_DELAYS,
+        labels: Mapping[str, str] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> AsyncSessionAppender:
-        """An appender to one session that survives a broken stream: it reopens the stream and
-        resends what was not acknowledged, at the seq it claimed (see AsyncSessionAppender)."""
+        """A long-lived writer to one session that survives broken streams and server restarts,
+        storing each message once, in order (see AsyncSessionAppender):
+        ``async with store.appender(id) as appender: await appender.append([...])``.
+        ``retry``: the client's policy unless given."""
         return AsyncSessionAppender(
             self,
             session_id,
             expected_seq=expected_seq,
             sync=sync,
             labels=labels,
-            retry_delays=retry_delays,
+            retry=self._retry if retry is None else retry,
         )
 
     async def load(
         self, session_id: str, *, from_seq: int = 0, limit: int = 0, raw: bool = False
-    ) -> List[Any]:
+    ) -> list[Any]:
         """A session's messages from ``from_seq`` (at most ``limit``; 0: all), as dicts or, with
         ``raw``, as the exact JSON text appended. An unknown session loads as []."""
         return [
             m async for _, m in self.messages(session_id, from_seq=from_seq, limit=limit, raw=raw)
         ]
 
-    async def last(self, session_id: str, n: int, *, raw: bool = False) -> List[Any]:
+    async def last(self, session_id: str, n: int, *, raw: bool = False) -> list[Any]:
         """A session's last ``n`` messages, in order."""
-        request = _load_request(session_id, limit=n, last=True)
-        pages = self._stub.Load(request, timeout=self._timeout, metadata=_about(session_id))
-        return [m async for _, m in _messages(pages, raw)]
+        cursor = _LoadCursor(session_id, 0, n, True)
+        return [m async for _, m in _messages(self._load_pages(session_id, cursor), raw)]
 
     def messages(
         self, session_id: str, *, from_seq: int = 0, limit: int = 0, raw: bool = False
     ) -> AsyncIterator[tuple[int, Any]]:
-        """Streams (seq, message) pairs of a session, as load() selects them (``async for``)."""
-        request = _load_request(session_id, from_seq=from_seq, limit=limit)
-        pages = self._stub.Load(request, timeout=self._timeout, metadata=_about(session_id))
-        return _messages(pages, raw)
+        """Streams (seq, message) pairs of a session, as load() selects them (``async for``); a
+        stream broken midway (UNAVAILABLE) goes on from the next seq."""
+        cursor = _LoadCursor(session_id, from_seq, limit, False)
+        return _messages(self._load_pages(session_id, cursor), raw)
 
-    async def window(
+    async def load_window(
         self,
         session_id: str,
         *,
@@ -336,7 +351,7 @@ class AsyncSessionStoreClient:
         from_seq: int = 0,
         raw: bool = False,
     ) -> Window:
-        """A context window; see SessionStoreClient.window."""
+        """A context window; see SessionStoreClient.load_window."""
         request = _load_request(
             session_id,
             from_seq=from_seq,
@@ -344,11 +359,15 @@ class AsyncSessionStoreClient:
             max_bytes=max_bytes,
             whole_turns=whole_turns,
         )
-        pages = self._stub.Load(request, timeout=self._timeout, metadata=_about(session_id))
-        window = _WindowPages(raw)
-        async for page in _pages(pages):
-            window.add(page)
-        return window.window()
+
+        async def attempt(timeout: float | None) -> Window:
+            window = _WindowPages(raw)
+            call = self._stub.Load(request, timeout=timeout, metadata=_about(session_id))
+            async for page in call:
+                window.add(page)
+            return window.window()
+
+        return await _retrying(self._retry, self._timeout, attempt)
 
     async def list(
         self,
@@ -363,31 +382,29 @@ class AsyncSessionStoreClient:
         token = ""
         while True:
             request = _list_request(prefix, page_size, token, label_selector, order)
-            response = await _unary(self._stub.List(request, timeout=self._timeout))
+            response = await self._unary(self._stub.List, request, None, self._retry)
             for meta in response.sessions:
                 yield _meta(meta)
             token = response.next_page_token
             if not token:
                 return
 
-    async def meta(self, session_id: str) -> SessionMeta:
-        """A session's metadata; SessionStoreError(NOT_FOUND) for an unknown session."""
-        request = pb.LoadMetaRequest(session_id=session_id)
-        call = self._stub.LoadMeta(request, timeout=self._timeout, metadata=_about(session_id))
-        return _meta((await _unary(call)).meta)
+    async def meta(self, session_id: str) -> SessionMeta | None:
+        """A session's metadata; None for a session that does not exist."""
+        return await self._meta(session_id, self._retry)
 
     async def set_labels(
         self,
         session_id: str,
         labels: Mapping[str, str],
         *,
-        expected_labels_revision: Optional[int] = None,
+        expected_labels_revision: int | None = None,
     ) -> SessionMeta:
         """Sets labels of a session; see SessionStoreClient.set_labels (ABORTED with
         ``actual_labels_revision`` when ``expected_labels_revision`` is not the session's)."""
         request = _set_labels_request(session_id, labels, expected_labels_revision)
-        call = self._stub.SetLabels(request, timeout=self._timeout, metadata=_about(session_id))
-        return _meta((await _unary(call)).meta)
+        policy = self._retry if expected_labels_revision is None else _ONCE
+        return _meta((await self._unary(self._stub.SetLabels, request, session_id, policy)).meta)
 
     async def fork(
         self,
@@ -395,37 +412,31 @@ class AsyncSessionStoreClient:
         at_seq: int,
         new_session_id: str,
         *,
-        labels: Optional[Mapping[str, str]] = None,
+        labels: Mapping[str, str] | None = None,
     ) -> SessionMeta:
         """Creates ``new_session_id`` holding the first ``at_seq`` messages of ``session_id``;
         see SessionStoreClient.fork."""
         request = _fork_request(session_id, at_seq, new_session_id, labels)
-        call = self._stub.Fork(request, timeout=self._timeout, metadata=_about(session_id))
-        return _meta((await _unary(call)).meta)
+        return _meta((await self._unary(self._stub.Fork, request, session_id, _ONCE)).meta)
 
     async def rewind(
         self,
         session_id: str,
         to_seq: int,
         *,
-        expected_seq: Optional[int] = None,
+        expected_seq: int | None = None,
         raw: bool = False,
     ) -> RewindResult:
         """Drops the messages from ``to_seq`` on and returns them; see SessionStoreClient.rewind."""
         request = _rewind_request(session_id, to_seq, expected_seq)
-        call = self._stub.Rewind(request, timeout=self._timeout, metadata=_about(session_id))
-        return _rewind_result(await _unary(call), raw)
+        response = await self._unary(self._stub.Rewind, request, session_id, _ONCE)
+        return _rewind_result(response, raw)
 
-    async def pop_item(self, session_id: str, *, raw: bool = False) -> Optional[Any]:
+    async def pop_last(self, session_id: str, *, raw: bool = False) -> Any | None:
         """Removes and returns a session's last message; None for an empty or unknown session.
-        ABORTED if another writer appends in between (see SessionStoreClient.pop_item)."""
-        try:
-            meta = await self.meta(session_id)
-        except SessionStoreError as error:
-            if error.code == grpc.StatusCode.NOT_FOUND:
-                return None
-            raise
-        length = _pop_from(meta)
+        ABORTED if another writer appends in between (see SessionStoreClient.pop_last)."""
+        meta = await self.meta(session_id)
+        length = None if meta is None else _pop_from(meta)
         if length is None:
             return None
         return (await self.rewind(session_id, length - 1, expected_seq=length, raw=raw)).dropped[0]
@@ -433,125 +444,190 @@ class AsyncSessionStoreClient:
     async def trim(self, session_id: str, before_seq: int) -> TrimResult:
         """Drops the messages before ``before_seq``; see SessionStoreClient.trim."""
         request = pb.TrimRequest(session_id=session_id, before_seq=before_seq)
-        call = self._stub.Trim(request, timeout=self._timeout, metadata=_about(session_id))
-        return _trim_result(await _unary(call))
+        return _trim_result(await self._unary(self._stub.Trim, request, session_id, _ONCE))
 
     async def delete(self, session_id: str) -> bool:
         """Deletes a session; returns whether it existed."""
         request = pb.DeleteRequest(session_id=session_id)
-        call = self._stub.Delete(request, timeout=self._timeout, metadata=_about(session_id))
-        response: pb.DeleteResponse = await _unary(call)
+        response: pb.DeleteResponse = await self._unary(
+            self._stub.Delete, request, session_id, _ONCE
+        )
         return response.existed
 
-    async def flush(self, session_id: str = "") -> int:
-        """Writes and fsyncs a session's buffered messages ("": every session's); returns how
-        many messages it wrote."""
+    async def flush(self, session_id: str) -> int:
+        """Writes and fsyncs a session's buffered messages; returns how many messages it wrote
+        (0 for an unknown session). flush_all() flushes every session."""
+        if not session_id:
+            raise ValueError("flush() needs a session id; flush_all() flushes every session")
         request = pb.FlushRequest(session_id=session_id)
-        metadata = _about(session_id) if session_id else ()
-        call = self._stub.Flush(request, timeout=self._timeout, metadata=metadata)
-        response: pb.FlushResponse = await _unary(call)
+        response: pb.FlushResponse = await self._unary(
+            self._stub.Flush, request, session_id, self._retry
+        )
         return response.flushed
+
+    async def flush_all(self) -> FlushAllResult:
+        """Writes and fsyncs every session's buffered messages; see SessionStoreClient.flush_all."""
+        request = pb.FlushRequest(session_id="")
+        return _flush_all_result(await self._unary(self._stub.Flush, request, None, self._retry))
 
     def watch(
         self, session_id: str, *, from_seq: int = 0, raw: bool = False
     ) -> AsyncWatch[tuple[int, Any]]:
-        """Streams (seq, message) pairs of a session from ``from_seq``, then live; it ends as
-        SessionStoreClient.watch does (NOT_FOUND on delete, UNAVAILABLE on shutdown,
-        CANCELLED after cancel())."""
-        request = pb.WatchRequest(session_id=session_id, from_seq=from_seq)
-        call = self._stub.Watch(request, metadata=_about(session_id))
-        return AsyncWatch(call, _messages(call, raw))
+        """Streams (seq, message) pairs of a session from ``from_seq``, then live, each once,
+        reopening after UNAVAILABLE from the next seq not yielded; it ends as
+        SessionStoreClient.watch does (NOT_FOUND on delete, CANCELLED after cancel(); cancelling
+        the task raises asyncio.CancelledError, as asyncio does)."""
+        return AsyncWatch(self, _WatchCursor(session_id, from_seq), raw, events=False)
 
     def watch_events(
         self, session_id: str, *, from_seq: int = 0, raw: bool = False
-    ) -> AsyncWatch[Union[Message, Rewound]]:
+    ) -> AsyncWatch[Message | Rewound]:
         """As watch(), telling of rewinds: Message(seq, message) and Rewound(to_seq) items."""
-        request = pb.WatchRequest(session_id=session_id, from_seq=from_seq)
-        call = self._stub.Watch(request, metadata=_about(session_id))
-        return AsyncWatch(call, _events(call, raw))
+        return AsyncWatch(self, _WatchCursor(session_id, from_seq), raw, events=True)
+
+    async def _unary(
+        self, rpc: Callable[..., Any], request: Any, session_id: str | None, policy: RetryPolicy
+    ) -> Any:
+        metadata = _about(session_id) if session_id else ()
+
+        async def attempt(timeout: float | None) -> Any:
+            return await rpc(request, timeout=timeout, metadata=metadata)
+
+        return await _retrying(policy, self._timeout, attempt)
+
+    async def _meta(self, session_id: str, policy: RetryPolicy) -> SessionMeta | None:
+        request = pb.LoadMetaRequest(session_id=session_id)
+        try:
+            response = await self._unary(self._stub.LoadMeta, request, session_id, policy)
+        except SessionStoreError as error:
+            if error.code == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        return _meta(response.meta)
+
+    async def _length(self, session_id: str) -> int:
+        """The session's length (0 for one that does not exist), in one attempt: an appender or
+        a watch asks, and retries under its own count."""
+        meta = await self._meta(session_id, _ONCE)
+        return 0 if meta is None else meta.message_count
+
+    async def _load_pages(
+        self, session_id: str, cursor: _LoadCursor
+    ) -> AsyncIterator[pb.LoadResponse]:
+        """The pages of a Load, opened again from the next seq after a retriable failure; a
+        page read resets the count of attempts."""
+        attempts = _Attempts(self._retry, self._timeout)
+        while True:
+            call = None
+            try:
+                call = self._stub.Load(
+                    cursor.request(), timeout=attempts.timeout(), metadata=_about(session_id)
+                )
+                async for page in call:
+                    attempts.progress()
+                    yield page
+                    if not cursor.advance(page):
+                        return
+                return
+            except (grpc.RpcError, SessionStoreError) as caught:
+                error = _as_error(caught)
+                assert error is not None
+                delay = attempts.failed(error)
+                if delay is None:
+                    raise error from None
+                await asyncio.sleep(delay)
+            finally:
+                if call is not None:
+                    call.cancel()
 
 
-class AsyncAppender:
-    """One Append stream: each append() sends a request and waits for its ack; concurrent
-    appends take turns. Use it with ``async with``, or await close(). Once an append fails the
-    stream is over, and every later append raises that error."""
+class _AsyncAppender:
+    """One Append stream: each send() writes a request and waits for its ack. Once a send fails
+    the stream is over, and every later send raises that error."""
 
-    def __init__(self, stub: pb_grpc.SessionStoreStub, metadata: tuple[tuple[str, str], ...]):
-        self._call: Any = stub.Append(metadata=metadata)
-        self._turn = asyncio.Lock()
-        self._error: Optional[SessionStoreError] = None
+    def __init__(
+        self,
+        stub: pb_grpc.SessionStoreStub,
+        metadata: tuple[tuple[str, str], ...],
+        timeout: float | None = None,
+    ):
+        self._call: Any = stub.Append(timeout=timeout, metadata=metadata)
+        self._error: SessionStoreError | None = None
         self._closed = False
 
-    async def append(
-        self,
-        session_id: str,
-        messages: Sequence[MessageIn],
-        *,
-        expected_seq: Optional[int] = None,
-        sync: bool = False,
-        labels: Optional[Mapping[str, str]] = None,
-    ) -> AppendAck:
-        """Appends to a session and returns the ack; see SessionStoreClient.append."""
-        request = _request(session_id, messages, expected_seq, sync, labels)
-        async with self._turn:
-            if self._error is not None:
-                raise self._error
-            if self._closed:
-                raise ValueError("append on a closed AsyncAppender")
-            try:
-                await self._call.write(request)
-                response = await self._call.read()
-            except grpc.RpcError as error:
-                self._error = SessionStoreError.from_rpc_error(error)
-                raise self._error from None
-            except SessionStoreError as error:  # the token function failed: no stream opened
-                self._error = error
-                raise
-            if response is grpc.aio.EOF:
-                self._error = SessionStoreError(
-                    grpc.StatusCode.UNKNOWN, "the server ended the Append stream without an ack"
-                )
-                raise self._error
-            return _ack(response)
+    async def send(self, request: pb.AppendRequest) -> pb.AppendResponse:
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise _closed_appender()
+        try:
+            await self._call.write(request)
+            response = await self._call.read()
+        except grpc.RpcError as error:
+            self._error = SessionStoreError.from_rpc_error(error)
+            raise self._error from None
+        except SessionStoreError as error:  # the token function failed: no stream opened
+            self._error = error
+            raise
+        except asyncio.InvalidStateError:
+            # grpc.aio refuses a write on a call the server already ended (an idle stream that
+            # a server shutting down closed): its status says why.
+            code: grpc.StatusCode = await self._call.code()
+            details = await self._call.details()
+            if code == grpc.StatusCode.OK:
+                code, details = grpc.StatusCode.UNAVAILABLE, "the server ended the Append stream"
+            self._error = SessionStoreError(code, details or "the Append stream ended")
+            raise self._error from None
+        if response is grpc.aio.EOF:
+            self._error = SessionStoreError(
+                grpc.StatusCode.UNAVAILABLE, "the server ended the Append stream without an ack"
+            )
+            raise self._error
+        ack: pb.AppendResponse = response
+        return ack
+
+    def abandon(self) -> None:
+        """Ends the stream without waiting (it failed)."""
+        self._closed = True
+        self._call.cancel()
 
     async def close(self) -> None:
-        """Ends the stream and waits for the server to end it."""
-        async with self._turn:
-            if self._closed:
-                return
-            self._closed = True
-            if self._error is not None:
-                self._call.cancel()
-                return
-            try:
-                await self._call.done_writing()
-                while await self._call.read() is not grpc.aio.EOF:
-                    pass
-            except grpc.RpcError as error:
-                raise SessionStoreError.from_rpc_error(error) from None
+        """Ends the stream and waits for the server to end it. How it ends does not matter
+        (a server shutting down ends it with UNAVAILABLE): every request sent on it was
+        acknowledged, or its send failed."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._error is not None:
+            self._call.cancel()
+            return
+        try:
+            await self._call.done_writing()
+            while await self._call.read() is not grpc.aio.EOF:
+                pass
+        except grpc.RpcError:
+            pass
 
-    async def __aenter__(self) -> AsyncAppender:
+    async def __aenter__(self) -> _AsyncAppender:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+        if self._error is not None or exc_info[0] is not None:
+            self.abandon()
+        else:
+            await self.close()
 
 
 class AsyncSessionAppender:
-    """Appends to one session, one append() at a time, over an Append stream that it reopens
-    when it breaks (UNAVAILABLE: a dropped connection, a server restart).
-
-    Every request carries ``expected_seq``, the seq its first message claims: the session's
-    length when the appender starts (or the ``expected_seq`` given), then the last ack's
-    ``next_seq``. When the stream breaks before the ack, the appender opens another and sends
-    the same request again: the server stores it if it lacks it, and acknowledges it if it
-    already holds it byte for byte (its ack was what got lost), so each message is stored once.
-    Without ``expected_seq``, an ABORTED because another writer appended moves this appender's
-    messages after theirs; with it, the appender is strict and fails with ABORTED. It fails on
-    any other status, and when the stream breaks more times in a row than ``retry_delays`` has
-    pauses; once failed, every append raises that error. As the TypeScript client's appender
-    does, this holds while the appender is the session's only writer (a resend after another
-    writer's append could be stored twice: see clients/ts/README.md).
+    """A long-lived writer to one session, for asyncio: each append() sends one request and
+    returns its acknowledgement; concurrent appends take turns. Use it with ``async with``, or
+    await close(). It reconnects and resends as the sync SessionAppender does (the decisions are
+    the same code, sessionstore._common._AppenderState): it starts at ``expected_seq`` or the
+    session's length; every request claims its seq; after a broken stream it sends the request
+    again, with backoff, and the server acknowledges what it already holds, so each message is
+    stored once; without ``expected_seq`` it moves after another writer's messages, with it it
+    fails with ABORTED; any other failure, or more broken streams in a row than ``retry``
+    allows, fails it for good. Exactly once holds while it is the session's only writer.
     """
 
     def __init__(
@@ -559,88 +635,62 @@ class AsyncSessionAppender:
         client: AsyncSessionStoreClient,
         session_id: str,
         *,
-        expected_seq: Optional[int] = None,
+        expected_seq: int | None = None,
         sync: bool = False,
-        labels: Optional[Mapping[str, str]] = None,
-        retry_delays: Sequence[float] = RETRY_DELAYS,
+        labels: Mapping[str, str] | None = None,
+        retry: RetryPolicy = RetryPolicy(),
     ):
         self._client = client
-        self._session_id = session_id
-        self._strict = expected_seq is not None
-        self._next_seq = expected_seq
-        self._sync = sync
-        self._labels = labels
-        self._retry_delays = retry_delays
-        self._stream: Optional[AsyncAppender] = None
+        self._state = _AppenderState(session_id, expected_seq, sync, labels, retry)
+        self._stream: _AsyncAppender | None = None
         self._turn = asyncio.Lock()
-        self._error: Optional[SessionStoreError] = None
 
     @property
-    def next_seq(self) -> Optional[int]:
+    def session_id(self) -> str:
+        return self._state.session_id
+
+    @property
+    def next_seq(self) -> int | None:
         """The seq the next message appended will claim; None until the first append."""
-        return self._next_seq
+        return self._state.next_seq
+
+    @property
+    def error(self) -> SessionStoreError | None:
+        """The error the appender failed with, if it did."""
+        return self._state.error
 
     async def append(self, messages: Sequence[MessageIn]) -> AppendAck:
-        """Appends messages to the session, in order, and returns the ack."""
+        """Appends messages to the session, in order, in one request, and returns the ack. A
+        message that is not one JSON object raises INVALID_ARGUMENT here, sending nothing, and
+        does not fail the appender."""
+        texts = _encode_all(messages)
         async with self._turn:
-            if self._error is not None:
-                raise self._error
-            pauses = iter(self._retry_delays)
+            state = self._state
+            state.check()
             while True:
                 try:
-                    if self._next_seq is None:
-                        self._next_seq = await self._length()
-                    ack = await self._send(messages, self._next_seq)
+                    if state.next_seq is None:
+                        state.next_seq = await self._client._length(state.session_id)
+                    if self._stream is None:
+                        self._stream = _AsyncAppender(
+                            self._client.stub, _about(state.session_id)
+                        )
+                    return state.acknowledged(await self._stream.send(state.request(texts)))
                 except SessionStoreError as error:
-                    await self._drop_stream()
-                    pause = next(pauses, None)
-                    if error.code == grpc.StatusCode.UNAVAILABLE and pause is not None:
-                        await asyncio.sleep(pause)
-                        continue
-                    # Another writer appended: go after their messages. (A session shorter
-                    # than acknowledged, deleted or having lost unsynced messages, fails.)
-                    moved = error.actual_length
-                    if (
-                        error.code == grpc.StatusCode.ABORTED
-                        and not self._strict
-                        and moved is not None
-                        and self._next_seq is not None
-                        and moved > self._next_seq
-                    ):
-                        self._next_seq = moved
-                        continue
-                    self._error = error
-                    raise
-                self._next_seq = ack.next_seq
-                return ack
+                    self._drop_stream()
+                    delay = state.after(error)  # raises when the appender fails
+                await asyncio.sleep(delay)
 
-    async def _length(self) -> int:
-        try:
-            return (await self._client.meta(self._session_id)).message_count
-        except SessionStoreError as error:
-            if error.code == grpc.StatusCode.NOT_FOUND:
-                return 0
-            raise
-
-    async def _send(self, messages: Sequence[MessageIn], expected_seq: int) -> AppendAck:
-        if self._stream is None:
-            self._stream = self._client.appender()
-        return await self._stream.append(
-            self._session_id,
-            messages,
-            expected_seq=expected_seq,
-            sync=self._sync,
-            labels=self._labels,
-        )
-
-    async def _drop_stream(self) -> None:
+    def _drop_stream(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:
-            await stream.close()  # a failed stream is only cancelled: this does not raise
+            stream.abandon()
 
     async def close(self) -> None:
-        """Ends the stream (every append returned has been acknowledged)."""
+        """Ends the stream (every append that returned was acknowledged); later appends raise
+        FAILED_PRECONDITION."""
         async with self._turn:
+            self._state.closed = True
             stream, self._stream = self._stream, None
             if stream is not None:
                 await stream.close()
@@ -654,30 +704,82 @@ class AsyncSessionAppender:
 
 class AsyncWatch(Generic[Item]):
     """An async iterator of what AsyncSessionStoreClient.watch (``(seq, message)`` pairs) or
-    watch_events (Message and Rewound) yields; cancel(), or leaving ``async with``, ends it."""
+    watch_events (Message and Rewound) yields, reopening its stream after a retriable failure
+    from the next seq not yet yielded; cancel(), or leaving ``async with``, ends it with
+    SessionStoreError(CANCELLED)."""
 
-    def __init__(self, call: Any, items: AsyncIterator[Item]):
-        self._call = call
-        self._items = items
+    def __init__(
+        self, client: AsyncSessionStoreClient, cursor: _WatchCursor, raw: bool, events: bool
+    ):
+        self._client = client
+        self._cursor = cursor
+        self._raw = raw
+        self._events = events
         self._cancelled = False
+        self._call: Any = None
+        self._wake: asyncio.Event | None = None
+        self._items: AsyncIterator[Any] = self._run()
+
+    async def _run(self) -> AsyncIterator[Any]:
+        cursor, client = self._cursor, self._client
+        session_id = cursor.request().session_id
+        attempts = _Attempts(client.retry)
+        self._wake = asyncio.Event()
+        reopening = False
+        while True:
+            try:
+                if self._cancelled:
+                    raise self._cancellation()
+                if reopening and cursor.needs_length:
+                    page = cursor.rewound_to(await client._length(session_id))
+                    if page is not None:
+                        for item in _page_items(page, self._raw, self._events):
+                            yield item
+                reopening = True
+                self._call = client.stub.Watch(cursor.request(), metadata=_about(session_id))
+                async for page in self._call:
+                    attempts.progress()
+                    cursor.advance(page)
+                    for item in _page_items(page, self._raw, self._events):
+                        yield item
+                return
+            except asyncio.CancelledError:
+                # grpc.aio ends a cancelled call's stream with CancelledError; a watch ended by
+                # cancel() ends with SessionStoreError(CANCELLED), as the sync client's does. A
+                # cancellation of the task itself goes on as it came.
+                if not self._cancelled:
+                    raise
+                raise self._cancellation() from None
+            except (grpc.RpcError, SessionStoreError) as caught:
+                if self._cancelled:
+                    raise self._cancellation() from None
+                error = _as_error(caught)
+                assert error is not None
+                delay = attempts.failed(error)
+                if delay is None:
+                    raise error from None
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    @staticmethod
+    def _cancellation() -> SessionStoreError:
+        return SessionStoreError(grpc.StatusCode.CANCELLED, "the watch was cancelled")
 
     def __aiter__(self) -> AsyncWatch[Item]:
         return self
 
     async def __anext__(self) -> Item:
-        try:
-            return await self._items.__anext__()
-        except asyncio.CancelledError:
-            # grpc.aio ends a cancelled call's stream with CancelledError; the sync client's
-            # watch ends with SessionStoreError(CANCELLED), and so does this one. A
-            # cancellation of the task itself goes on as it came.
-            if not self._cancelled:
-                raise
-            raise SessionStoreError(grpc.StatusCode.CANCELLED, "the watch was cancelled") from None
+        item: Item = await self._items.__anext__()
+        return item
 
     def cancel(self) -> None:
         self._cancelled = True
-        self._call.cancel()
+        if self._wake is not None:
+            self._wake.set()
+        if self._call is not None:
+            self._call.cancel()
 
     async def __aenter__(self) -> AsyncWatch[Item]:
         return self

@@ -1,8 +1,8 @@
-"""Session backends for agent frameworks, each an optional extra of sessionstore-client.
+"""Session backends for agent frameworks, each an optional extra of sessionstore.
 
 Each module imports its framework, so import the module itself, e.g.
 ``from sessionstore.integrations.langchain import SessionStoreChatMessageHistory``
-(after ``pip install "sessionstore-client[langchain]"``) or
+(after ``pip install "sessionstore[langchain]"``) or
 ``from sessionstore.integrations.openai_agents import SessionStoreSession``
-(after ``pip install "sessionstore-client[openai-agents]"``).
+(after ``pip install "sessionstore[openai-agents]"``).
 """

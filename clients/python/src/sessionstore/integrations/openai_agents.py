@@ -11,26 +11,25 @@ in the SDK's Responses input format) is one message of the sessionstore session 
 stored as its JSON text and read back as a dict. Other processes, in any language, can load,
 watch, fork or list the same session with the sessionstore clients.
 
-The SDK's protocol is asyncio; the sessionstore Python client is synchronous today, so each call
-runs the client in a worker thread (``asyncio.to_thread``). An asyncio client is being built, and
-will replace the threads without changing this class's interface.
+The SDK's protocol is asyncio, and so is the client under it: sessionstore.aio's
+AsyncSessionStoreClient, on the event loop the Runner runs on (no worker threads).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import grpc
 
-from sessionstore.client import SessionStoreClient, SessionStoreError
+from sessionstore.aio import AsyncSessionStoreClient
+from sessionstore.client import SessionStoreError
 
 try:
     from agents import SessionSettings, TResponseInputItem
 except ImportError as error:  # the extra is not installed
     raise ImportError(
         "sessionstore.integrations.openai_agents needs the OpenAI Agents SDK: "
-        'pip install "sessionstore-client[openai-agents]"'
+        'pip install "sessionstore[openai-agents]"'
     ) from error
 
 #: How many times pop_item tries again when other writers keep changing the session's length
@@ -44,13 +43,17 @@ class SessionStoreSession:
 
     ``session_id`` names the sessionstore session: 1-200 characters of ``[A-Za-z0-9._:@~-]``, not
     starting with ``.`` (the server refuses any other with INVALID_ARGUMENT). Give ``address``
-    (``host:port``; plaintext to a loopback address, TLS to any other) or ``client``, a
-    ``SessionStoreClient`` of your own, e.g. one with a token, TLS options or a timeout, which
-    ``close()`` leaves open; with neither, the client's default address, 127.0.0.1:50051.
+    (``host:port``; plaintext to a loopback address, TLS to any other) or ``client``, an
+    ``AsyncSessionStoreClient`` of your own, e.g. one with a token, TLS options, a timeout or a
+    retry policy, which ``close()`` leaves open; with neither, the client's default address,
+    127.0.0.1:50051. A client the session makes itself is made on first use, on the event loop
+    that uses it (so the session can be made before ``asyncio.run``; another loop gets its own).
     ``session_settings`` are the SDK's: their ``limit`` is what ``get_items()`` returns by default.
 
     Failures of the server are raised as ``sessionstore.SessionStoreError``, carrying the gRPC
-    status code.
+    status code. The client retries what is safe to retry after UNAVAILABLE (a server
+    restarting): reads, and nothing that writes (an append without a seq to claim, a rewind, a
+    delete could take effect twice).
     """
 
     session_settings: SessionSettings | None
@@ -60,7 +63,7 @@ class SessionStoreSession:
         session_id: str,
         *,
         address: str | None = None,
-        client: SessionStoreClient | None = None,
+        client: AsyncSessionStoreClient | None = None,
         session_settings: SessionSettings | None = None,
     ) -> None:
         if address is not None and client is not None:
@@ -70,17 +73,27 @@ class SessionStoreSession:
             session_settings if session_settings is not None else SessionSettings()
         )
         self._owns_client = client is None
-        if client is not None:
-            self._client = client
-        elif address is not None:
-            self._client = SessionStoreClient(address)
-        else:
-            self._client = SessionStoreClient()
+        self._address = address
+        self._client = client
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
-    def client(self) -> SessionStoreClient:
-        """The sessionstore client, for what the protocol does not cover: a context window
-        (``window``), forks, labels, watching the session as the Runner records it."""
+    def client(self) -> AsyncSessionStoreClient:
+        """The sessionstore asyncio client, for what the protocol does not cover: a context
+        window (``load_window``), forks, labels, watching the session as the Runner records it."""
+        if not self._owns_client:
+            assert self._client is not None
+            return self._client
+        # A grpc.aio channel works on the loop it was made on: a session used from one
+        # asyncio.run, then another, makes a client for each (the old loop is gone with it).
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._loop = loop
+            self._client = (
+                AsyncSessionStoreClient()
+                if self._address is None
+                else AsyncSessionStoreClient(self._address)
+            )
         return self._client
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
@@ -89,58 +102,40 @@ class SessionStoreSession:
         if limit is None and self.session_settings is not None:
             limit = self.session_settings.limit
         if limit is None:
-            return await asyncio.to_thread(self._client.load, self.session_id)
+            return await self.client.load(self.session_id)
         if limit < 0:
             raise ValueError(f"limit must be None or at least 0, not {limit}")
         if limit == 0:
             return []
-        return await asyncio.to_thread(self._client.last, self.session_id, limit)
+        return await self.client.last(self.session_id, limit)
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         """Appends the items, in order, in one request: all of them are stored or none (each must
-        be a JSON object: a dict of JSON values)."""
+        be a JSON object: a dict of JSON values; any other fails with INVALID_ARGUMENT before
+        anything is sent)."""
         if not items:
             return
-        await asyncio.to_thread(self._client.append, self.session_id, list(items))
+        await self.client.append(self.session_id, list(items))
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Removes and returns the latest item; None when the session is empty. Atomic: the
         rewind is conditional on the session's length, so an item another writer appends in
-        between is never dropped unseen; on such a conflict it pops the new latest item."""
-        return await asyncio.to_thread(self._pop_latest)
+        between is never dropped unseen; on such a conflict it pops the new latest item.
 
-    async def clear_session(self) -> None:
-        """Deletes the session (its labels too); adding items afterwards starts it again."""
-        await asyncio.to_thread(self._client.delete, self.session_id)
-
-    def close(self) -> None:
-        """Closes the client, if this session created it."""
-        if self._owns_client:
-            self._client.close()
-
-    async def __aenter__(self) -> SessionStoreSession:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _pop_latest(self) -> Any:
-        """pop_item's work, in one worker thread: read the length, then rewind by one on the
-        condition that the length is still that; on ABORTED, again at the length reported."""
-        try:
-            meta = self._client.meta(self.session_id)
-        except SessionStoreError as error:
-            if error.code == grpc.StatusCode.NOT_FOUND:
-                return None
-            raise
-        length = meta.message_count
-        if length == meta.first_seq:  # empty, or every message trimmed
+        It reads the length, then rewinds by one on the condition that the length is still
+        that; on ABORTED, again at the length reported."""
+        meta = await self.client.meta(self.session_id)
+        if meta is None or meta.message_count == meta.first_seq:  # empty, or all trimmed
             return None
+        length = meta.message_count
         attempts = 1
         while True:
             try:
-                rewound = self._client.rewind(self.session_id, length - 1, expected_seq=length)
-                return rewound.dropped[0]
+                rewound = await self.client.rewind(
+                    self.session_id, length - 1, expected_seq=length
+                )
+                item: TResponseInputItem = rewound.dropped[0]
+                return item
             except SessionStoreError as error:
                 if error.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.OUT_OF_RANGE):
                     # Deleted meanwhile, or trimmed to nothing (the length matched, so the seq
@@ -158,3 +153,21 @@ class SessionStoreSession:
                 length = error.actual_length
                 if length == 0:
                     return None
+
+    async def clear_session(self) -> None:
+        """Deletes the session (its labels too); adding items afterwards starts it again."""
+        await self.client.delete(self.session_id)
+
+    async def close(self) -> None:
+        """Closes the client, if this session made it."""
+        client, self._client = self._client, None
+        if self._owns_client and client is not None:
+            await client.close()
+        elif not self._owns_client:
+            self._client = client
+
+    async def __aenter__(self) -> SessionStoreSession:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

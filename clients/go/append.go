@@ -8,7 +8,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	pb "sessionstore/clients/go/gen/sessionstore/v1"
+	pb "github.com/sessionstore/sessionstore/clients/go/gen/sessionstore/v1"
 )
 
 // Ack is the server's acknowledgement of one append.

@@ -8,7 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
-	pb "sessionstore/clients/go/gen/sessionstore/v1"
+	pb "github.com/sessionstore/sessionstore/clients/go/gen/sessionstore/v1"
 )
 
 // SessionIDKey is the metadata key naming the session a call is about, so that a router (a load

@@ -9,7 +9,7 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
-	pb "sessionstore/clients/go/gen/sessionstore/v1"
+	pb "github.com/sessionstore/sessionstore/clients/go/gen/sessionstore/v1"
 )
 
 // Message is one message of a session: its seq (position in the session, from 0) and its JSON

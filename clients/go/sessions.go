@@ -8,7 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 
-	pb "sessionstore/clients/go/gen/sessionstore/v1"
+	pb "github.com/sessionstore/sessionstore/clients/go/gen/sessionstore/v1"
 )
 
 // unary makes a unary call about sessionID, turning its failure into an *Error that carries what

@@ -2,7 +2,7 @@ module sessionstore/test/interop/go
 
 go 1.26.0
 
-require sessionstore/clients/go v0.0.0
+require github.com/sessionstore/sessionstore/clients/go v0.0.0
 
 require (
 	golang.org/x/net v0.60.0 // indirect
@@ -13,4 +13,4 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace sessionstore/clients/go => ../../../clients/go
+replace github.com/sessionstore/sessionstore/clients/go => ../../../clients/go

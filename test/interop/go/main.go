@@ -36,7 +36,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	sessionstore "sessionstore/clients/go"
+	sessionstore "github.com/sessionstore/sessionstore/clients/go"
 )
 
 func main() {

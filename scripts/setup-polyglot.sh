@@ -127,6 +127,8 @@ LIST
   echo "setup-polyglot: building the Go client, its example and the interop program"
   (cd clients/go && go build ./... && go vet ./...)
   (cd test/interop/go && go build -o /dev/null . && go vet .)
+  # test/interop/go-module.test.ts publishes the Go client to a file-based module proxy with it.
+  (cd scripts/go-module-proxy && go build -o /dev/null . && go vet .)
 }
 
 setup_rust() {

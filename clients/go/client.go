@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"iter"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 
-	pb "sessionstore/clients/go/gen/sessionstore/v1"
+	pb "github.com/sessionstore/sessionstore/clients/go/gen/sessionstore/v1"
 )
 
 // SessionIDKey is the metadata key naming the session a call is about, so that a router (a load
@@ -28,13 +31,14 @@ const DefaultAddress = "127.0.0.1:50051"
 
 // Client calls a sessionstore server. It is safe for concurrent use.
 type Client struct {
-	conn *grpc.ClientConn
-	rpc  pb.SessionStoreClient
+	conn  *grpc.ClientConn
+	rpc   pb.SessionStoreClient
+	retry RetryPolicy
 }
 
 // New connects (lazily) to the server at target, e.g. "127.0.0.1:50051". It takes this package's
 // connection options ([Option]: [TLS], [RootCAs], [ClientCertificate], [Insecure], [Token],
-// [TokenFunc]) and any grpc.DialOption. The connection is plaintext to a loopback target
+// [TokenFunc], [WithRetry]) and any grpc.DialOption. The connection is plaintext to a loopback target
 // (localhost, 127.0.0.0/8, ::1, a unix socket) and TLS, trusting the system's CAs, to any other,
 // unless the options say otherwise; a grpc.WithTransportCredentials among opts overrides them.
 func New(target string, opts ...grpc.DialOption) (*Client, error) {
@@ -53,11 +57,18 @@ func New(target string, opts ...grpc.DialOption) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	retry := chosen.retry.orDefaults()
+	// The channel reconnects on the retry policy's schedule, not grpc's (from 1 s up to 2 min),
+	// so that a retry after a restart finds the server back rather than a channel still waiting.
+	reconnect := grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
+		BaseDelay: retry.InitialDelay, Multiplier: 2, Jitter: 0.25, MaxDelay: retry.MaxDelay,
+	}, MinConnectTimeout: 20 * time.Second})
+	dialOptions = append([]grpc.DialOption{reconnect}, dialOptions...)
 	conn, err := grpc.NewClient(target, append(dialOptions, others...)...)
 	if err != nil {
 		return nil, err
 	}
-	return &Client{conn: conn, rpc: pb.NewSessionStoreClient(conn)}, nil
+	return &Client{conn: conn, rpc: pb.NewSessionStoreClient(conn), retry: retry}, nil
 }
 
 // Close closes the connection.
@@ -105,13 +116,21 @@ func metaFromProto(m *pb.SessionMeta) SessionMeta {
 	}
 }
 
-// Meta is a session's metadata; an *Error with codes.NotFound for an unknown session.
-func (c *Client) Meta(ctx context.Context, sessionID string) (SessionMeta, error) {
-	response, err := c.rpc.LoadMeta(about(ctx, sessionID), &pb.LoadMetaRequest{SessionId: sessionID})
-	if err != nil {
-		return SessionMeta{}, wrapError(err, nil)
+// Meta is a session's metadata; ok is false for a session that does not exist (nothing was
+// ever appended to it, or it was deleted). Retried.
+func (c *Client) Meta(ctx context.Context, sessionID string) (meta SessionMeta, ok bool, err error) {
+	return c.meta(ctx, sessionID, c.retry)
+}
+
+func (c *Client) meta(ctx context.Context, sessionID string, policy RetryPolicy) (SessionMeta, bool, error) {
+	response, err := unary(ctx, policy, sessionID, c.rpc.LoadMeta, &pb.LoadMetaRequest{SessionId: sessionID})
+	if CodeOf(err) == codes.NotFound {
+		return SessionMeta{}, false, nil
 	}
-	return metaFromProto(response.GetMeta()), nil
+	if err != nil {
+		return SessionMeta{}, false, err
+	}
+	return metaFromProto(response.GetMeta()), true, nil
 }
 
 // ListOption adjusts List.
@@ -143,7 +162,7 @@ func OrderBy(order ListOrder) ListOption {
 
 // List yields the sessions whose id starts with prefix ("" for all), by id unless [OrderBy]
 // says otherwise, those matching a [LabelSelector] only if given, fetching pages as the loop
-// asks for more.
+// asks for more; each page is retried.
 func (c *Client) List(ctx context.Context, prefix string, opts ...ListOption) iter.Seq2[SessionMeta, error] {
 	return func(yield func(SessionMeta, error) bool) {
 		request := &pb.ListRequest{Prefix: prefix}
@@ -151,9 +170,9 @@ func (c *Client) List(ctx context.Context, prefix string, opts ...ListOption) it
 			opt(request)
 		}
 		for {
-			response, err := c.rpc.List(ctx, request)
+			response, err := unary(ctx, c.retry, "", c.rpc.List, request)
 			if err != nil {
-				yield(SessionMeta{}, wrapError(err, nil))
+				yield(SessionMeta{}, err)
 				return
 			}
 			for _, meta := range response.GetSessions() {
@@ -170,27 +189,63 @@ func (c *Client) List(ctx context.Context, prefix string, opts ...ListOption) it
 }
 
 // Delete deletes a session (its buffer and its stored messages); it reports whether it existed.
-// The session can then start again at seq 0.
+// The session can then start again at seq 0. Not retried: a retry of a delete that happened
+// would report false.
 func (c *Client) Delete(ctx context.Context, sessionID string) (existed bool, err error) {
-	response, err := c.rpc.Delete(about(ctx, sessionID), &pb.DeleteRequest{SessionId: sessionID})
+	response, err := unary(ctx, c.retry.once(), sessionID, c.rpc.Delete, &pb.DeleteRequest{SessionId: sessionID})
 	if err != nil {
-		return false, wrapError(err, nil)
+		return false, err
 	}
 	return response.GetExisted(), nil
 }
 
-// Flush writes a session's buffered messages to storage and fsyncs them ("" flushes every
-// session); it returns how many messages it wrote.
+// Flush writes a session's buffered messages to storage and fsyncs them; it returns how many
+// messages it wrote (0 for a session that does not exist). [Client.FlushAll] flushes every
+// session. Retried.
 func (c *Client) Flush(ctx context.Context, sessionID string) (flushed uint64, err error) {
-	response, err := c.rpc.Flush(about(ctx, sessionID), &pb.FlushRequest{SessionId: sessionID})
+	if sessionID == "" {
+		return 0, newError(codes.InvalidArgument, "Flush needs a session id; FlushAll flushes every session")
+	}
+	response, err := unary(ctx, c.retry, sessionID, c.rpc.Flush, &pb.FlushRequest{SessionId: sessionID})
 	if err != nil {
-		return 0, wrapError(err, nil)
+		return 0, err
 	}
 	return response.GetFlushed(), nil
 }
 
+// FlushAllResult is what [Client.FlushAll] did: how many messages it wrote, and the sessions it
+// could not flush.
+type FlushAllResult struct {
+	Flushed  uint64
+	Failures []FlushFailure
+}
+
+// FlushFailure is a session that FlushAll could not flush, and why: the error its own Flush would
+// answer (codes.DataLoss for a damaged record, codes.Unavailable when storage fails).
+type FlushFailure struct {
+	SessionID string
+	Error     *Error
+}
+
+// FlushAll writes and fsyncs every session's buffered messages (of the caller's tenant). Sessions
+// that cannot be flushed do not stop the others: they come back in Failures. Retried.
+func (c *Client) FlushAll(ctx context.Context) (FlushAllResult, error) {
+	response, err := unary(ctx, c.retry, "", c.rpc.Flush, &pb.FlushRequest{})
+	if err != nil {
+		return FlushAllResult{}, err
+	}
+	result := FlushAllResult{Flushed: response.GetFlushed()}
+	for _, failure := range response.GetFailures() {
+		result.Failures = append(result.Failures, FlushFailure{
+			SessionID: failure.GetSessionId(),
+			Error:     newError(codes.Code(failure.GetCode()), "%s", failure.GetMessage()),
+		})
+	}
+	return result, nil
+}
+
 // Marshal encodes values (structs, maps, ...) as messages with encoding/json. Each must encode
-// to a JSON object.
+// to a JSON object (appending anything else fails with codes.InvalidArgument).
 func Marshal(values ...any) ([]json.RawMessage, error) {
 	messages := make([]json.RawMessage, len(values))
 	for i, value := range values {

@@ -10,12 +10,14 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 )
 
-// Option is one of this package's connection options: TLS, RootCAs, ClientCertificate, Insecure,
-// Token and TokenFunc. It is a grpc.DialOption, so that [New] takes these among grpc's own
+// Option is one of this package's client options: TLS, RootCAs, ClientCertificate, Insecure,
+// Token, TokenFunc and WithRetry. It is a grpc.DialOption, so that [New] takes these among grpc's own
 // options; New applies them itself, and grpc ignores them.
 type Option struct {
 	grpc.EmptyDialOption
@@ -30,6 +32,7 @@ type connection struct {
 	rootCAs     *x509.CertPool
 	certificate *tls.Certificate
 	token       func(context.Context) (string, error)
+	retry       RetryPolicy
 }
 
 // TLS connects over TLS with config (cloned; nil: the defaults, trusting the system's CAs).
@@ -139,7 +142,8 @@ type bearerToken struct {
 func (b bearerToken) GetRequestMetadata(ctx context.Context, _ ...string) (map[string]string, error) {
 	token, err := b.token(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("sessionstore: the token function failed: %w", err)
+		// A status of its own: grpc would make any other error Unavailable, which is retried.
+		return nil, status.Errorf(codes.Unauthenticated, "the token function failed: %v", err)
 	}
 	return map[string]string{"authorization": "Bearer " + token}, nil
 }

@@ -7,7 +7,17 @@
 //
 // Every method takes a [context.Context] first; failures are [*Error] values carrying the gRPC
 // status code (use [errors.As], or [google.golang.org/grpc/status.Code], which also works on
-// them). Streams are iterators ([iter.Seq2]): Messages, List, Watch and WatchEvents.
+// them), those the client raises itself included. Streams are iterators ([iter.Seq2]): Messages,
+// List, Watch and WatchEvents. A session that does not exist is absent, not an error: [Client.Meta]
+// answers ok == false, reads answer nothing.
+//
+// Calls that are safe to repeat are retried when the server is unavailable, as a [RetryPolicy]
+// says ([WithRetry]; [DefaultRetryPolicy] otherwise); reads and watches resume from the next seq,
+// and an [Appender], a long-lived writer to one session, reconnects and resends what was not
+// acknowledged at the seq it claimed, so that every message is stored exactly once.
+//
+// The package keeps the client contract that every sessionstore client keeps (clients/README.md
+// in the repository).
 //
 // Sessions carry labels ([Labels], [Client.SetLabels]) that [Client.List] selects by
 // ([LabelSelector]), most recently appended first if asked ([OrderBy]); they can be forked

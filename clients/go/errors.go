@@ -25,10 +25,13 @@ const (
 
 // Error is a failed call: the gRPC status code and message the server answered.
 type Error struct {
-	// Code is the gRPC status code: InvalidArgument (bad input, nothing stored), NotFound,
+	// Code is the gRPC status code: InvalidArgument (bad input, nothing stored; the client
+	// refuses a message that is not a JSON object itself, before sending anything), NotFound,
 	// AlreadyExists (a fork into an existing id), Aborted (an expected seq or labels revision
 	// that is not the session's), OutOfRange (a seq past the session's end or below its first
-	// kept one), ResourceExhausted, Unavailable (safe to retry), DataLoss.
+	// kept one), ResourceExhausted, Unavailable (what the client retries), DataLoss; and, from
+	// the client itself, FailedPrecondition (an [Appender] used after Close), Unauthenticated (a
+	// [TokenFunc] that failed), Canceled and DeadlineExceeded (the context's).
 	Code codes.Code
 	// Message says what to fix.
 	Message string
@@ -77,6 +80,20 @@ func CodeOf(err error) codes.Code {
 		return e.Code
 	}
 	return status.Code(err)
+}
+
+// newError is an error the client raises itself, of the same type as the server's.
+func newError(code codes.Code, format string, args ...any) *Error {
+	s := status.Newf(code, format, args...)
+	return &Error{Code: code, Message: s.Message(), status: s, reported: map[string]uint64{}}
+}
+
+// contextError is why ctx ended, as an *Error: codes.Canceled or codes.DeadlineExceeded.
+func contextError(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return newError(codes.DeadlineExceeded, "%v", ctx.Err())
+	}
+	return newError(codes.Canceled, "%v", ctx.Err())
 }
 
 // wrapError turns an error of a gRPC call into an *Error; trailer is the call's trailing metadata,

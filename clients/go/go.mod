@@ -1,4 +1,4 @@
-module sessionstore/clients/go
+module github.com/sessionstore/sessionstore/clients/go
 
 go 1.26.0
 

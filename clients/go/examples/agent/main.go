@@ -20,7 +20,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	sessionstore "sessionstore/clients/go"
+	sessionstore "github.com/sessionstore/sessionstore/clients/go"
 )
 
 // message is this agent's message format; sessionstore stores any JSON object as it is.

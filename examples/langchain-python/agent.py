@@ -26,7 +26,7 @@ from typing import Any, Literal
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, messages_from_dict
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.history import RunnableWithMessageHistory
 from langchain_core.tools import tool
 from sessionstore import SessionStoreClient, SessionStoreError
@@ -97,7 +97,7 @@ class Conversation:
     def __init__(self, store: SessionStoreClient, session_id: str, script: list[AIMessage]):
         self.history = SessionStoreChatMessageHistory(session_id=session_id, client=store)
         self.chain = RunnableWithMessageHistory(make_model(script), lambda _: self.history)
-        self.config = {"configurable": {"session_id": session_id}}
+        self.config: RunnableConfig = {"configurable": {"session_id": session_id}}
 
     def turn(self, question: str) -> None:
         """A question, then the tool calls the model asks for, until it answers."""

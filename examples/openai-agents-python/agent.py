@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from agents import Agent, Runner, function_tool, set_tracing_disabled
@@ -56,7 +57,7 @@ def make_agent() -> Agent[Any]:
     )
 
 
-def describe(item: dict[str, Any]) -> str:
+def describe(item: Mapping[str, Any]) -> str:
     """One line for a session item (a message, a tool call or a tool result)."""
     if item.get("type") == "function_call":
         return f"tool call: {item['name']}({item['arguments']})"
@@ -71,7 +72,7 @@ async def turn(agent: Agent[Any], session: SessionStoreSession, question: str) -
     print(f"user: {question}")
     result = await Runner.run(agent, question, session=session)
     for item in result.new_items:
-        print(f"  {describe(item.to_input_item())}")  # type: ignore[arg-type]
+        print(f"  {describe(item.to_input_item())}")
 
 
 async def converse(session: SessionStoreSession) -> None:

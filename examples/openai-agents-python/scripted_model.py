@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from agents import ModelResponse, Usage
@@ -30,7 +30,7 @@ def number(text: str) -> int | float:
     return int(value) if value.is_integer() else value
 
 
-def text_of(item: dict[str, Any]) -> str:
+def text_of(item: Mapping[str, Any]) -> str:
     """The text of a message item: a user's string, or the text parts of a reply."""
     content = item.get("content")
     if isinstance(content, str):

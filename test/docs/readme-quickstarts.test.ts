@@ -6,6 +6,7 @@ import { type CodeBlock, codeBlocks, commands } from "../helpers/markdown-code-b
 import {
   compileTypeScript,
   installPackedClient,
+  packedClient,
   withBuiltClient,
 } from "../helpers/packed-client.js";
 import {
@@ -83,6 +84,9 @@ function toolchainsOf(block: CodeBlock): Toolchain[] {
   return [...needs];
 }
 
+/** Whether a block runs npm, which may build clients/ts (see withBuiltClient). */
+const npmCommand = (block: CodeBlock) => block.language === "sh" && /\bnpm\b/.test(block.code);
+
 const tempDirs: string[] = [];
 afterAll(async () => {
   for (const dir of tempDirs) await rm(dir, { recursive: true, force: true });
@@ -133,10 +137,15 @@ async function runBlock(block: CodeBlock, address: string): Promise<string> {
   const bash = (code: string, cwd: string) =>
     runOk("bash", ["-e", "-o", "pipefail", "-c", code], { ...options, cwd });
   switch (block.language) {
-    case "sh":
-      // A command may build the workspace's packages (`npm run example` builds clients/ts): not
-      // while another test file builds or uses them.
-      return withBuiltClient(async () => (await bash(block.code, REPOSITORY)).toString());
+    case "sh": {
+      const ran = async () => (await bash(block.code, REPOSITORY)).toString();
+      // An npm command may build the workspace's packages (`npm run example` builds clients/ts):
+      // not while another test file builds or uses them. The others wait for this run's pack of
+      // the client, which builds it too.
+      if (npmCommand(block)) return withBuiltClient(ran);
+      await packedClient();
+      return ran();
+    }
     case "python": {
       const script = join(await tempDir(), "quickstart.py");
       await writeFile(script, block.code);
@@ -189,7 +198,8 @@ describe("the READMEs' code blocks", () => {
           await server.close();
         }
       },
-      120_000,
+      // A block that builds the client may first wait for another test file's build.
+      npmCommand(block) ? 300_000 : 120_000,
     );
   }
 });

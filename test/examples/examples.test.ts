@@ -99,6 +99,13 @@ const EXAMPLES: Example[] = [
   },
 ];
 
+/**
+ * A command's longest run: the JavaScript example may first wait for another test file's build of
+ * the client, then builds it itself.
+ */
+const RUN_TIMEOUT_MS = 240_000;
+const TEST_TIMEOUT_MS = RUN_TIMEOUT_MS + 30_000;
+
 /** The address the READMEs' output shows: where `npm start` serves. */
 const DEFAULT_ADDRESS = "127.0.0.1:50051";
 
@@ -178,7 +185,7 @@ for (const example of EXAMPLES) {
             // This checkout's Python client, wherever the venvs' editable installs of it point.
             PYTHONPATH: join(REPOSITORY, "clients/python/src"),
           },
-          timeoutMs: 150_000,
+          timeoutMs: RUN_TIMEOUT_MS,
         });
       const stdout = withoutNpmBanner(
         (await (example.buildsClient ? withBuiltClient(run) : run())).toString(),
@@ -199,28 +206,36 @@ for (const example of EXAMPLES) {
       );
     }
 
-    it("its command takes a new session, prints the turns, the resumed history and the undo, and deletes it", async () => {
-      const command = found[0];
-      if (!command) throw new Error(`${readme} gives no command`);
-      const { stdout, sessionId } = await runCommand(command);
-      expect(sessionId).toMatch(/^example-[a-z-]+-[0-9a-f]{8}$/);
-      expect(stdout).toBe(shownOutput(sessionId, server.server.address, false));
-      // What each part of the output stands for, spelled out.
-      expect(stdout).toContain("[new process] resumed 8 ");
-      expect(stdout).toContain('  assistant: You asked: "What is 12 * 34?"; "And 408 + 1?".\n');
-      expect(stdout).toContain("undo: removed user: Which questions did I ask?\n");
-      expect(await client.meta(sessionId)).toBeUndefined();
-    }, 180_000);
+    it(
+      "its command takes a new session, prints the turns, the resumed history and the undo, and deletes it",
+      async () => {
+        const command = found[0];
+        if (!command) throw new Error(`${readme} gives no command`);
+        const { stdout, sessionId } = await runCommand(command);
+        expect(sessionId).toMatch(/^example-[a-z-]+-[0-9a-f]{8}$/);
+        expect(stdout).toBe(shownOutput(sessionId, server.server.address, false));
+        // What each part of the output stands for, spelled out.
+        expect(stdout).toContain("[new process] resumed 8 ");
+        expect(stdout).toContain('  assistant: You asked: "What is 12 * 34?"; "And 408 + 1?".\n');
+        expect(stdout).toContain("undo: removed user: Which questions did I ask?\n");
+        expect(await client.meta(sessionId)).toBeUndefined();
+      },
+      TEST_TIMEOUT_MS,
+    );
 
-    it("with --session and --keep, it prints what the README shows and the server keeps the first two turns", async () => {
-      if (!shown) throw new Error(`${readme} shows no output of a --keep command`);
-      const { stdout, sessionId } = await runCommand(shown);
-      expect(stdout).toBe(shownOutput(sessionId, server.server.address, true));
-      const stored = [];
-      for await (const { message } of client.load(sessionId)) stored.push(message);
-      expect(stored).toMatchObject(
-        TURNS.flatMap((turn, n) => example.stored(turn, `call_${n + 1}`)),
-      );
-    }, 180_000);
+    it(
+      "with --session and --keep, it prints what the README shows and the server keeps the first two turns",
+      async () => {
+        if (!shown) throw new Error(`${readme} shows no output of a --keep command`);
+        const { stdout, sessionId } = await runCommand(shown);
+        expect(stdout).toBe(shownOutput(sessionId, server.server.address, true));
+        const stored = [];
+        for await (const { message } of client.load(sessionId)) stored.push(message);
+        expect(stored).toMatchObject(
+          TURNS.flatMap((turn, n) => example.stored(turn, `call_${n + 1}`)),
+        );
+      },
+      TEST_TIMEOUT_MS,
+    );
   });
 }

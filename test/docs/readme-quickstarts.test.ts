@@ -133,7 +133,8 @@ async function runBlock(block: CodeBlock, address: string): Promise<string> {
     GOPROXY: "off",
     GOSUMDB: "off",
   };
-  const options = { env, timeoutMs: 90_000 };
+  // A build of the client (an npm command's) takes longer.
+  const options = { env, timeoutMs: npmCommand(block) ? 240_000 : 90_000 };
   const bash = (code: string, cwd: string) =>
     runOk("bash", ["-e", "-o", "pipefail", "-c", code], { ...options, cwd });
   switch (block.language) {

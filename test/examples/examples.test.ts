@@ -124,7 +124,7 @@ function withoutNpmBanner(stdout: string): string {
 }
 
 describe("the examples", () => {
-  it("every folder of examples/ is one here, and the root README lists each with its command", () => {
+  it("the root README lists every folder of examples/, and each example here with its command", () => {
     const folders = readdirSync(join(REPOSITORY, "examples"), { withFileTypes: true })
       .filter((entry) => entry.isDirectory())
       .map((entry) => entry.name);

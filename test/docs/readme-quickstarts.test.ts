@@ -2,8 +2,13 @@ import { readFileSync } from "node:fs";
 import { rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { type CodeBlock, codeBlocks } from "../helpers/markdown-code-blocks.js";
-import { compileTypeScript, installPackedClient, packedClient } from "../helpers/packed-client.js";
+import { type CodeBlock, codeBlocks, commands } from "../helpers/markdown-code-blocks.js";
+import {
+  compileTypeScript,
+  installPackedClient,
+  packedClient,
+  withBuiltClient,
+} from "../helpers/packed-client.js";
 import {
   missingToolchains,
   PYTHON,
@@ -24,7 +29,9 @@ import { makeTempDir, startTestServer } from "../helpers/test-server.js";
  *   its framework's venv. ts: as a module of a new project where the packed client is installed,
  *   type-checked and compiled by tsc. go: saved as main.go in a new directory and run there by
  *   the block of clients/go/README.md marked `<!-- ci: runs each go block -->`, as written.
- * - `<!-- ci: output -->`: exactly what the last block marked run before it prints.
+ * - `<!-- ci: example -->`: the command of an example (examples/NAME/README.md), run by
+ *   test/examples/examples.test.ts, which checks what it prints and what the server then holds.
+ * - `<!-- ci: output -->`: exactly what the last block marked run (or example) before it prints.
  * - `<!-- ci: not run: why, and where it is exercised -->`.
  */
 
@@ -37,22 +44,22 @@ const READMES = [
   "clients/python/README-openai-agents.md",
   "clients/go/README.md",
   "deploy/helm/sessionstore/README.md",
+  "examples/openai-agents-python/README.md",
+  "examples/openai-agents-js/README.md",
+  "examples/langchain-python/README.md",
 ];
 const RUNS_EACH_GO_BLOCK = "runs each go block";
-const MARKER = /^(run|output|runs each go block|not run: .+)$/;
+const MARKER = /^(run|output|example|runs each go block|not run: .+)$/;
 
 const blocks = READMES.flatMap((file) =>
   codeBlocks(readFileSync(join(REPOSITORY, file), "utf8"), file),
 );
 const goRunner = blocks.find((block) => block.ci === RUNS_EACH_GO_BLOCK);
 
-/** Each block marked run, and the output block that says what it prints, if any. */
-const runs: { block: CodeBlock; output?: CodeBlock }[] = [];
-for (const block of blocks) {
-  if (block.ci === "run") runs.push({ block });
-  const last = runs.at(-1);
-  if (block.ci === "output" && last?.block.file === block.file) last.output = block;
-}
+/** Each block marked run or example, and the output block that says what it prints, if any. */
+const runnable = commands(blocks, (block) => block.ci === "run" || block.ci === "example");
+/** The blocks run here; test/examples/examples.test.ts runs those marked example. */
+const runs = runnable.filter(({ block }) => block.ci === "run");
 
 const where = (block: CodeBlock) => `${block.file}:${block.line}`;
 
@@ -76,6 +83,9 @@ function toolchainsOf(block: CodeBlock): Toolchain[] {
   if (block.file === "clients/python/docs/langchain.md") needs.add("langchain");
   return [...needs];
 }
+
+/** Whether a block runs npm, which may build clients/ts (see withBuiltClient). */
+const npmCommand = (block: CodeBlock) => block.language === "sh" && /\bnpm\b/.test(block.code);
 
 const tempDirs: string[] = [];
 afterAll(async () => {
@@ -123,15 +133,20 @@ async function runBlock(block: CodeBlock, address: string): Promise<string> {
     GOPROXY: "off",
     GOSUMDB: "off",
   };
-  const options = { env, timeoutMs: 90_000 };
+  // A build of the client (an npm command's) takes longer.
+  const options = { env, timeoutMs: npmCommand(block) ? 240_000 : 90_000 };
   const bash = (code: string, cwd: string) =>
     runOk("bash", ["-e", "-o", "pipefail", "-c", code], { ...options, cwd });
   switch (block.language) {
-    case "sh":
-      // A command may build the workspace's packages (`npm run example` builds clients/ts):
-      // wait until this run's pack of the client, which builds it too, is done.
+    case "sh": {
+      const ran = async () => (await bash(block.code, REPOSITORY)).toString();
+      // An npm command may build the workspace's packages (`npm run example` builds clients/ts):
+      // not while another test file builds or uses them. The others wait for this run's pack of
+      // the client, which builds it too.
+      if (npmCommand(block)) return withBuiltClient(ran);
       await packedClient();
-      return (await bash(block.code, REPOSITORY)).toString();
+      return ran();
+    }
     case "python": {
       const script = join(await tempDir(), "quickstart.py");
       await writeFile(script, block.code);
@@ -159,7 +174,7 @@ describe("the READMEs' code blocks", () => {
     const unmarked = blocks.filter((block) => !MARKER.test(block.ci ?? "")).map(where);
     expect(unmarked, "blocks without a valid <!-- ci: ... --> comment").toEqual([]);
     const outputs = blocks.filter((block) => block.ci === "output");
-    const shown = runs.flatMap(({ output }) => (output ? [output] : []));
+    const shown = runnable.flatMap(({ output }) => (output ? [output] : []));
     expect(outputs.map(where)).toEqual(shown.map(where));
     expect(outputs.filter((block) => block.language !== "text").map(where)).toEqual([]);
     const goRunners = blocks.filter((block) => block.ci === RUNS_EACH_GO_BLOCK);
@@ -184,7 +199,8 @@ describe("the READMEs' code blocks", () => {
           await server.close();
         }
       },
-      120_000,
+      // A block that builds the client may first wait for another test file's build.
+      npmCommand(block) ? 300_000 : 120_000,
     );
   }
 });

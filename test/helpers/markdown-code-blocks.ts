@@ -38,3 +38,26 @@ export function codeBlocks(markdown: string, file: string): CodeBlock[] {
   }
   return blocks;
 }
+
+/** A block that runs, and the block after it that shows what it prints, if any. */
+export interface Command {
+  block: CodeBlock;
+  output?: CodeBlock;
+}
+
+/**
+ * The blocks that `runs` selects, each with the first `<!-- ci: output -->` block after it in the
+ * same file, before the next selected block. An output block that follows none is left out, for
+ * the caller to report.
+ */
+export function commands(blocks: CodeBlock[], runs: (block: CodeBlock) => boolean): Command[] {
+  const found: Command[] = [];
+  for (const block of blocks) {
+    if (runs(block)) found.push({ block });
+    const last = found.at(-1);
+    if (block.ci === "output" && last?.block.file === block.file && !last.output) {
+      last.output = block;
+    }
+  }
+  return found;
+}

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rmdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { inject } from "vitest";
@@ -66,6 +66,33 @@ function packedOf(outcome: PackOutcome): PackedClient {
   if ("failed" in outcome)
     throw new Error(`packing @sessionstore/client failed: ${outcome.failed}`);
   return outcome.packed;
+}
+
+/**
+ * Runs `work`, a program that builds clients/ts/dist or imports it (an npm script that builds the
+ * client, then runs something with it), once this run's pack is done and while no other test
+ * file's such work runs: a build deletes dist before writing it again, so a program started
+ * meanwhile in another worker would find no client. The lock is a directory of the run's, taken
+ * by whichever worker creates it.
+ */
+export async function withBuiltClient<T>(work: () => Promise<T>): Promise<T> {
+  await packedClient();
+  const lock = join(inject("runDirectory"), "client-dist.lock");
+  for (const deadline = Date.now() + 300_000; ; ) {
+    try {
+      await mkdir(lock);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      if (Date.now() > deadline) throw new Error(`${lock} was never released`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  try {
+    return await work();
+  } finally {
+    await rmdir(lock);
+  }
 }
 
 /** The text of `path` once it exists; gives up after as long as a pack can take. */

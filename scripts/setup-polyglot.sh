@@ -9,6 +9,8 @@
 #   .tools/venv-openai-agents/         Python 3.10+: clients/python[openai-agents] editable, with the
 #                                      OpenAI Agents SDK, for its session adapter's tests (a venv of
 #                                      its own: each framework brings dependencies of its own)
+#   .tools/venv-adk/                   Python 3.11+: clients/python[adk] editable, with Google's
+#                                      Agent Development Kit, for its session service's tests
 #   .tools/bin/protoc-gen-python-grpcio  buf plugin: Python code through grpcio-tools' protoc
 #   .tools/bin/protoc-gen-go{,-grpc}   buf plugins for Go
 #   .tools/bin/grpcurl                 for the reflection test
@@ -34,6 +36,8 @@ grpcurl_version=v1.9.4
 langchain_core_version=1.8.1 # the LangChain adapter (clients/python[langchain]); Python 3.11+
 # The OpenAI Agents SDK; scripts/constraints/openai-agents.txt pins it and all it pulls in.
 openai_agents_version=0.24.0
+# Google's Agent Development Kit (Python 3.11+); scripts/constraints/adk.txt pins all it pulls in.
+google_adk_version=2.13.0
 
 tools=$root/.tools
 bin=$tools/bin
@@ -106,6 +110,25 @@ setup_python_openai_agents() {
   fi
 }
 
+setup_python_adk() {
+  local python want constraints=scripts/constraints/adk.txt
+  python=$(command -v python3 || true)
+  if [ -z "$python" ] || ! "$python" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+    missing "python3 (3.11 or later, for Google ADK)" "the ADK session service"
+    return
+  fi
+  want="$google_adk_version $grpcio_version $protobuf_python_version $(cat clients/python/pyproject.toml "$constraints" | sha256sum | cut -c1-16)"
+  if ! current "$tools/venv-adk/.stamp" "$want"; then
+    echo "setup-polyglot: Python venv of Google ADK in .tools/venv-adk"
+    rm -rf "$tools/venv-adk"
+    "$python" -m venv "$tools/venv-adk"
+    "$tools/venv-adk/bin/pip" install --quiet --disable-pip-version-check -c "$constraints" \
+      "google-adk==$google_adk_version" "grpcio==$grpcio_version" \
+      "protobuf==$protobuf_python_version" -e "clients/python[adk]"
+    stamp "$tools/venv-adk/.stamp" "$want"
+  fi
+}
+
 setup_go() {
   if ! command -v go >/dev/null; then
     missing go "the Go client and grpcurl"
@@ -140,5 +163,6 @@ setup_rust() {
 
 setup_python
 setup_python_openai_agents
+setup_python_adk
 setup_go
 setup_rust

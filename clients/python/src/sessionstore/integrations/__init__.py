@@ -4,5 +4,7 @@ Each module imports its framework, so import the module itself, e.g.
 ``from sessionstore.integrations.langchain import SessionStoreChatMessageHistory``
 (after ``pip install "sessionstore-client[langchain]"``) or
 ``from sessionstore.integrations.openai_agents import SessionStoreSession``
-(after ``pip install "sessionstore-client[openai-agents]"``).
+(after ``pip install "sessionstore-client[openai-agents]"``) or
+``from sessionstore.integrations.adk import SessionStoreSessionService``
+(after ``pip install "sessionstore-client[adk]"``).
 """

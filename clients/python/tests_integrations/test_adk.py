@@ -187,6 +187,24 @@ class CreateGetListDelete(ServiceTestCase):
         self.assertEqual(listed[0].state, {"app:y": 2})
 
 
+class EventLoops(unittest.TestCase):
+    def test_a_service_made_before_the_loop_serves_each_loop(self) -> None:
+        # As ADK's tools make services: at start-up, outside any event loop, then used in
+        # asyncio.run() (once or more).
+        service = SessionStoreSessionService(address=ADDRESS)
+        app = new_app("loops")
+
+        async def create_and_count() -> int:
+            await service.create_session(app_name=app, user_id="u")
+            listed = await service.list_sessions(app_name=app, user_id="u")
+            await service.close()
+            return len(listed.sessions)
+
+        for expected in (1, 2):
+            count = asyncio.run(asyncio.wait_for(create_and_count(), timeout=30))
+            self.assertEqual(count, expected)
+
+
 class StateScopes(ServiceTestCase):
     async def test_app_state_is_shared_by_every_user_of_the_app(self) -> None:
         s1 = await self.service.create_session(

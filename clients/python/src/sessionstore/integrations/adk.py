@@ -159,28 +159,36 @@ class SessionStoreSessionService(BaseSessionService):  # type: ignore[misc,unuse
         if address is not None and client is not None:
             raise ValueError("give address or client, not both")
         self._prefix = storage.check_prefix(id_prefix)
-        self._owns_client = client is None
-        if client is not None:
-            self._client = client
-        elif address is not None:
-            self._client = AsyncSessionStoreClient(address)
-        else:
-            self._client = AsyncSessionStoreClient()
+        self._address = address if address is not None else "127.0.0.1:50051"
+        self._given = client
+        # A client made here is made in the event loop that first uses it (grpc.aio binds a
+        # channel to the loop it is made in: one made before asyncio.run() hangs in it), and
+        # made again in another loop (a service may outlive one asyncio.run()).
+        self._owned: Optional[AsyncSessionStoreClient] = None
+        self._owned_loop: Optional[asyncio.AbstractEventLoop] = None
 
     @property
     def client(self) -> AsyncSessionStoreClient:
         """The sessionstore client, for what ADK's interface does not cover (watching a
-        session's events as they are appended, forks, context windows)."""
-        return self._client
+        session's events as they are appended, forks, context windows). Ask for it within the
+        event loop that uses it."""
+        if self._given is not None:
+            return self._given
+        loop = asyncio.get_running_loop()
+        if self._owned is None or self._owned_loop is not loop:
+            self._owned = AsyncSessionStoreClient(self._address)
+            self._owned_loop = loop
+        return self._owned
 
     def storage_id(self, app_name: str, user_id: str, session_id: str) -> str:
         """The sessionstore session id of an ADK session (see _adk_storage for the mapping)."""
         return storage.storage_id(self._prefix, "session", app_name, user_id, session_id)
 
     async def close(self) -> None:
-        """Closes the client, if this service created it."""
-        if self._owns_client:
-            await self._client.close()
+        """Closes the client, if this service created it (one you gave stays open)."""
+        owned, self._owned = self._owned, None
+        if owned is not None and self._owned_loop is asyncio.get_running_loop():
+            await owned.close()
 
     async def __aenter__(self) -> SessionStoreSessionService:
         return self
@@ -204,7 +212,7 @@ class SessionStoreSessionService(BaseSessionService):  # type: ignore[misc,unuse
         create_time = platform_time.get_time()
         record = storage.header(app_name, user_id, session_id, session_state, create_time)
         try:
-            ack = await self._client.append(
+            ack = await self.client.append(
                 self.storage_id(app_name, user_id, session_id),
                 [json.dumps(record)],
                 expected_seq=0,
@@ -256,7 +264,7 @@ class SessionStoreSessionService(BaseSessionService):  # type: ignore[misc,unuse
         without events, with their state; oldest last_update_time first."""
         listed = [
             meta.session_id
-            async for meta in self._client.list(
+            async for meta in self.client.list(
                 storage.sessions_prefix(self._prefix),
                 label_selector=storage.selector(app_name, user_id),
             )
@@ -289,12 +297,12 @@ class SessionStoreSessionService(BaseSessionService):  # type: ignore[misc,unuse
         """Deletes the session and its events (nothing when there is none); the app's and the
         user's state stay."""
         session_id = session_id.strip() if session_id else session_id
-        await self._client.delete(self.storage_id(app_name, user_id, session_id))
+        await self.client.delete(self.storage_id(app_name, user_id, session_id))
 
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         """The user's state in the app, keys without the ``user:`` prefix."""
         log = storage.storage_id(self._prefix, "user-state", app_name, user_id)
-        return storage.replay_deltas(await self._client.load(log, raw=True))
+        return storage.replay_deltas(await self.client.load(log, raw=True))
 
     async def append_event(self, session: Session, event: Event) -> Event:
         """Stores the event (not a partial one) and applies its state delta: to ``session``
@@ -311,7 +319,7 @@ class SessionStoreSessionService(BaseSessionService):  # type: ignore[misc,unuse
         self._apply_temp_state(session, event)
         event = self._trim_temp_delta_state(event)
         try:
-            ack = await self._client.append(
+            ack = await self.client.append(
                 storage_id, [event.model_dump_json(exclude_none=True)], expected_seq=expected_seq
             )
         except SessionStoreError as error:
@@ -355,7 +363,7 @@ class SessionStoreSessionService(BaseSessionService):  # type: ignore[misc,unuse
         if app_delta:
             log = storage.storage_id(self._prefix, "app-state", app_name)
             writes.append(
-                self._client.append(
+                self.client.append(
                     log,
                     [json.dumps({storage.DELTA_KEY: app_delta})],
                     labels=storage.labels("app-state", app_name),
@@ -364,7 +372,7 @@ class SessionStoreSessionService(BaseSessionService):  # type: ignore[misc,unuse
         if user_delta:
             log = storage.storage_id(self._prefix, "user-state", app_name, user_id)
             writes.append(
-                self._client.append(
+                self.client.append(
                     log,
                     [json.dumps({storage.DELTA_KEY: user_delta})],
                     labels=storage.labels("user-state", app_name, user_id),
@@ -374,11 +382,11 @@ class SessionStoreSessionService(BaseSessionService):  # type: ignore[misc,unuse
 
     async def _app_state(self, app_name: str) -> dict[str, Any]:
         log = storage.storage_id(self._prefix, "app-state", app_name)
-        return storage.replay_deltas(await self._client.load(log, raw=True))
+        return storage.replay_deltas(await self.client.load(log, raw=True))
 
     async def _log(self, storage_id: str) -> list[tuple[int, str]]:
         """(seq, JSON text) of every message of a sessionstore session; [] when there is none."""
-        return [item async for item in self._client.messages(storage_id, raw=True)]
+        return [item async for item in self.client.messages(storage_id, raw=True)]
 
     async def _read(self, storage_id: str) -> Optional[_StoredSession]:
         """An ADK session's log, decoded; None when there is none."""

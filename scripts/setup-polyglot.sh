@@ -9,6 +9,8 @@
 #   .tools/venv-openai-agents/         Python 3.10+: clients/python[openai-agents] editable, with the
 #                                      OpenAI Agents SDK, for its session adapter's tests (a venv of
 #                                      its own: each framework brings dependencies of its own)
+#   .tools/venv-adk/                   Python 3.11+: clients/python[adk] editable, with Google's
+#                                      Agent Development Kit, for its session service's tests
 #   .tools/bin/protoc-gen-python-grpcio  buf plugin: Python code through grpcio-tools' protoc
 #   .tools/bin/protoc-gen-go{,-grpc}   buf plugins for Go
 #   .tools/bin/grpcurl                 for the reflection test
@@ -34,6 +36,8 @@ grpcurl_version=v1.9.4
 langchain_core_version=1.8.1 # the LangChain adapter (clients/python[langchain]); Python 3.11+
 # The OpenAI Agents SDK; scripts/constraints/openai-agents.txt pins it and all it pulls in.
 openai_agents_version=0.24.0
+# Google's Agent Development Kit (Python 3.11+); scripts/constraints/adk.txt pins all it pulls in.
+google_adk_version=2.13.0
 
 tools=$root/.tools
 bin=$tools/bin
@@ -87,22 +91,25 @@ WRAPPER
   chmod +x "$bin/protoc-gen-python-grpcio"
 }
 
-setup_python_openai_agents() {
-  local python want constraints=scripts/constraints/openai-agents.txt
+# A venv of its own for the adapter of one framework (each brings dependencies of its own):
+# .tools/venv-$1 with clients/python[$1] editable and the packages after $3, every package pinned
+# by scripts/constraints/$1.txt. $2: the least Python 3 minor version it needs; $3: what it is.
+setup_framework_venv() {
+  local name=$1 minor=$2 what=$3 python want venv=$tools/venv-$1 constraints=scripts/constraints/$1.txt
+  shift 3
   python=$(command -v python3 || true)
-  if [ -z "$python" ] || ! "$python" -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null; then
-    missing "python3 (3.10 or later, for the OpenAI Agents SDK)" "the openai-agents adapter"
+  if [ -z "$python" ] || ! "$python" -c "import sys; assert sys.version_info >= (3, $minor)" 2>/dev/null; then
+    missing "python3 (3.$minor or later, for $what)" "the $name adapter"
     return
   fi
-  want="$openai_agents_version $grpcio_version $protobuf_python_version $(cat clients/python/pyproject.toml "$constraints" | sha256sum | cut -c1-16)"
-  if ! current "$tools/venv-openai-agents/.stamp" "$want"; then
-    echo "setup-polyglot: Python venv of the OpenAI Agents SDK in .tools/venv-openai-agents"
-    rm -rf "$tools/venv-openai-agents"
-    "$python" -m venv "$tools/venv-openai-agents"
-    "$tools/venv-openai-agents/bin/pip" install --quiet --disable-pip-version-check -c "$constraints" \
-      "openai-agents==$openai_agents_version" "grpcio==$grpcio_version" \
-      "protobuf==$protobuf_python_version" -e "clients/python[openai-agents]"
-    stamp "$tools/venv-openai-agents/.stamp" "$want"
+  want="$* $(cat clients/python/pyproject.toml "$constraints" | sha256sum | cut -c1-16)"
+  if ! current "$venv/.stamp" "$want"; then
+    echo "setup-polyglot: Python venv of $what in .tools/venv-$name"
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -c "$constraints" \
+      "$@" -e "clients/python[$name]"
+    stamp "$venv/.stamp" "$want"
   fi
 }
 
@@ -141,6 +148,9 @@ setup_rust() {
 }
 
 setup_python
-setup_python_openai_agents
+setup_framework_venv openai-agents 10 "the OpenAI Agents SDK" "openai-agents==$openai_agents_version" \
+  "grpcio==$grpcio_version" "protobuf==$protobuf_python_version"
+setup_framework_venv adk 11 "Google ADK" "google-adk==$google_adk_version" \
+  "grpcio==$grpcio_version" "protobuf==$protobuf_python_version"
 setup_go
 setup_rust

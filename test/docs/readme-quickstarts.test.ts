@@ -12,6 +12,7 @@ import {
 import {
   missingToolchains,
   PYTHON,
+  PYTHON_ADK,
   PYTHON_OPENAI_AGENTS,
   requireTools,
   type Toolchain,
@@ -42,6 +43,8 @@ const READMES = [
   "clients/python/README.md",
   "clients/python/docs/langchain.md",
   "clients/python/README-openai-agents.md",
+  "clients/python/README-adk.md",
+  "examples/adk/README.md",
   "clients/go/README.md",
   "deploy/helm/sessionstore/README.md",
   "examples/openai-agents-python/README.md",
@@ -69,6 +72,7 @@ const ADAPTER_PYTHONS: Record<string, { python: string; toolchain: Toolchain }> 
     python: PYTHON_OPENAI_AGENTS,
     toolchain: "openaiAgents",
   },
+  "clients/python/README-adk.md": { python: PYTHON_ADK, toolchain: "adk" },
 };
 
 /** The toolchains a block needs: its language's, and in a client's README, that client's. */

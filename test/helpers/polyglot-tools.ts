@@ -19,6 +19,8 @@ import { skipWithReason } from "./skipped-suites.js";
 export const PYTHON = process.env.SESSIONSTORE_PYTHON || join(REPOSITORY, ".tools/venv/bin/python");
 /** The Python of .tools/venv-openai-agents: the client with the OpenAI Agents SDK (pinned). */
 export const PYTHON_OPENAI_AGENTS = join(REPOSITORY, ".tools/venv-openai-agents/bin/python");
+/** The Python of .tools/venv-adk: the client with Google's Agent Development Kit (pinned). */
+export const PYTHON_ADK = join(REPOSITORY, ".tools/venv-adk/bin/python");
 export const GRPCURL = join(REPOSITORY, ".tools/bin/grpcurl");
 const REQUIRED = process.env.SESSIONSTORE_REQUIRE_POLYGLOT === "1";
 
@@ -40,6 +42,10 @@ const TOOLCHAINS = {
   openaiAgents: {
     what: "the OpenAI Agents SDK's venv (.tools/venv-openai-agents)",
     present: () => existsSync(PYTHON_OPENAI_AGENTS),
+  },
+  adk: {
+    what: "Google ADK's venv (.tools/venv-adk, Python 3.11 or later)",
+    present: () => existsSync(PYTHON_ADK),
   },
   go: { what: "go", present: () => onPath("go") },
   grpcurl: { what: "grpcurl (.tools/bin)", present: () => existsSync(GRPCURL) },

@@ -46,7 +46,7 @@ describe("Google ADK session service (Python) against the server", skipWithout(m
 
   it("runs the example agent, which reads its session back through another service", async () => {
     const stdout = (
-      await runOk(PYTHON_ADK, [join(REPOSITORY, "examples/adk/agent.py")], { env })
+      await runOk("npm", ["run", "--silent", "example:adk"], { env, cwd: REPOSITORY })
     ).toString();
     const sessionId = /^session (chat-[0-9a-f]{8}) on /.exec(stdout)?.[1];
     expect(sessionId, stdout).toBeDefined();

@@ -2,8 +2,6 @@ import {
   AIMessage,
   AIMessageChunk,
   type BaseMessage,
-  ChatMessage,
-  FunctionMessage,
   HumanMessage,
   mapChatMessagesToStoredMessages,
   SystemMessage,

@@ -3,7 +3,12 @@ import { rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { type CodeBlock, codeBlocks } from "../helpers/markdown-code-blocks.js";
-import { compileTypeScript, installPackedClient, packedClient } from "../helpers/packed-client.js";
+import {
+  compileTypeScript,
+  installPackedClient,
+  installRepositoryVersions,
+  packedClient,
+} from "../helpers/packed-client.js";
 import {
   missingToolchains,
   PYTHON,
@@ -32,6 +37,7 @@ const READMES = [
   "README.md",
   "clients/ts/README.md",
   "clients/ts/README-openai-agents.md",
+  "clients/ts/README-langchain.md",
   "clients/python/README.md",
   "clients/python/docs/langchain.md",
   "clients/python/README-openai-agents.md",
@@ -94,11 +100,15 @@ const tsModule = (block: CodeBlock) =>
 
 let tsCompiled: Promise<string> | undefined;
 
-/** A new project with the packed client installed and every ts block compiled (one tsc run). */
+/**
+ * A new project with the packed client installed, and @langchain/core for the LangChain adapter's
+ * README, and every ts block compiled (one tsc run).
+ */
 function tsProject(): Promise<string> {
   tsCompiled ??= (async () => {
     const project = await tempDir();
     await installPackedClient(project);
+    await installRepositoryVersions(project, ["@langchain/core"]);
     const sources: string[] = [];
     for (const { block } of runs.filter(({ block }) => block.language === "ts")) {
       sources.push(`${tsModule(block)}.mts`);
@@ -184,7 +194,8 @@ describe("the READMEs' code blocks", () => {
           await server.close();
         }
       },
-      120_000,
+      // The first ts block waits for the client's pack, the project's installs and tsc.
+      block.language === "ts" ? 300_000 : 120_000,
     );
   }
 });

@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SessionStoreClient } from "../../clients/ts/src/index.js";
+import { packedClient } from "../helpers/packed-client.js";
+import { runOk } from "../helpers/run-program.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
+
+/**
+ * examples/langchain-js/agent.mjs, run the way its README says (`npm run example:langchain` at the
+ * repository's root, SESSIONSTORE_ADDRESS naming the server), against a real server: its
+ * tool-calling turns are recorded, and a new history resumes them from the server.
+ */
+describe("the LangChain.js example agent", () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("npm run example:langchain records the turns, resumes them, and deletes the session", async () => {
+    // The command builds clients/ts: not while this run's pack of the client builds it too.
+    await packedClient();
+    const stdout = (
+      await runOk("npm", ["run", "--silent", "example:langchain"], {
+        env: { SESSIONSTORE_ADDRESS: server.server.address },
+        timeoutMs: 240_000,
+      })
+    ).toString();
+    const lines = [
+      "user: What is 12345679 × 81?",
+      "  tool call: multiply",
+      "assistant: 12345679 × 81 = 999999999.",
+      "user: What did I ask?",
+      "assistant: You asked me to multiply 12345679 by 81.",
+      "resumed: 6 messages: human ai tool ai human ai",
+      "the tool's result, as stored: 999999999",
+      "meta: 6 messages",
+      "deleted: true",
+    ];
+    expect(stdout.trimEnd().split("\n").slice(1)).toEqual(lines);
+    const sessionId = /^session (example-langchain-\d+) on 127\.0\.0\.1:\d+\n/.exec(stdout)?.[1];
+    expect(sessionId, stdout).toBeDefined();
+    // Deleted, as it said.
+    const client = new SessionStoreClient(server.server.address);
+    try {
+      expect(await client.meta(sessionId ?? "")).toBeUndefined();
+    } finally {
+      client.close();
+    }
+  }, 300_000);
+});

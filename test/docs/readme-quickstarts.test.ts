@@ -38,6 +38,7 @@ const READMES = [
   "clients/ts/README.md",
   "clients/ts/README-openai-agents.md",
   "clients/ts/README-langchain.md",
+  "examples/langchain-js/README.md",
   "clients/python/README.md",
   "clients/python/docs/langchain.md",
   "clients/python/README-openai-agents.md",

@@ -7,7 +7,7 @@ import {
   compileTypeScript,
   installPackedClient,
   installRepositoryVersions,
-  packedClient,
+  whileNoOtherBuild,
 } from "../helpers/packed-client.js";
 import {
   missingToolchains,
@@ -140,9 +140,8 @@ async function runBlock(block: CodeBlock, address: string): Promise<string> {
   switch (block.language) {
     case "sh":
       // A command may build the workspace's packages (`npm run example` builds clients/ts):
-      // wait until this run's pack of the client, which builds it too, is done.
-      await packedClient();
-      return (await bash(block.code, REPOSITORY)).toString();
+      // not while this run's pack of the client, or another test's command, builds it too.
+      return (await whileNoOtherBuild(() => bash(block.code, REPOSITORY))).toString();
     case "python": {
       const script = join(await tempDir(), "quickstart.py");
       await writeFile(script, block.code);
@@ -195,8 +194,9 @@ describe("the READMEs' code blocks", () => {
           await server.close();
         }
       },
-      // The first ts block waits for the client's pack, the project's installs and tsc.
-      block.language === "ts" ? 300_000 : 120_000,
+      // The first ts block waits for the client's pack, the project's installs and tsc; an sh
+      // block may wait for another test's build of the client.
+      block.language === "ts" || block.language === "sh" ? 300_000 : 120_000,
     );
   }
 });

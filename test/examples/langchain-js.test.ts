@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SessionStoreClient } from "../../clients/ts/src/index.js";
-import { packedClient } from "../helpers/packed-client.js";
+import { whileNoOtherBuild } from "../helpers/packed-client.js";
 import { runOk } from "../helpers/run-program.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
@@ -21,14 +21,13 @@ describe("the LangChain.js example agent", () => {
   });
 
   it("npm run example:langchain records the turns, resumes them, and deletes the session", async () => {
-    // The command builds clients/ts: not while this run's pack of the client builds it too.
-    await packedClient();
-    const stdout = (
-      await runOk("npm", ["run", "--silent", "example:langchain"], {
+    // The command builds clients/ts: not while another test builds it too.
+    const run = () =>
+      runOk("npm", ["run", "--silent", "example:langchain"], {
         env: { SESSIONSTORE_ADDRESS: server.server.address },
         timeoutMs: 240_000,
-      })
-    ).toString();
+      });
+    const stdout = (await whileNoOtherBuild(run)).toString();
     const lines = [
       "user: What is 12345679 × 81?",
       "  tool call: multiply",
@@ -50,5 +49,5 @@ describe("the LangChain.js example agent", () => {
     } finally {
       client.close();
     }
-  }, 300_000);
+  }, 480_000);
 });

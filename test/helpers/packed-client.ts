@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { inject } from "vitest";
@@ -28,6 +28,30 @@ let packing: Promise<PackedClient> | undefined;
 export function packedClient(): Promise<PackedClient> {
   packing ??= packOnce(join(inject("runDirectory"), "packed-client"));
   return packing;
+}
+
+/**
+ * Runs `task`, a command that builds clients/ts (`npm run example`, ...), once this run's pack of
+ * the client is done and while no other test file runs one: two builds at once would race, each
+ * deleting clients/ts/dist while the other writes it.
+ */
+export async function whileNoOtherBuild<T>(task: () => Promise<T>): Promise<T> {
+  await packedClient();
+  const lock = join(inject("runDirectory"), "client-build.lock");
+  for (const deadline = Date.now() + 600_000; ; ) {
+    try {
+      await mkdir(lock); // exactly one holder at a time
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST" || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+  try {
+    return await task();
+  } finally {
+    await rm(lock, { recursive: true, force: true });
+  }
 }
 
 async function packOnce(directory: string): Promise<PackedClient> {

@@ -6,6 +6,7 @@ import { type CodeBlock, codeBlocks, commands } from "../helpers/markdown-code-b
 import {
   compileTypeScript,
   installPackedClient,
+  installRepositoryVersions,
   packedClient,
   withBuiltClient,
 } from "../helpers/packed-client.js";
@@ -40,6 +41,8 @@ const READMES = [
   "README.md",
   "clients/ts/README.md",
   "clients/ts/README-openai-agents.md",
+  "clients/ts/README-langchain.md",
+  "examples/langchain-js/README.md",
   "clients/python/README.md",
   "clients/python/docs/langchain.md",
   "clients/python/README-openai-agents.md",
@@ -108,11 +111,15 @@ const tsModule = (block: CodeBlock) =>
 
 let tsCompiled: Promise<string> | undefined;
 
-/** A new project with the packed client installed and every ts block compiled (one tsc run). */
+/**
+ * A new project with the packed client installed, and @langchain/core for the LangChain adapter's
+ * README, and every ts block compiled (one tsc run).
+ */
 function tsProject(): Promise<string> {
   tsCompiled ??= (async () => {
     const project = await tempDir();
     await installPackedClient(project);
+    await installRepositoryVersions(project, ["@langchain/core"]);
     const sources: string[] = [];
     for (const { block } of runs.filter(({ block }) => block.language === "ts")) {
       sources.push(`${tsModule(block)}.mts`);
@@ -203,8 +210,9 @@ describe("the READMEs' code blocks", () => {
           await server.close();
         }
       },
-      // A block that builds the client may first wait for another test file's build.
-      npmCommand(block) ? 300_000 : 120_000,
+      // The first ts block waits for the client's pack, the project's installs and tsc; a block
+      // that builds the client may first wait for another test file's build.
+      block.language === "ts" || npmCommand(block) ? 300_000 : 120_000,
     );
   }
 });

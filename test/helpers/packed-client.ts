@@ -119,22 +119,32 @@ export async function installPackedClient(directory: string): Promise<PackedClie
     join(directory, "package.json"),
     JSON.stringify({ name: "packed-client-user", private: true, type: "module" }),
   );
-  const grpcPackage = join(REPOSITORY, "node_modules/@grpc/grpc-js/package.json");
-  const grpcVersion = (JSON.parse(await readFile(grpcPackage, "utf8")) as { version: string })
-    .version;
-  await execFileAsync(
-    "npm",
-    [
-      "install",
-      "--prefer-offline",
-      "--no-audit",
-      "--no-fund",
-      packed.tarball,
-      `@grpc/grpc-js@${grpcVersion}`,
-    ],
-    { cwd: directory },
-  );
+  await npmInstall(directory, [packed.tarball, await atRepositoryVersion("@grpc/grpc-js")]);
   return packed;
+}
+
+/**
+ * Installs `packages` into the project at `directory` at the versions the repository has (the
+ * optional peer dependencies of the client's framework adapters, e.g. @langchain/core).
+ */
+export async function installRepositoryVersions(
+  directory: string,
+  packages: string[],
+): Promise<void> {
+  await npmInstall(directory, await Promise.all(packages.map(atRepositoryVersion)));
+}
+
+/** `name@version`, the version installed in the repository's node_modules. */
+async function atRepositoryVersion(name: string): Promise<string> {
+  const manifest = join(REPOSITORY, "node_modules", name, "package.json");
+  const { version } = JSON.parse(await readFile(manifest, "utf8")) as { version: string };
+  return `${name}@${version}`;
+}
+
+async function npmInstall(directory: string, specs: string[]): Promise<void> {
+  await execFileAsync("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", ...specs], {
+    cwd: directory,
+  });
 }
 
 /**

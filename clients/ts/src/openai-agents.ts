@@ -4,29 +4,15 @@
  * is one message of the sessionstore session, stored as its JSON text.
  */
 import type { AgentInputItem, Session } from "@openai/agents-core";
-import { SessionStoreClient, type SessionStoreClientOptions } from "./client.js";
+import { type AdapterOptions, adapterClient } from "./adapter-client.js";
+import type { SessionStoreClient } from "./client.js";
 import { SessionStoreError, Status } from "./errors.js";
-
-/** The server's address when none is given. */
-const DEFAULT_ADDRESS = "127.0.0.1:50051";
 
 /** How many times popItem tries again while other writers keep changing the session's length. */
 export const POP_ATTEMPTS = 100;
 
 /** Where a SessionStoreSession keeps its items. */
-export interface SessionStoreSessionOptions {
-  /**
-   * The sessionstore session: 1-200 characters of `[A-Za-z0-9._:@~-]`, not starting with `.`
-   * (the server refuses any other with INVALID_ARGUMENT).
-   */
-  sessionId: string;
-  /** A client of your own (its token, TLS, timeouts); `close()` leaves it open. */
-  client?: SessionStoreClient;
-  /** Or the server's host:port (default 127.0.0.1:50051), for a client this session makes. */
-  address?: string;
-  /** Options of the client this session makes from `address`. */
-  clientOptions?: SessionStoreClientOptions;
-}
+export type SessionStoreSessionOptions = AdapterOptions;
 
 /**
  * An OpenAI Agents SDK session whose items are the messages of one sessionstore session: give
@@ -40,14 +26,10 @@ export class SessionStoreSession implements Session {
   readonly #ownsClient: boolean;
 
   constructor(options: SessionStoreSessionOptions) {
-    if (options.client && (options.address !== undefined || options.clientOptions)) {
-      throw new TypeError("give client, or address and clientOptions, not both");
-    }
     this.sessionId = options.sessionId;
-    this.#ownsClient = options.client === undefined;
-    this.client =
-      options.client ??
-      new SessionStoreClient(options.address ?? DEFAULT_ADDRESS, options.clientOptions);
+    const { client, owned } = adapterClient(options);
+    this.client = client;
+    this.#ownsClient = owned;
   }
 
   async getSessionId(): Promise<string> {

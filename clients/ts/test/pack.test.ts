@@ -4,7 +4,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
-import { compileTypeScript, installPackedClient } from "../../../test/helpers/packed-client.js";
+import {
+  compileTypeScript,
+  installPackedClient,
+  installRepositoryVersions,
+} from "../../../test/helpers/packed-client.js";
 import { makeTempDir } from "../../../test/helpers/test-server.js";
 import { fixturesClosedAfterEach } from "./support.js";
 
@@ -44,6 +48,37 @@ export const uses = [ack, read, SessionStoreError, Status.ABORTED];
 const TYPED_ESM = `import { type Appender, type MessageAck, SessionStoreClient, SessionStoreError, Status } from "@sessionstore/client";\n${TYPED}`;
 const TYPED_CJS = `import client_ = require("@sessionstore/client");\nconst { SessionStoreClient, SessionStoreError, Status } = client_;\ntype Appender = client_.Appender;\ntype MessageAck = client_.MessageAck;\n${TYPED}`;
 
+/** A LangChain history from the adapter is one of langchain-core's (ESM and CommonJS). */
+const LOADS_LANGCHAIN = `
+const history = new SessionStoreChatMessageHistory({ sessionId: "s" });
+console.log(history instanceof BaseListChatMessageHistory);
+history.close();
+`;
+const LOADS_LANGCHAIN_ESM = `import { BaseListChatMessageHistory } from "@langchain/core/chat_history";
+import { SessionStoreChatMessageHistory } from "@sessionstore/client/langchain";
+${LOADS_LANGCHAIN}`;
+const LOADS_LANGCHAIN_CJS = `const { BaseListChatMessageHistory } = require("@langchain/core/chat_history");
+const { SessionStoreChatMessageHistory } = require("@sessionstore/client/langchain");
+${LOADS_LANGCHAIN}`;
+
+/** TypeScript using the LangChain adapter where langchain-core wants a chat message history. */
+const LANGCHAIN = `
+const history: BaseListChatMessageHistory = new SessionStoreChatMessageHistory({
+  sessionId: "s",
+  address: "127.0.0.1:1",
+});
+export const read: Promise<BaseMessage[]> = history.getMessages();
+`;
+const LANGCHAIN_ESM = `import type { BaseListChatMessageHistory } from "@langchain/core/chat_history";
+import type { BaseMessage } from "@langchain/core/messages";
+import { SessionStoreChatMessageHistory } from "@sessionstore/client/langchain";
+${LANGCHAIN}`;
+const LANGCHAIN_CJS = `import type { BaseListChatMessageHistory } from "@langchain/core/chat_history";
+import type { BaseMessage } from "@langchain/core/messages";
+import langchain_ = require("@sessionstore/client/langchain");
+const { SessionStoreChatMessageHistory } = langchain_;
+${LANGCHAIN}`;
+
 async function node(cwd: string, args: string[], env: Record<string, string> = {}) {
   const { stdout } = await run(process.execPath, args, {
     cwd,
@@ -70,6 +105,10 @@ describe("the packed tarball", () => {
         "dist/cjs/package.json",
         "dist/esm/openai-agents.js",
         "dist/cjs/openai-agents.js",
+        "dist/esm/langchain.js",
+        "dist/esm/langchain.d.ts",
+        "dist/cjs/langchain.js",
+        "dist/cjs/langchain.d.ts",
       ]),
     );
     expect(files.filter((file) => /^(src|test|scripts)\//.test(file))).toEqual([]);
@@ -80,6 +119,7 @@ describe("the packed tarball", () => {
     }
     // The OpenAI Agents SDK adapter needs the SDK's types only: it loads without the SDK.
     expect(installed).not.toContain("@openai");
+    expect(installed).not.toContain("@langchain");
     const adapter = "@sessionstore/client/openai-agents";
     const loadsAdapter = [
       [
@@ -95,10 +135,23 @@ describe("the packed tarball", () => {
       await readdir(join(project, "node_modules/@sessionstore/client/proto/sessionstore/v1")),
     ).toEqual(["session_store.proto"]);
 
-    // The declarations type-check a user's code, imported as ESM and required as CommonJS.
+    // The declarations type-check a user's code, imported as ESM and required as CommonJS
+    // (compiled below, with the LangChain adapter's).
     await writeFile(join(project, "typed.mts"), TYPED_ESM);
     await writeFile(join(project, "typed.cts"), TYPED_CJS);
-    await compileTypeScript(project, ["typed.mts", "typed.cts"]);
+
+    // The LangChain adapter, once the user has installed @langchain/core: a chat message history
+    // of that @langchain/core, imported as ESM and required as CommonJS, and typed as one.
+    await installRepositoryVersions(project, ["@langchain/core"]);
+    await writeFile(join(project, "langchain.mjs"), LOADS_LANGCHAIN_ESM);
+    await writeFile(join(project, "langchain.cjs"), LOADS_LANGCHAIN_CJS);
+    for (const script of ["langchain.mjs", "langchain.cjs"]) {
+      expect(await node(project, [script]), script).toBe("true\n");
+    }
+    await writeFile(join(project, "history.mts"), LANGCHAIN_ESM);
+    await writeFile(join(project, "history.cts"), LANGCHAIN_CJS);
+    // One tsc run for all: it is slow.
+    await compileTypeScript(project, ["typed.mts", "typed.cts", "history.mts", "history.cts"]);
 
     const { server } = await fixtures.start();
     const env = { ADDRESS: server.server.address };
@@ -133,5 +186,5 @@ describe("the packed tarball", () => {
     ]) {
       expect(output).toContain(line);
     }
-  }, 120_000);
+  }, 300_000);
 });

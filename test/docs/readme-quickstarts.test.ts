@@ -36,6 +36,7 @@ const READMES = [
   "clients/python/docs/langchain.md",
   "clients/python/README-openai-agents.md",
   "clients/go/README.md",
+  "clients/rust/README.md",
   "deploy/helm/sessionstore/README.md",
 ];
 const RUNS_EACH_GO_BLOCK = "runs each go block";

@@ -106,6 +106,7 @@ describe("the Rust client against the real server", skipWithout(missing), () => 
 
   it("a watch goes on from the next seq after the server restarts", async () => {
     const first = await startTestServer();
+    servers.push(first);
     const signal = join(workDir, "restart-signal");
     const test = cargo(["test", "--test", "restart", "--", "--ignored"], {
       ...env,

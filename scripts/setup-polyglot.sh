@@ -143,8 +143,15 @@ setup_rust() {
     missing cargo "the motosan (Rust) interop program"
     return
   fi
-  echo "setup-polyglot: building the motosan interop program (the first build takes a minute or two)"
+  echo "setup-polyglot: building the Rust client and the motosan interop program (the first build takes a minute or two)"
+  # The client's tests and example too, so that test/interop/rust-client.test.ts only runs them.
+  cargo test --quiet --locked --all-features --no-run --manifest-path clients/rust/Cargo.toml
+  cargo build --quiet --locked --all-features --examples --manifest-path clients/rust/Cargo.toml
   cargo build --quiet --locked --manifest-path test/interop/motosan/Cargo.toml
+  # clippy, only where it is installed (no components are installed for it).
+  if cargo clippy --version >/dev/null 2>&1; then
+    cargo clippy --quiet --locked --all-features --all-targets --manifest-path clients/rust/Cargo.toml -- -D warnings
+  fi
 }
 
 setup_python

@@ -49,6 +49,7 @@ const READMES = [
   "clients/python/README-adk.md",
   "examples/adk/README.md",
   "clients/go/README.md",
+  "clients/rust/README.md",
   "deploy/helm/sessionstore/README.md",
   "examples/openai-agents-python/README.md",
   "examples/openai-agents-js/README.md",

@@ -6,8 +6,8 @@
 //!   read DIR SESSION       FileSessionStore in DIR loads SESSION; one `Message` per line
 //!   meta DIR SESSION       FileSessionStore in DIR reads SESSION's header (`SessionMeta`)
 //!
-//! and the same through motosan's `SessionStore` trait over gRPC (`RemoteSessionStore`), against
-//! the server at ADDRESS:
+//! and the same through motosan's `SessionStore` trait over gRPC (`RemoteSessionStore`, of the
+//! Rust client in clients/rust), against the server at ADDRESS:
 //!
 //!   remote-write ADDRESS SESSION   appends the conversation, one message per call, and flushes
 //!   remote-read ADDRESS SESSION    loads SESSION; one `Message` per line
@@ -21,10 +21,8 @@
 //!                 `serde_json::from_str::<serde_json::Value>` accepts that text:
 //!                 {"accepted":true} or {"accepted":false,"error":"…"}
 
-mod remote;
-
 use motosan_agent_loop::{FileSessionStore, Message, SessionStore, ToolCallRef};
-use remote::RemoteSessionStore;
+use sessionstore::motosan::RemoteSessionStore;
 use serde_json::json;
 use std::io::BufRead;
 

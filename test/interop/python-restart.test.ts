@@ -63,7 +63,11 @@ async function succeeded(program: Program): Promise<string[]> {
 
 const servers: TestServer[] = [];
 afterEach(async () => {
-  await Promise.all(servers.splice(0).map((server) => server.close()));
+  // Every server first: a restarted one shares its predecessor's data directory, which closing
+  // that one removes.
+  const closing = servers.splice(0);
+  await Promise.all(closing.map((server) => server.stop()));
+  await Promise.all(closing.map((server) => server.close()));
 });
 
 async function server(restartOf?: TestServer): Promise<TestServer> {

@@ -93,6 +93,9 @@ describe("the Rust client against the real server", skipWithout(missing), () => 
   }, 300_000);
 
   afterAll(async () => {
+    // Every server first: the restarted one shares its predecessor's data directory, which
+    // closing that one removes.
+    for (const server of servers) await server.stop();
     for (const server of servers) await server.close();
     if (workDir) await rm(workDir, { recursive: true, force: true });
   });

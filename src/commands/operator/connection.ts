@@ -9,6 +9,7 @@ import {
   status,
 } from "@grpc/grpc-js";
 import {
+  type AppendResponse,
   ListOrder,
   type LoadRequest,
   type SessionMeta,
@@ -131,6 +132,42 @@ export class Connection {
     );
     for await (const page of streamOf(stream)) {
       for (const [i, text] of page.messages.entries()) yield { seq: page.firstSeq + i, text };
+    }
+  }
+
+  /**
+   * Appends `batches` over one Append stream, the first at seq `from`, each at its expected seq
+   * (so a batch the session holds already, byte for byte, is recognised and not stored twice; a
+   * different one fails with ABORTED). The last is acknowledged once durable. Resolves to the
+   * session's length afterwards.
+   */
+  async appendAll(
+    sessionId: string,
+    batches: string[][],
+    options: { from: number; labels: Record<string, string> },
+  ): Promise<number> {
+    const stream = this.client.append(this.metadata(sessionId));
+    const responses = (stream as AsyncIterable<AppendResponse>)[Symbol.asyncIterator]();
+    let next = options.from;
+    try {
+      for (const [i, messages] of batches.entries()) {
+        const last = i === batches.length - 1;
+        stream.write({
+          sessionId,
+          messages,
+          expectedSeq: next,
+          sync: last,
+          labels: options.labels,
+        });
+        const answer = await responses.next();
+        if (answer.done)
+          throw new Error(`the server ended the append stream of ${sessionId} early`);
+        next = answer.value.nextSeq;
+      }
+      stream.end();
+      return next;
+    } finally {
+      stream.cancel();
     }
   }
 

@@ -1,6 +1,7 @@
 import { status } from "@grpc/grpc-js";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { packageVersion } from "../../version.js";
+import { exportSessions, importSessions } from "./archive.js";
 import {
   Connection,
   type ConnectionOptions,
@@ -12,6 +13,7 @@ import {
 import { outputFor } from "./output.js";
 import type { Context } from "./sessions.js";
 import * as sessions from "./sessions.js";
+import { tail } from "./tail.js";
 
 /** The global options, as commander gives them. */
 interface GlobalOptions extends ConnectionOptions {
@@ -206,6 +208,62 @@ export function buildProgram(): Command {
         sessions.label(c, id, pairs, options),
       ),
     );
+
+  program
+    .command("tail")
+    .description("the last messages of a session; with -f, then each new one as it comes (Watch)")
+    .argument("<id>", "session id")
+    .option("-f, --follow", "follow: wait for new messages (reconnects, resuming at the next seq)")
+    .option("-n, --lines <n>", "how many of the last messages to show first", integer, 10)
+    .option("--from <seq>", "start at this seq instead", integer)
+    .option("--raw", "raw JSONL (as stored) even on a terminal")
+    .addHelpText(
+      "after",
+      examples(
+        "sessionstore tail -f chat-42",
+        "sessionstore tail -f chat-42 --from 0 | jq .role",
+        "sessionstore tail -n 3 chat-42",
+      ),
+    )
+    .action(
+      action(
+        (
+          c,
+          id: string,
+          options: { follow?: boolean; from?: number; lines: number; raw?: boolean },
+        ) => tail(c, id, options),
+      ),
+    );
+
+  program
+    .command("export")
+    .description("write sessions to a directory of motosan files, or one .jsonl.gz archive")
+    .argument("<out>", "a directory, or a file named *.jsonl.gz")
+    .option("--prefix <p>", "only ids starting with p")
+    .addHelpText(
+      "after",
+      `${examples("sessionstore export ./backup", "sessionstore export --prefix chat- chats.jsonl.gz")}
+Run it again after an interruption: it resumes. Messages are written byte for byte as stored;
+a session already in the directory is not written again. Progress on a terminal; a summary.
+`,
+    )
+    .action(
+      action((c, out: string, options: { prefix?: string }) => exportSessions(c, out, options)),
+    );
+
+  program
+    .command("import")
+    .description("append the sessions of a motosan directory or .jsonl.gz archive to the server")
+    .argument("<in>", "a directory of <id>.jsonl files, or a file named *.jsonl.gz")
+    .addHelpText(
+      "after",
+      `${examples("sessionstore import ./backup", "sessionstore --address db2:50051 import chats.jsonl.gz")}
+Each session is appended at seq 0 with expected_seq: messages the server holds already, byte for
+byte, are recognised (run it again after an interruption: it resumes); a session the server holds
+other messages of is left as it is and reported (exit 4). Creation times become the import's.
+`,
+    )
+    .action(action((c, from: string) => importSessions(c, from)));
 
   return program;
 }

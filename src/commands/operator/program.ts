@@ -13,6 +13,7 @@ import {
 import { outputFor } from "./output.js";
 import type { Context } from "./sessions.js";
 import * as sessions from "./sessions.js";
+import { stats } from "./stats.js";
 import { tail } from "./tail.js";
 
 /** The global options, as commander gives them. */
@@ -264,6 +265,23 @@ other messages of is left as it is and reported (exit 4). Creation times become 
 `,
     )
     .action(action((c, from: string) => importSessions(c, from)));
+
+  program
+    .command("stats")
+    .description(
+      "the server's figures: sessions, messages, durable; buffered bytes, watchers (--metrics)",
+    )
+    .addOption(
+      new Option("--metrics <host:port>", "the server's --metrics-listen address (or URL)").env(
+        "SESSIONSTORE_METRICS",
+      ),
+    )
+    .option("--prefix <p>", "count only sessions whose ids start with p")
+    .addHelpText(
+      "after",
+      examples("sessionstore stats", "sessionstore stats --metrics 127.0.0.1:9464 --json"),
+    )
+    .action(action((c, options: { metrics?: string; prefix?: string }) => stats(c, options)));
 
   return program;
 }

@@ -26,9 +26,13 @@ const CHAT = [
 
 const ESC = "\u001b[";
 
+/** `text` after the SGR escape of colour `code` on the same line (tmux capture-pane -e). */
+const inColour = (code: number, text: string) => new RegExp(`\\x1b\\[${code}m[^\\n]*${text}`);
+
 describe("sessionstore ls, cat, meta, rm, fork, rewind, trim, label against a server", () => {
   let server: ChildServer;
   let dataDir: string;
+  const terminals: Terminal[] = [];
   const cli = (args: string[], env?: NodeJS.ProcessEnv) =>
     sessionstore(server.address, args, { env });
 
@@ -43,6 +47,7 @@ describe("sessionstore ls, cat, meta, rm, fork, rewind, trim, label against a se
     ]);
   });
   afterAll(async () => {
+    for (const terminal of terminals) await terminal.close();
     server.client.close();
     server.process.kill("SIGTERM");
     await server.exited;
@@ -216,10 +221,6 @@ describe("sessionstore ls, cat, meta, rm, fork, rewind, trim, label against a se
   });
 
   describe("in a terminal", skipWithReason(tmuxMissing()), () => {
-    const terminals: Terminal[] = [];
-    afterAll(async () => {
-      for (const terminal of terminals) await terminal.close();
-    });
     const inTerminal = async (args: string[], env: Record<string, string> = {}) => {
       const terminal = await Terminal.start([process.execPath, CLI, ...args], {
         SESSIONSTORE_ADDRESS: server.address,
@@ -236,10 +237,10 @@ describe("sessionstore ls, cat, meta, rm, fork, rewind, trim, label against a se
       expect(motosan.screen).toContain('#2 Assistant\n    -> calc({"expr":"2+2"}) [call_1]');
       expect(motosan.screen).toContain("#3 Tool\n    <- [call_1] 4");
       // Roles in colours of their own: user green, assistant cyan, tool yellow, system magenta.
-      expect(motosan.escaped).toMatch(/\u001b\[32m.*User/);
-      expect(motosan.escaped).toMatch(/\u001b\[36m.*Assistant/);
-      expect(motosan.escaped).toMatch(/\u001b\[33m.*Tool/);
-      expect(motosan.escaped).toMatch(/\u001b\[35m.*System/);
+      expect(motosan.escaped).toMatch(inColour(32, "User"));
+      expect(motosan.escaped).toMatch(inColour(36, "Assistant"));
+      expect(motosan.escaped).toMatch(inColour(33, "Tool"));
+      expect(motosan.escaped).toMatch(inColour(35, "System"));
       const chat = (await (await inTerminal(["cat", "chat-1-b"])).exited()).screen;
       expect(chat).toContain("#0 system\n    Be brief.");
     });

@@ -26,7 +26,8 @@ export class Terminal {
   /** Starts `command` (argv) in a 200x50 terminal; when it exits, the pane says `[exit N]`. */
   static async start(command: string[], env: Record<string, string> = {}): Promise<Terminal> {
     const socket = `sessionstore-test-${process.pid}-${sockets++}`;
-    const script = '"$@"; echo "[exit $?]"; sleep 600';
+    // The shell survives ^C (trapped, not ignored: the program gets the default) to say the code.
+    const script = 'trap true INT; "$@"; echo "[exit $?]"; sleep 600';
     // NO_COLOR from the test's own environment must not reach the program: env -u drops it.
     const argv = [
       "env",

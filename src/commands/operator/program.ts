@@ -10,6 +10,7 @@ import {
   isServiceError,
   UsageError,
 } from "./connection.js";
+import { doctor, repair } from "./doctor.js";
 import { outputFor } from "./output.js";
 import type { Context } from "./sessions.js";
 import * as sessions from "./sessions.js";
@@ -282,6 +283,47 @@ other messages of is left as it is and reported (exit 4). Creation times become 
       examples("sessionstore stats", "sessionstore stats --metrics 127.0.0.1:9464 --json"),
     )
     .action(action((c, options: { metrics?: string; prefix?: string }) => stats(c, options)));
+
+  program
+    .command("doctor")
+    .description(
+      "offline: check every session file of a data directory (header, records, torn tails, strays)",
+    )
+    .requiredOption("--data-dir <dir>", "the data directory (read only; a server may run on it)")
+    .addHelpText(
+      "after",
+      `${examples("sessionstore doctor --data-dir ./data", "sessionstore doctor --data-dir ./data --json | jq .problems")}
+Exit 0 when no problem was found, 1 when some were.
+`,
+    )
+    .action(action((c, options: { dataDir: string }) => doctor(c, options)));
+
+  program
+    .command("repair")
+    .description(
+      "offline: cut a torn tail or quarantine corrupt records of a session file, keeping a backup",
+    )
+    .argument("<id>", "session id")
+    .requiredOption("--data-dir <dir>", "the data directory (no server may run on it)")
+    .option("--tenant <name>", "the session is a tenant's (under <data-dir>/tenants/<name>)")
+    .option("--dry-run", "say what it would do, change nothing")
+    .option("-y, --yes", "do not ask")
+    .addHelpText(
+      "after",
+      examples(
+        "sessionstore repair --data-dir ./data chat-42",
+        "sessionstore repair --data-dir ./data chat-42 --dry-run --json",
+      ),
+    )
+    .action(
+      action(
+        (
+          c,
+          id: string,
+          options: { dataDir: string; tenant?: string; yes?: boolean; dryRun?: boolean },
+        ) => repair(c, id, options),
+      ),
+    );
 
   return program;
 }

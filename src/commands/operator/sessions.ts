@@ -119,7 +119,7 @@ export async function meta(context: Context, sessionId: string): Promise<number>
 }
 
 /** Asks a yes/no question on the terminal (stderr); false unless the answer is yes. */
-async function confirm(question: string): Promise<boolean> {
+export async function confirm(question: string): Promise<boolean> {
   const prompt = createInterface({ input: process.stdin, output: process.stderr });
   try {
     return /^y(es)?$/i.test((await prompt.question(`${question} [y/N] `)).trim());

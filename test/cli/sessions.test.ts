@@ -29,7 +29,9 @@ const ESC = "\u001b[";
 /** `text` after the SGR escape of colour `code` on the same line (tmux capture-pane -e). */
 const inColour = (code: number, text: string) => new RegExp(`\\x1b\\[${code}m[^\\n]*${text}`);
 
-describe("sessionstore ls, cat, meta, rm, fork, rewind, trim, label against a server", () => {
+describe("sessionstore ls, cat, meta, rm, fork, rewind, trim, label against a server", {
+  timeout: 120_000,
+}, () => {
   let server: ChildServer;
   let dataDir: string;
   const terminals: Terminal[] = [];

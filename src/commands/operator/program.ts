@@ -2,6 +2,7 @@ import { status } from "@grpc/grpc-js";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { packageVersion } from "../../version.js";
 import { exportSessions, importSessions } from "./archive.js";
+import { bashCompletion, zshCompletion } from "./completion.js";
 import {
   Connection,
   type ConnectionOptions,
@@ -323,6 +324,26 @@ Exit 0 when no problem was found, 1 when some were.
           options: { dataDir: string; tenant?: string; yes?: boolean; dryRun?: boolean },
         ) => repair(c, id, options),
       ),
+    );
+
+  program
+    .command("completion")
+    .description("print a shell completion script (bash or zsh)")
+    .argument("<shell>", "bash or zsh")
+    .addHelpText(
+      "after",
+      examples(
+        'eval "$(sessionstore completion bash)"',
+        'sessionstore completion zsh > "${fpath[1]}/_sessionstore"',
+      ),
+    )
+    .action(
+      action(async (c, shell: string) => {
+        if (shell !== "bash" && shell !== "zsh")
+          throw new UsageError(`completion is for bash or zsh, not ${JSON.stringify(shell)}`);
+        c.output.out(shell === "bash" ? bashCompletion(program) : zshCompletion(program));
+        return EXIT.ok;
+      }),
     );
 
   return program;

@@ -38,7 +38,13 @@ export function outputFor(json: boolean, env: NodeJS.ProcessEnv = process.env): 
 export function renderTable(output: Output, head: string[], rows: string[][]): string {
   const table = new Table({
     head: head.map((title) => output.color.bold(title)),
-    style: { head: [], border: [], compact: true, "padding-left": 0, "padding-right": 2 },
+    style: {
+      head: [],
+      border: [],
+      compact: true,
+      "padding-left": output.tty ? 1 : 0,
+      "padding-right": output.tty ? 1 : 2,
+    },
     ...(output.tty
       ? {}
       : {

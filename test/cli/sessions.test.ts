@@ -213,6 +213,9 @@ describe("sessionstore ls, cat, meta, rm, fork, rewind, trim, label against a se
       "export",
       "import",
       "stats",
+      "doctor",
+      "repair",
+      "completion",
     ]) {
       const help = await cli([command, "--help"]);
       expect(help.code, command).toBe(0);

@@ -335,7 +335,7 @@ Exit 0 when no problem was found, 1 when some were.
       examples(
         "sessionstore completion bash > /etc/bash_completion.d/sessionstore",
         'eval "$(sessionstore completion bash)"',
-        'sessionstore completion zsh > "${fpath[1]}/_sessionstore"',
+        "sessionstore completion zsh > ~/.zfunc/_sessionstore  # a directory in $fpath",
       ),
     )
     .action(

@@ -4,7 +4,9 @@
 #     clusters in temp directories (test/helpers/postgres-cluster.ts), owned by the unprivileged
 #     `postgres` user when run as root, listening on 127.0.0.1 only;
 #   nginx: the many-replica suites put it in front of the replicas as a gRPC load balancer
-#     (test/helpers/nginx.ts), with a config and prefix of their own in a temp directory.
+#     (test/helpers/nginx.ts), with a config and prefix of their own in a temp directory;
+#   tmux: the CLI's tests run commands in its pseudo-terminals to see what a person sees
+#     (colours, tables, questions), on a socket of their own (test/helpers/terminal.ts).
 # Installs what is missing (as root, with apt-get); otherwise says so, and those suites are
 # skipped, unless SESSIONSTORE_REQUIRE_SERVERS=1 (CI), which makes a missing server an error.
 set -euo pipefail
@@ -46,4 +48,10 @@ if nginx_installed || { install nginx-light || install nginx; } && nginx_install
   echo "setup-servers: $(nginx -v 2>&1)"
 else
   missing nginx
+fi
+
+if command -v tmux >/dev/null 2>&1 || { install tmux && command -v tmux >/dev/null 2>&1; }; then
+  echo "setup-servers: $(tmux -V)"
+else
+  missing tmux
 fi

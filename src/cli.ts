@@ -10,11 +10,7 @@ import { packageVersion } from "./version.js";
 
 async function main(args: string[]): Promise<void> {
   const [command, ...rest] = args;
-  if (
-    command === "--help" ||
-    command === "-h" ||
-    (command === "serve" && rest.includes("--help"))
-  ) {
+  if (command === "serve" && rest.includes("--help")) {
     process.stdout.write(usage());
     return;
   }
@@ -29,8 +25,10 @@ async function main(args: string[]): Promise<void> {
     return;
   }
   if (command !== "serve") {
-    process.stderr.write(`unknown command ${JSON.stringify(command ?? "")}\n\n${usage()}`);
-    process.exitCode = 2;
+    // The operator's commands (ls, cat, tail, export, doctor, ...), and --help for them all:
+    // loaded only for them, as copy's are.
+    const { runOperatorCommand } = await import("./commands/operator/program.js");
+    process.exitCode = await runOperatorCommand(args);
     return;
   }
   const config = loadConfig(rest, process.env);

@@ -125,12 +125,14 @@ export interface CopyProgress {
 }
 
 /** A progress bar with counts, rate and ETA on a terminal (stderr); silent otherwise. */
-export function terminalProgress(stream: NodeJS.WriteStream = process.stderr): CopyProgress {
+export function terminalProgress(
+  stream: NodeJS.WriteStream = process.stderr,
+  verb = "copying",
+): CopyProgress {
   if (!stream.isTTY) return { start() {}, update() {}, stop() {} };
   const bar = new SingleBar({
     stream,
-    format:
-      "copying |{bar}| {value}/{total} sessions, {messages} messages, {rate} sessions/s, ETA {eta_formatted}",
+    format: `${verb} |{bar}| {value}/{total} sessions, {messages} messages, {rate} sessions/s, ETA {eta_formatted}`,
     hideCursor: true,
   });
   let started = Date.now();

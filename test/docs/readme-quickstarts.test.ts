@@ -120,7 +120,7 @@ function tsProject(): Promise<string> {
   tsCompiled ??= (async () => {
     const project = await tempDir();
     await installPackedClient(project);
-    await installRepositoryVersions(project, ["@langchain/core"]);
+    await installRepositoryVersions(project, ["@langchain/core", "@openai/agents-core"]);
     const sources: string[] = [];
     for (const { block } of runs.filter(({ block }) => block.language === "ts")) {
       sources.push(`${tsModule(block)}.mts`);

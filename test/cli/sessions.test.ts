@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ChildServer, startChildServer } from "../helpers/child-server.js";
 import { MOTOSAN_FIXTURES } from "../helpers/fixtures.js";
 import { CLI, sessionstore } from "../helpers/operator-cli.js";
+import { run } from "../helpers/run-program.js";
 import { skipWithReason } from "../helpers/skipped-suites.js";
 import { Terminal, tmuxMissing } from "../helpers/terminal.js";
 import { append, loadAll, makeTempDir, unaryRpcs } from "../helpers/test-server.js";
@@ -105,6 +106,20 @@ describe("sessionstore ls, cat, meta, rm, fork, rewind, trim, label against a se
     expect((await cli(["cat", "chat-1", "--from", "4"])).stdout).toBe(`${CHAT[4]}\n`);
     const json = (await cli(["cat", "agent-7f3a", "--json", "--last", "1"])).stdout;
     expect(json).toBe(`{"seq":4,"message":${AGENT[4]}}\n`);
+  });
+
+  it("a reader that closes the pipe early (| head -c 1) ends it quietly, exit 0", async () => {
+    // More than a pipe holds, so that the CLI is still writing when head has gone.
+    const line = JSON.stringify({ role: "user", content: "x".repeat(500) });
+    await append(server.client, [{ sessionId: "long", messages: Array(1000).fill(line) }]);
+    const piped = await run(
+      "bash",
+      ["-o", "pipefail", "-c", `"$0" "$1" cat long | head -c 1`, process.execPath, CLI],
+      { env: { SESSIONSTORE_ADDRESS: server.address }, timeoutMs: 30_000 },
+    );
+    expect(piped.stderr.toString()).toBe("");
+    expect(piped).toMatchObject({ code: 0 });
+    expect(piped.stdout.toString()).toBe("{");
   });
 
   it("a missing session is exit 3 with one line saying so; bad usage exit 2", async () => {

@@ -395,6 +395,7 @@ function reportFailure(name: string, error: unknown, address: string): number {
 
 /** `sessionstore <command>` for the operator's commands: resolves to the exit code. */
 export async function runOperatorCommand(args: string[]): Promise<number> {
+  endQuietlyWhenThePipeCloses();
   const program = buildProgram();
   try {
     await program.parseAsync(args, { from: "user" });
@@ -405,4 +406,15 @@ export async function runOperatorCommand(args: string[]): Promise<number> {
     }
     throw error;
   }
+}
+
+/**
+ * `sessionstore ls | head` closes the pipe while we still write: stop then, as Unix tools do,
+ * rather than crash with an unhandled EPIPE.
+ */
+function endQuietlyWhenThePipeCloses(): void {
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+    process.exit(EXIT.ok);
+  });
 }

@@ -580,6 +580,16 @@ class _Attempts:
             return None
         return delay
 
+    def pause_after(self, caught: grpc.RpcError | SessionStoreError) -> float:
+        """The pause before trying again after a failed attempt; raises the failure, as
+        SessionStoreError, when the call ends with it (as failed() decides)."""
+        error = _as_error(caught)
+        assert error is not None
+        delay = self.failed(error)
+        if delay is None:
+            raise error from None
+        return delay
+
     @property
     def failures(self) -> int:
         return self._failures

@@ -42,7 +42,6 @@ from sessionstore._common import (
     _about,
     _ack,
     _AppenderState,
-    _as_error,
     _Attempts,
     _bearer,
     _channel_credentials,
@@ -179,11 +178,7 @@ async def _retrying(
         try:
             return await attempt(attempts.timeout())
         except (grpc.RpcError, SessionStoreError) as caught:
-            error = _as_error(caught)
-            assert error is not None
-            delay = attempts.failed(error)
-            if delay is None:
-                raise error from None
+            delay = attempts.pause_after(caught)
             await asyncio.sleep(delay)
 
 
@@ -530,11 +525,7 @@ class AsyncSessionStoreClient:
                         return
                 return
             except (grpc.RpcError, SessionStoreError) as caught:
-                error = _as_error(caught)
-                assert error is not None
-                delay = attempts.failed(error)
-                if delay is None:
-                    raise error from None
+                delay = attempts.pause_after(caught)
                 await asyncio.sleep(delay)
             finally:
                 if call is not None:
@@ -753,11 +744,7 @@ class AsyncWatch(Generic[Item]):
             except (grpc.RpcError, SessionStoreError) as caught:
                 if self._cancelled:
                     raise self._cancellation() from None
-                error = _as_error(caught)
-                assert error is not None
-                delay = attempts.failed(error)
-                if delay is None:
-                    raise error from None
+                delay = attempts.pause_after(caught)
             try:
                 await asyncio.wait_for(self._wake.wait(), delay)
             except asyncio.TimeoutError:

@@ -47,7 +47,6 @@ from sessionstore._common import (
     _about,
     _ack,
     _AppenderState,
-    _as_error,
     _Attempts,
     _bearer,
     _channel_credentials,
@@ -118,11 +117,7 @@ def _retrying(
         try:
             return attempt(attempts.timeout())
         except (grpc.RpcError, SessionStoreError) as caught:
-            error = _as_error(caught)
-            assert error is not None
-            delay = attempts.failed(error)
-            if delay is None:
-                raise error from None
+            delay = attempts.pause_after(caught)
             time.sleep(delay)
 
 
@@ -542,11 +537,7 @@ class SessionStoreClient:
                         return
                 return
             except (grpc.RpcError, SessionStoreError) as caught:
-                error = _as_error(caught)
-                assert error is not None
-                delay = attempts.failed(error)
-                if delay is None:
-                    raise error from None
+                delay = attempts.pause_after(caught)
                 time.sleep(delay)
             finally:
                 if call is not None:
@@ -751,11 +742,7 @@ class Watch(Generic[Item]):
             except (grpc.RpcError, SessionStoreError) as caught:
                 if self._cancelled.is_set():
                     raise self._cancellation() from None
-                error = _as_error(caught)
-                assert error is not None
-                delay = attempts.failed(error)
-                if delay is None:
-                    raise error from None
+                delay = attempts.pause_after(caught)
                 if self._cancelled.wait(delay):
                     raise self._cancellation() from None
 

@@ -28,6 +28,7 @@ export interface Config {
   metricsListen: string;
   metricsPerTenant: boolean;
   maxOpenFiles: number;
+  journalSegmentBytes: number;
   shutdownTimeoutMs: number;
   drainDelayMs: number;
   maxMessageBytes: number;
@@ -251,6 +252,13 @@ export const SETTINGS: readonly AnySetting[] = [
     description: "idle session files kept open; any number of sessions still works",
     default: 1024,
     parse: integer(1),
+  },
+  {
+    key: "journalSegmentBytes",
+    flag: "journal-segment-bytes",
+    description: "file storage: checkpoint the journal of durable appends at this size",
+    default: 64 << 20,
+    parse: integer(4096),
   },
   {
     key: "maxMessageBytes",

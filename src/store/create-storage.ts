@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
+import { JOURNAL_DEFAULTS } from "./jsonl/journal.js";
 import { JsonlFileStorage } from "./jsonl/jsonl-storage.js";
 import { MemoryStorage } from "./memory/memory-storage.js";
 import type { StorageBackend } from "./storage.js";
@@ -34,6 +35,7 @@ export async function createStorage(
       return new JsonlFileStorage({
         directory: config.dataDir,
         maxOpenFiles: config.maxOpenFiles,
+        journal: { ...JOURNAL_DEFAULTS, segmentBytes: config.journalSegmentBytes },
         flushMessages: config.flushMessages,
         flushIntervalMs: config.flushIntervalMs,
         maxSessionBufferBytes: config.maxSessionBufferBytes,

@@ -1,5 +1,5 @@
 import { mkdir, readdir, realpath } from "node:fs/promises";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import type { Logger } from "pino";
 import { Code, SessionStoreError } from "../../errors.js";
 import type { Labels } from "../../labels.js";
@@ -24,9 +24,17 @@ import { type StorageEvents, type StorageLevels, UNOBSERVED } from "../storage-e
 import { DirectoryLock } from "./directory-lock.js";
 import { describeCause, OUT_OF_SPACE, syncFileSystem } from "./file-io.js";
 import { HandlePool } from "./handle-pool.js";
+import { Journal, type JournalOptions, type JournalStats, journalSegments } from "./journal.js";
+import { replayJournal } from "./journal-replay.js";
 import type { WriteStats } from "./session-file.js";
 import type { FlushPolicy } from "./session-log.js";
-import { ownDirectory, type SharedFiles, TenantDirectory } from "./tenant-directory.js";
+import {
+  OWN_DIRECTORY,
+  ownDirectory,
+  type SharedFiles,
+  TENANTS_DIRECTORY,
+  TenantDirectory,
+} from "./tenant-directory.js";
 
 export interface JsonlStorageOptions extends FlushPolicy {
   directory: string;
@@ -38,10 +46,9 @@ export interface JsonlStorageOptions extends FlushPolicy {
   log: Logger;
   /** Told of every write, fsync and storage failure (metrics, traces). */
   events?: StorageEvents;
+  /** The journal's segment size and checkpoint interval (tests shrink them). */
+  journal?: JournalOptions;
 }
-
-/** Where tenants' directories live, under the data directory. */
-const TENANTS_DIRECTORY = "tenants";
 
 /**
  * The embedded default backend: one motosan-compatible JSONL file per session. Without tenants
@@ -57,6 +64,7 @@ export class JsonlFileStorage implements StorageBackend {
   #shared: SharedFiles | undefined;
   #root = "";
   #lock: DirectoryLock | undefined;
+  #journal: Journal | undefined;
   #closing = false;
 
   constructor(options: JsonlStorageOptions) {
@@ -69,10 +77,22 @@ export class JsonlFileStorage implements StorageBackend {
     await mkdir(this.#options.directory, { recursive: true });
     this.#root = await realpath(this.#options.directory);
     this.#lock = await DirectoryLock.acquire(this.#root);
+    const journalDirectory = await ownDirectory(
+      await ownDirectory(this.#root, OWN_DIRECTORY),
+      "journal",
+    );
+    const segments = await journalSegments(journalDirectory);
+    if (segments.length > 0) {
+      log.info({ segments: segments.length }, "replaying the journal an earlier run left");
+      log.info(await replayJournal(this.#root, segments, log), "replayed the journal");
+    }
     // What an earlier run wrote but had not fsynced (it was killed) becomes durable here, so the
-    // durable_count of every file not changed since is true from the start.
+    // durable_count of every file not changed since is true from the start; so does what the
+    // replay wrote, before the segments it came from are deleted.
     const syncStartedMs = Date.now();
     await syncFileSystem(this.#root);
+    const journal = await Journal.start(journalDirectory, segments, log, this.#options.journal);
+    this.#journal = journal;
     this.#shared = {
       policy: this.#options,
       pool: new HandlePool(this.#options.maxOpenFiles),
@@ -86,6 +106,7 @@ export class JsonlFileStorage implements StorageBackend {
       writeSoonEverywhere: () => {
         for (const tenant of this.#tenants.values()) tenant.directory.writeSoon();
       },
+      journalFor: (directory) => journal.forDirectory(relative(this.#root, directory)),
     };
     const root = this.#tenantSessions("");
     await root.opened; // its own error, path and all: the operator reads it
@@ -104,10 +125,25 @@ export class JsonlFileStorage implements StorageBackend {
       await tenant.ready.catch(() => undefined);
       failedSessions += await tenant.directory.close();
     }
+    const journalClosed = await this.#journal?.close().then(
+      () => true,
+      (error: unknown) => {
+        this.#options.log.error(
+          { err: error },
+          "could not checkpoint the journal; it is replayed at the next start",
+        );
+        return false;
+      },
+    );
     await this.#shared?.pool.closeAll();
     await this.#lock?.release();
     this.#options.log.info(
-      { ...this.#stats, sessionsNotWritten: failedSessions },
+      {
+        ...this.#stats,
+        journal: this.#journal?.stats,
+        journalClosed,
+        sessionsNotWritten: failedSessions,
+      },
       failedSessions === 0
         ? "closed the data directory; every acknowledged message is written and fsynced"
         : `closed the data directory; ${failedSessions} sessions had acknowledged messages that could not be written`,
@@ -137,6 +173,12 @@ export class JsonlFileStorage implements StorageBackend {
   /** The counters of the writes done so far (the benchmarks read them). */
   get stats(): WriteStats {
     return this.#stats;
+  }
+
+  /** The counters of the journal's commits, fsyncs and checkpoints. */
+  get journalStats(): JournalStats {
+    if (!this.#journal) throw new Error("the storage is not open");
+    return this.#journal.stats;
   }
 
   #tenantSessions(tenant: string): TenantSessions {

@@ -18,6 +18,7 @@ import {
   renderHeader,
   type SessionHeader,
 } from "./header.js";
+import type { JournalMember, SessionJournal } from "./journal.js";
 import {
   decodeHeader,
   encodeHeader,
@@ -53,6 +54,11 @@ export interface FileContext {
   /** Counters of the work done, logged when the storage closes (and read by the benchmarks). */
   stats: WriteStats;
   events: StorageEvents;
+  /**
+   * Where durable appends go instead of an fdatasync of each session file; without it every
+   * sync fsyncs the file itself.
+   */
+  journal?: SessionJournal | undefined;
 }
 
 export interface WriteStats {
@@ -172,7 +178,14 @@ export class FileChangedError extends SessionStoreError {
  * runs one write (append, sync, truncate) at a time; reads may overlap it and must ask only for
  * records the file held when they started.
  */
-export class SessionFile {
+export class SessionFile implements JournalMember {
+  /** Bytes written since the records became durable: what the next sync journals. */
+  private unsynced: { start: number; chunks: Buffer[] } | undefined;
+  /** The newest journal segment holding bytes of this file that were not fsynced in it. */
+  private journaledIn: number | undefined;
+  /** Whether the journal made bytes durable that the file itself has not fsynced. */
+  private fileSyncOwed = false;
+
   private constructor(
     private readonly context: FileContext,
     readonly sessionId: string,
@@ -398,10 +411,15 @@ export class SessionFile {
     if (sync) await this.sync();
   }
 
-  /** Makes every record durable (and a new file's directory entry). */
+  /**
+   * Makes every record durable (and a new file's directory entry): through the journal when
+   * there is one and the file's entry is durable, else by fsyncing the file.
+   */
   async sync(): Promise<void> {
     const { state } = this;
     if (state.durable === state.count && state.entrySynced) return;
+    const { journal } = this.context;
+    if (journal && state.entrySynced && this.unsynced) return this.journal(journal);
     const count = state.count;
     const started = performance.now();
     try {
@@ -414,8 +432,40 @@ export class SessionFile {
     this.context.events.synced(secondsSince(started));
     state.entrySynced = true;
     state.durable = Math.max(state.durable, count);
+    if (state.durable === state.count) this.unsynced = undefined;
     // A hint for the next open (the index itself is never fsynced).
     await this.useIndex((handle) => writeFully(handle, this.indexHeader(), 0)).catch(() => {});
+  }
+
+  /** Makes the records the journal made durable durable in the file itself (a checkpoint). */
+  async checkpoint(): Promise<void> {
+    if (!this.fileSyncOwed) return;
+    this.fileSyncOwed = false;
+    try {
+      await this.useData((handle) => handle.datasync());
+      this.context.stats.fileSyncs++;
+    } catch (error) {
+      // Not the server's file any more: the journal was told to forget it (abandonJournal).
+      if (error instanceof FileChangedError || isNotFound(error)) return;
+      this.fileSyncOwed = true;
+      throw error;
+    }
+  }
+
+  /**
+   * Tells the journal to forget this file without fsyncing it: the file changed outside the
+   * server, so what the journal holds for it must not be replayed into whatever is there now.
+   */
+  abandonJournal(): void {
+    const { journal } = this.context;
+    if (!journal || this.journaledIn === undefined || !journal.holds(this.journaledIn)) return;
+    this.journaledIn = undefined;
+    journal.forget(this.name, this.state.inode).catch((error: unknown) => {
+      this.context.log.warn(
+        { sessionId: this.sessionId, err: error },
+        "could not journal that a session file changed outside the server",
+      );
+    });
   }
 
   /**
@@ -426,6 +476,7 @@ export class SessionFile {
     const { state } = this;
     const count = length - state.base;
     if (count >= state.count) return;
+    await this.leaveJournal();
     const [first] = await this.useIndex((handle) => readEntries(handle, count, 1));
     const end = (first as RecordEntry).start;
     await this.useData(async (handle) => {
@@ -437,7 +488,9 @@ export class SessionFile {
     const timesBytes = state.times.cut(length);
     await this.useTimes((handle) => handle.truncate(timesBytes)).catch(() => undefined);
     Object.assign(state, { count, end, unterminated: false });
-    state.durable = Math.min(state.durable, count);
+    // The fdatasync made every record left durable.
+    state.durable = state.entrySynced ? count : Math.min(state.durable, count);
+    this.unsynced = undefined;
   }
 
   /**
@@ -492,6 +545,7 @@ export class SessionFile {
    */
   async replace(from: number, to: number): Promise<void> {
     const { state, sessionId } = this;
+    await this.leaveJournal();
     const length = this.length;
     const base = Math.min(Math.max(state.base, from), to);
     const pieces = clipPieces(state.pieces, from, base);
@@ -545,6 +599,7 @@ export class SessionFile {
       await removeStaged(staged);
       throw error;
     }
+    this.unsynced = undefined;
     const dropped = state.pieces.filter((piece) => !pieces.some((p) => p.name === piece.name));
     this.forgetHandles();
     Object.assign(state, {
@@ -593,6 +648,7 @@ export class SessionFile {
 
   /** Deletes the file and its sidecars (a fork's pieces among them). The caller syncs the directory. */
   async remove(): Promise<boolean> {
+    await this.leaveJournal();
     this.forgetHandles();
     let existed = true;
     try {
@@ -711,6 +767,10 @@ export class SessionFile {
     }
     const now = Date.now();
     Object.assign(state, after, { updatedAtMs: now });
+    if (this.context.journal) {
+      this.unsynced ??= { start: before.end, chunks: [] };
+      this.unsynced.chunks.push(lines);
+    }
     // Best effort: times a crash or a failure loses are covered by the file's modification time.
     const time = state.times.note(state.base + after.count, now);
     await this.useTimes((handle) => writeFully(handle, time.entry, time.offset)).catch(() => {});
@@ -791,6 +851,53 @@ export class SessionFile {
       "a record of the session file is not what was written (checksum mismatch); serving it is refused until repaired",
     );
     return corruption(this.sessionId, this.state.corruptSeq);
+  }
+
+  /** The file's name in its directory, as the journal knows it. */
+  private get name(): string {
+    return `${this.sessionId}.jsonl`;
+  }
+
+  /**
+   * Journals the bytes written since the records were last durable: one fsync of the journal,
+   * shared with every session syncing meanwhile, instead of one of this file.
+   */
+  private async journal(journal: SessionJournal): Promise<void> {
+    const { state } = this;
+    const unsynced = this.unsynced as { start: number; chunks: Buffer[] };
+    const count = state.count;
+    const taken = unsynced.chunks.length;
+    const bytes = taken === 1 ? (unsynced.chunks[0] as Buffer) : Buffer.concat(unsynced.chunks);
+    const started = performance.now();
+    try {
+      this.journaledIn = await journal.commit(this, this.name, state.inode, unsynced.start, bytes);
+    } catch (error) {
+      throw storageFailure("sync", this.sessionId, error, "maybe stored");
+    }
+    this.fileSyncOwed = true;
+    this.context.events.synced(secondsSince(started));
+    state.durable = Math.max(state.durable, count);
+    unsynced.chunks.splice(0, taken);
+    unsynced.start += bytes.length;
+    if (unsynced.chunks.length === 0) this.unsynced = undefined;
+  }
+
+  /**
+   * Before the file is cut, replaced or deleted: makes what the journal holds for it durable in
+   * the file itself, then durably tells the journal to forget it, so that a replay after a crash
+   * never writes those bytes back into the changed file.
+   */
+  private async leaveJournal(): Promise<void> {
+    const { journal } = this.context;
+    if (!journal || this.journaledIn === undefined || !journal.holds(this.journaledIn)) return;
+    try {
+      this.fileSyncOwed = true;
+      await this.checkpoint();
+      await journal.forget(this.name, this.state.inode);
+    } catch (error) {
+      throw storageFailure("sync", this.sessionId, error);
+    }
+    this.journaledIn = undefined;
   }
 
   private useData<T>(task: (handle: FileHandle) => Promise<T>): Promise<T> {

@@ -35,6 +35,7 @@ import { DirectoryCatalog } from "./directory-catalog.js";
 import { DirectoryWatch, type EntryEvent } from "./directory-watch.js";
 import { coalesce, isNotFound, storageFailure, syncDirectory, writeFully } from "./file-io.js";
 import type { HandlePool } from "./handle-pool.js";
+import type { SessionJournal } from "./journal.js";
 import {
   LabelFiles,
   LabelsNotWritten,
@@ -54,7 +55,10 @@ import { SortedIds } from "./sorted-ids.js";
 
 const FILE_SUFFIX = ".jsonl";
 /** The server's own entries inside the data directory (motosan lists only `*.jsonl` files). */
-const OWN_DIRECTORY = ".sessionstore";
+/** The server's own files in a directory of sessions (indexes, labels, forks, the journal). */
+export const OWN_DIRECTORY = ".sessionstore";
+/** Where tenants' directories live, under the data directory. */
+export const TENANTS_DIRECTORY = "tenants";
 /** How long changes of session files are gathered before they are looked at (one stat each). */
 const CHANGE_CHECK_DELAY_MS = 20;
 
@@ -80,6 +84,8 @@ export interface SharedFiles {
   closing(): boolean;
   /** Starts the writes of every tenant's buffers (the budget of all sessions is full). */
   writeSoonEverywhere(): void;
+  /** The journal as the session files of `directory` use it. */
+  journalFor(directory: string): SessionJournal;
 }
 
 /**
@@ -156,6 +162,7 @@ export class TenantDirectory implements SessionStorage {
       syncedBeforeMs: this.#shared.syncedBeforeMs,
       stats: this.#shared.stats,
       events: this.#shared.events,
+      journal: this.#shared.journalFor(directory),
     };
     this.#catalog = new DirectoryCatalog({
       sessionIds: () => this.#ids.all(),
@@ -705,6 +712,7 @@ export class TenantDirectory implements SessionStorage {
     this.#logs.delete(sessionId);
     const context = this.#fileContext();
     log.file.forgetHandles();
+    log.file.abandonJournal();
     const kept = log.detach(error.what);
     this.#shared.log.error(
       {

@@ -61,6 +61,7 @@ describe("JsonlFileStorage data directory", () => {
       );
       const ack = await appendOnce(storage, "dropped", numberedMessages(2, 1), { sync: true });
       expect(ack).toMatchObject({ firstSeq: 2, nextSeq: 3 });
+      await storage.flush("dropped");
       expect(await data.readText("dropped")).toBe(`${motosan}${numberedMessages(2, 1)[0]}\n`);
     });
 

@@ -107,16 +107,23 @@ describe("the file backend's journal", () => {
     const storage = await data.openStorage();
     const ids = Array.from({ length: 32 }, (_, i) => `s${i}`);
     await createSessions(storage, ids);
-    const { fileSyncs } = storage.backend.stats;
+    const { fileSyncs, writes } = storage.backend.stats;
     const syncsBefore = storage.backend.journalStats.syncs;
     const acks = await Promise.all(
       ids.map((id) => appendOnce(storage, id, numberedMessages(1, 3, id), { sync: true })),
     );
     expect(acks.map((ack) => ack.durableCount)).toStrictEqual(ids.map(() => 4));
-    expect(storage.backend.stats.fileSyncs).toBe(fileSyncs);
+    // Neither fsyncs nor even writes of the session files: the journal alone made them durable.
+    expect(storage.backend.stats).toMatchObject({ fileSyncs, writes });
     expect(storage.backend.journalStats.syncs - syncsBefore).toBeLessThan(ids.length / 4);
     for (const id of ids) {
       expect((await storage.meta(id))?.durableCount).toBe(4);
+      expect(await readMessages(storage, id)).toStrictEqual(numberedMessages(0, 4, id));
+    }
+    // Flush brings the files up to date, each in one write.
+    await storage.flush();
+    expect(storage.backend.stats.writes).toBe(writes + ids.length);
+    for (const id of ids) {
       expect(linesOf(await data.readText(id)).slice(1)).toStrictEqual(numberedMessages(0, 4, id));
     }
   });
@@ -131,9 +138,11 @@ describe("the file backend's journal", () => {
         await appendOnce(storage, id, messages.slice(i, i + 50), { sync: true });
       }
     }
-    const whole = await Promise.all(ids.map((id) => readFile(data.file(id))));
     const segments = await snapshotSegments();
-    // What a power loss leaves: each file as its own last fsync left it (its first record).
+    // The files as the server writes them in the end (after the journal, in its own time).
+    await storage.close();
+    const whole = await Promise.all(ids.map((id) => readFile(data.file(id))));
+    // What a crash leaves: each file as its own last fsync left it (its first record).
     for (const id of ids) await truncate(data.file(id), sizes.get(id) as number);
     const first = await replayJournal(data.directory, segments, silent);
     expect(first).toMatchObject({ files: 3, tornBytes: 0 });
@@ -143,8 +152,9 @@ describe("the file backend's journal", () => {
     expect((await replayJournal(data.directory, segments, silent)).files).toBe(1);
     expect((await replayJournal(data.directory, segments, silent)).replayed).toBe(0);
     expect(await Promise.all(ids.map((id) => readFile(data.file(id))))).toStrictEqual(whole);
+    const reopened = await data.openStorage();
     for (const id of ids) {
-      expect((await storage.meta(id))?.durableCount).toBe(id === "long" ? 401 : 6);
+      expect((await reopened.meta(id))?.durableCount).toBe(id === "long" ? 401 : 6);
     }
   });
 
@@ -203,6 +213,9 @@ describe("the file backend's journal", () => {
     const storage = await data.openStorage();
     await createSessions(storage, ["torn"]);
     await appendOnce(storage, "torn", numberedMessages(1, 4, "torn"), { sync: true });
+    // The copy's files have new inodes, so its journal is not replayed into them: flushed
+    // first, they hold everything themselves.
+    await storage.flush();
     const copy = await crashCopy();
     const [segment] = await journalSegments(journalDirectory(copy));
     const whole = await readFile(segment as string);
@@ -242,7 +255,8 @@ describe("the file backend's journal", () => {
     for (const id of ["linked", "cut"]) {
       await appendOnce(storage, id, numberedMessages(1, 5, id), { sync: true });
     }
-    const _segments = await snapshotSegments();
+    const segments = await snapshotSegments();
+    await storage.close();
     const copy = data.directory;
     const outside = join(await makeTempDir("jsonl-journal-outside-"), "victim.jsonl");
     copies.push(join(outside, ".."));
@@ -254,11 +268,7 @@ describe("the file backend's journal", () => {
     // Cut to before the journaled bytes start (less than the first record): a gap the journal cannot fill.
     await truncate(sessionFile(copy, "cut"), (sizes.get("cut") as number) - 5);
 
-    const summary = await replayJournal(
-      copy,
-      await journalSegments(journalDirectory(copy)),
-      silent,
-    );
+    const summary = await replayJournal(copy, segments, silent);
     expect(summary.replayed).toBe(0);
     expect(await readFile(outside, "utf8")).toBe(victim);
     expect((await stat(sessionFile(copy, "cut"))).size).toBe((sizes.get("cut") as number) - 5);

@@ -23,6 +23,7 @@ describe("JsonlFileStorage forks, rewinds and trims on disk", () => {
     const fork = await storage.fork("src", 3, "branch", {});
     expect(fork).toMatchObject({ messageCount: 3, parent: { sessionId: "src", seq: 3 } });
     await appendOnce(storage, "branch", ['{"branch":3}'], { expectedSeq: 3, sync: true });
+    await storage.flush("branch");
 
     // The shared prefix is the source's own inode, linked, not copied.
     const linked = await stat(join(piecesOf("branch"), "0.jsonl"));

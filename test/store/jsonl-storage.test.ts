@@ -62,6 +62,8 @@ describe("JsonlFileStorage files", () => {
       expect(await data.readText("agent-7f3a")).toBe(original);
 
       await appendOnce(storage, "agent-7f3a", numberedMessages(5, 2), { sync: true });
+      // A durable append is in the journal; Flush brings the file up to date.
+      await storage.flush("agent-7f3a");
       const text = await data.readText("agent-7f3a");
       // Appended to, never rewritten: motosan's bytes, its header line included, are as it wrote them.
       expect(text).toBe(`${original}${numberedMessages(5, 2).join("\n")}\n`);
@@ -150,6 +152,7 @@ describe("JsonlFileStorage files", () => {
       expect(await storage.meta("agent-7f3a")).toMatchObject({ messageCount: 5 });
       expect(await readMessages(storage, "agent-7f3a")).toStrictEqual(lines.slice(1));
       await appendOnce(storage, "agent-7f3a", numberedMessages(5, 1), { sync: true });
+      await storage.flush("agent-7f3a");
       expect(readLikeMotosan(await data.readText("agent-7f3a"))).toHaveLength(6);
       expect(await readMessages(storage, "agent-7f3a", { fromSeq: 4 })).toStrictEqual([
         lines[5],
@@ -162,6 +165,7 @@ describe("JsonlFileStorage files", () => {
       const storage = await data.openStorage();
       expect(await readMessages(storage, "no-eol")).toStrictEqual(['{"a":1}', '{"b":2}']);
       await appendOnce(storage, "no-eol", ['{"c":3}'], { sync: true });
+      await storage.flush("no-eol");
       expect(await data.readText("no-eol")).toBe('{"a":1}\n{"b":2}\n{"c":3}\n');
       expect(await readMessages(await data.reopen(storage), "no-eol")).toStrictEqual([
         '{"a":1}',

@@ -1,7 +1,7 @@
 import { type FileHandle, open, readdir, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { syncDirectory } from "./file-io.js";
+import { describeCause, syncDirectory } from "./file-io.js";
 import { encodeRecord, type JournalRecord } from "./journal-records.js";
 
 /** A session file whose journaled bytes a checkpoint makes durable in the file itself. */
@@ -67,6 +67,22 @@ interface QueuedRecord {
 }
 
 const SEGMENT_SUFFIX = ".journal";
+
+/**
+ * A commit that failed, with its cause's code and description; `takenBack` says that the
+ * journal holds nothing of it.
+ */
+export class JournalWriteError extends Error {
+  readonly code: string | undefined;
+
+  constructor(
+    cause: unknown,
+    readonly takenBack: boolean,
+  ) {
+    super(describeCause(cause), { cause });
+    this.code = (cause as NodeJS.ErrnoException).code;
+  }
+}
 
 /**
  * The file backend's journal: durable appends of every session go to one append-only file,
@@ -207,10 +223,8 @@ export class Journal {
       await segment.handle.datasync();
       segment.size = size;
     } catch (error) {
-      // The segment may now end in a torn frame, after which a replay reads nothing: later
-      // records go to a new segment.
-      this.#rotationWanted = true;
-      for (const record of batch) record.reject(error);
+      const failure = new JournalWriteError(error, await this.#takeBack(segment));
+      for (const record of batch) record.reject(failure);
       return;
     }
     this.stats.syncs++;
@@ -220,6 +234,22 @@ export class Journal {
       record.resolve(segment.number);
     }
     if (segment.size >= this.#options.segmentBytes) void this.checkpoint();
+  }
+
+  /**
+   * Cuts a failed batch's bytes off the segment, so that no replay can store them; resolves to
+   * whether that worked. When it did not, the segment may end in a torn frame, after which a
+   * replay reads nothing: later records go to a new segment.
+   */
+  async #takeBack(segment: Segment): Promise<boolean> {
+    try {
+      await segment.handle.truncate(segment.size);
+      await segment.handle.datasync();
+      return true;
+    } catch {
+      this.#rotationWanted = true;
+      return false;
+    }
   }
 
   /**

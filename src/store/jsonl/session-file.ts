@@ -18,7 +18,7 @@ import {
   renderHeader,
   type SessionHeader,
 } from "./header.js";
-import type { JournalMember, SessionJournal } from "./journal.js";
+import { type JournalMember, JournalWriteError, type SessionJournal } from "./journal.js";
 import {
   decodeHeader,
   encodeHeader,
@@ -34,6 +34,12 @@ import {
   sameFile,
 } from "./record-index.js";
 import { scanRecords } from "./records.js";
+
+/** Bytes of a session file, where they lie in it. */
+interface JournalBytes {
+  start: number;
+  bytes: Buffer;
+}
 
 /** What a session file needs from its storage. */
 export interface FileContext {
@@ -181,6 +187,11 @@ export class FileChangedError extends SessionStoreError {
 export class SessionFile implements JournalMember {
   /** Bytes written since the records became durable: what the next sync journals. */
   private unsynced: { start: number; chunks: Buffer[] } | undefined;
+  /**
+   * Records journaled ahead of the file (`journalAhead`): durable, not yet written. The next
+   * write writes exactly these bytes first, where the journal says they go.
+   */
+  private ahead: { chunks: Buffer[]; count: number; bytes: number } | undefined;
   /** The newest journal segment holding bytes of this file that were not fsynced in it. */
   private journaledIn: number | undefined;
   /** Whether the journal made bytes durable that the file itself has not fsynced. */
@@ -418,8 +429,10 @@ export class SessionFile implements JournalMember {
   async sync(): Promise<void> {
     const { state } = this;
     if (state.durable === state.count && state.entrySynced) return;
-    const { journal } = this.context;
-    if (journal && state.entrySynced && this.unsynced) return this.journal(journal);
+    if (this.context.journal && state.entrySynced && this.unsynced) {
+      await this.commitToJournal(this.takeUnsynced());
+      return;
+    }
     const count = state.count;
     const started = performance.now();
     try {
@@ -477,6 +490,7 @@ export class SessionFile implements JournalMember {
     const count = length - state.base;
     if (count >= state.count) return;
     await this.leaveJournal();
+    this.ahead = undefined;
     const [first] = await this.useIndex((handle) => readEntries(handle, count, 1));
     const end = (first as RecordEntry).start;
     await this.useData(async (handle) => {
@@ -600,6 +614,7 @@ export class SessionFile implements JournalMember {
       throw error;
     }
     this.unsynced = undefined;
+    this.ahead = undefined;
     const dropped = state.pieces.filter((piece) => !pieces.some((p) => p.name === piece.name));
     this.forgetHandles();
     Object.assign(state, {
@@ -649,6 +664,7 @@ export class SessionFile implements JournalMember {
   /** Deletes the file and its sidecars (a fork's pieces among them). The caller syncs the directory. */
   async remove(): Promise<boolean> {
     await this.leaveJournal();
+    this.ahead = undefined;
     this.forgetHandles();
     let existed = true;
     try {
@@ -740,6 +756,7 @@ export class SessionFile implements JournalMember {
     // A last record someone else left without a newline gets one, so records never merge.
     const prefix = state.unterminated ? "\n" : "";
     const lines = Buffer.from(`${prefix}${messages.join("\n")}\n`, "utf8");
+    this.checkAhead(messages.length, lines);
     const start = before.end + prefix.length;
     const entries = entriesFor(lines.subarray(prefix.length), start);
     const after = {
@@ -768,8 +785,15 @@ export class SessionFile implements JournalMember {
     const now = Date.now();
     Object.assign(state, after, { updatedAtMs: now });
     if (this.context.journal) {
-      this.unsynced ??= { start: before.end, chunks: [] };
-      this.unsynced.chunks.push(lines);
+      // What was journaled ahead is durable; the rest waits for the next sync.
+      const journaled = this.ahead;
+      this.ahead = undefined;
+      if (journaled) state.durable = before.count + journaled.count;
+      const rest = lines.subarray(journaled?.bytes ?? 0);
+      if (rest.length > 0) {
+        this.unsynced ??= { start: before.end + (journaled?.bytes ?? 0), chunks: [] };
+        this.unsynced.chunks.push(rest);
+      }
     }
     // Best effort: times a crash or a failure loses are covered by the file's modification time.
     const time = state.times.note(state.base + after.count, now);
@@ -858,28 +882,127 @@ export class SessionFile implements JournalMember {
     return `${this.sessionId}.jsonl`;
   }
 
+  /** The bytes written since the records were last durable, now no longer tracked as such. */
+  private takeUnsynced(): JournalBytes[] {
+    const unsynced = this.unsynced;
+    this.unsynced = undefined;
+    if (!unsynced) return [];
+    const { chunks, start } = unsynced;
+    return [{ start, bytes: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks) }];
+  }
+
   /**
-   * Journals the bytes written since the records were last durable: one fsync of the journal,
-   * shared with every session syncing meanwhile, instead of one of this file.
+   * Journals `pieces` of the file's bytes (each where it lies in the file): one fsync of the
+   * journal, shared with every session syncing meanwhile, instead of one of this file. Once it
+   * returns, every record written so far is durable.
    */
-  private async journal(journal: SessionJournal): Promise<void> {
+  private async commitToJournal(pieces: readonly JournalBytes[]): Promise<void> {
     const { state } = this;
-    const unsynced = this.unsynced as { start: number; chunks: Buffer[] };
+    const journal = this.context.journal as SessionJournal;
     const count = state.count;
-    const taken = unsynced.chunks.length;
-    const bytes = taken === 1 ? (unsynced.chunks[0] as Buffer) : Buffer.concat(unsynced.chunks);
     const started = performance.now();
     try {
-      this.journaledIn = await journal.commit(this, this.name, state.inode, unsynced.start, bytes);
+      const segments = await Promise.all(
+        pieces.map(({ start, bytes }) =>
+          journal.commit(this, this.name, state.inode, start, bytes),
+        ),
+      );
+      this.journaledIn = Math.max(this.journaledIn ?? 0, ...segments);
     } catch (error) {
-      throw storageFailure("sync", this.sessionId, error, "maybe stored");
+      const takenBack = error instanceof JournalWriteError && error.takenBack;
+      throw storageFailure(
+        "sync",
+        this.sessionId,
+        error,
+        takenBack ? "nothing stored" : "maybe stored",
+      );
     }
     this.fileSyncOwed = true;
     this.context.events.synced(secondsSince(started));
     state.durable = Math.max(state.durable, count);
-    unsynced.chunks.splice(0, taken);
-    unsynced.start += bytes.length;
-    if (unsynced.chunks.length === 0) this.unsynced = undefined;
+  }
+
+  /** How many records are journaled ahead of the file (durable, not yet written). */
+  get aheadCount(): number {
+    return this.ahead?.count ?? 0;
+  }
+
+  /** Whether `journalAhead` can be used: there is a journal, and the file's entry is durable. */
+  get canJournalAhead(): boolean {
+    const { state } = this;
+    return (
+      this.context.journal !== undefined && state.entrySynced && state.corruptSeq === undefined
+    );
+  }
+
+  /**
+   * Makes `messages`, the records to follow those journaled ahead so far, durable through the
+   * journal without writing them to the file yet: a durable append then costs its share of one
+   * journal fsync, and the file gets many such appends in one write later. Records written but
+   * not yet durable are journaled with them (a replay must not meet a gap before them). The
+   * next `append` must start with exactly these messages, unless `dropAhead` is called first.
+   */
+  async journalAhead(messages: readonly string[]): Promise<void> {
+    const { state } = this;
+    // What someone else appended since is found before an acknowledgement, not at the write.
+    await this.useData((handle) => this.checkUnchanged(handle));
+    if (messages.length === 0) {
+      await this.commitToJournal(this.takeUnsynced());
+      return;
+    }
+    const ahead = (this.ahead ??= { chunks: [], count: 0, bytes: 0 });
+    const prefix = ahead.bytes === 0 && state.unterminated ? "\n" : "";
+    const lines = Buffer.from(`${prefix}${messages.join("\n")}\n`, "utf8");
+    const start = state.end + ahead.bytes;
+    // Counted at once: a rollback while the journal writes must know these may be journaled.
+    ahead.chunks.push(lines);
+    ahead.count += messages.length;
+    ahead.bytes += lines.length;
+    const unsynced = this.unsynced;
+    try {
+      await this.commitToJournal([...this.takeUnsynced(), { start, bytes: lines }]);
+    } catch (error) {
+      const cause = (error as SessionStoreError).cause;
+      if (cause instanceof JournalWriteError && cause.takenBack) {
+        // The journal took the commit back: these records are not ahead of the file after all.
+        ahead.chunks.pop();
+        ahead.count -= messages.length;
+        ahead.bytes -= lines.length;
+        if (ahead.count === 0) this.ahead = undefined;
+        this.unsynced = unsynced;
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Gives up what was journaled ahead (some of it was taken back): writes `kept`, the messages
+   * of it that stay, fsyncs the file and tells the journal to forget it, so that a replay never
+   * writes the messages taken back. The file is then durable on its own.
+   */
+  async dropAhead(kept: readonly string[]): Promise<void> {
+    this.ahead = undefined;
+    if (kept.length > 0) await this.writeRecords(kept);
+    this.unsynced = undefined;
+    await this.leaveJournal(true);
+    this.state.durable = this.state.count;
+  }
+
+  /**
+   * Refuses a write that does not begin with what was journaled ahead: the journal says those
+   * bytes lie where the write starts.
+   */
+  private checkAhead(count: number, lines: Buffer): void {
+    const ahead = this.ahead;
+    if (!ahead) return;
+    let at = 0;
+    let same = count >= ahead.count && lines.length >= ahead.bytes;
+    for (const chunk of ahead.chunks) {
+      if (!same) break;
+      same = lines.compare(chunk, 0, chunk.length, at, at + chunk.length) === 0;
+      at += chunk.length;
+    }
+    if (!same) throw new Error("a write does not begin with the records journaled ahead of it");
   }
 
   /**
@@ -887,9 +1010,10 @@ export class SessionFile implements JournalMember {
    * the file itself, then durably tells the journal to forget it, so that a replay after a crash
    * never writes those bytes back into the changed file.
    */
-  private async leaveJournal(): Promise<void> {
+  private async leaveJournal(always = false): Promise<void> {
     const { journal } = this.context;
-    if (!journal || this.journaledIn === undefined || !journal.holds(this.journaledIn)) return;
+    if (!journal) return;
+    if (!always && (this.journaledIn === undefined || !journal.holds(this.journaledIn))) return;
     try {
       this.fileSyncOwed = true;
       await this.checkpoint();

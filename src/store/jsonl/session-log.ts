@@ -115,6 +115,7 @@ class PendingRequest implements ChainMember {
   }
 }
 
+/** A Flush (or shutdown) waiting until messages [0, until) are written and durable. */
 interface FlushWaiter {
   until: number;
   resolve: () => void;
@@ -178,6 +179,8 @@ export class SessionLog {
   private flushTimer: NodeJS.Timeout | undefined;
   /** Whether the last write failed (it is being retried). */
   private failing = false;
+  /** Whether a rollback took back messages journaled ahead of the file (see `dropAhead`). */
+  private aheadRolledBack = false;
 
   constructor(
     private readonly context: LogContext,
@@ -302,10 +305,11 @@ export class SessionLog {
   async flush(): Promise<number> {
     const buffered = this.unwritten.length;
     const target = this.visible;
-    if (this.durable < target) {
+    if (this.durable < target || this.written < target) {
       await new Promise<void>((resolve, reject) => {
         this.flushWaiters.push({ until: target, resolve, reject });
         this.syncWanted = true;
+        this.writeAllWanted = true;
         this.drain();
       });
     }
@@ -385,7 +389,7 @@ export class SessionLog {
     return this.reshape(async () => {
       this.checkUsable();
       checkForkPoint(this.sessionId, atSeq, this.bounds);
-      if (this.durable < atSeq) await this.flush();
+      if (this.durable < atSeq || this.written < atSeq) await this.flush();
       this.checkUsable();
       return create({
         parent: { sessionId: this.sessionId, seq: atSeq },
@@ -395,9 +399,15 @@ export class SessionLog {
     });
   }
 
-  /** The first acknowledged seq written at or after `timeMs`: buffered messages count as young. */
+  /**
+   * The first acknowledged seq appended at or after `timeMs`. The file knows its records' times;
+   * buffered messages (durable in the journal or not) are younger than all of them and count as
+   * young unless the session was last appended to before `timeMs`.
+   */
   firstSeqSince(timeMs: number): number {
-    return Math.min(this.file.firstSeqSince(timeMs), this.visible);
+    const inFile = Math.min(this.file.firstSeqSince(timeMs), this.written, this.visible);
+    if (inFile < Math.min(this.written, this.visible)) return inFile;
+    return this.updatedAtMs >= timeMs ? inFile : this.visible;
   }
 
   /** Runs rewinds, trims and forks one at a time, in the order they were asked for. */
@@ -431,7 +441,11 @@ export class SessionLog {
     while (!this.discarded) {
       if (this.undecidedCount > 0) {
         await new Promise<void>((resolve) => this.settledWaiters.push(resolve));
-      } else if (this.durable < this.length || this.file.length !== this.written) {
+      } else if (
+        this.durable < this.length ||
+        this.written < this.length ||
+        this.file.length !== this.written
+      ) {
         await this.flushAll();
       } else {
         return;
@@ -492,10 +506,13 @@ export class SessionLog {
 
   /** Everything admitted written and fsynced; rejects with the storage's failure. */
   flushAll(): Promise<void> {
-    if (this.durable >= this.length && this.file.length === this.written) return Promise.resolve();
+    if (this.durable >= this.length && this.written === this.length && !this.aheadRolledBack) {
+      if (this.file.length === this.written) return Promise.resolve();
+    }
     return new Promise<void>((resolve, reject) => {
       this.flushWaiters.push({ until: this.length, resolve, reject });
       this.syncWanted = true;
+      this.writeAllWanted = true;
       this.drain();
     });
   }
@@ -547,7 +564,7 @@ export class SessionLog {
     this.rollBackTo(request.start);
     for (const failed of requests) failed.doom(doom("nothing stored"));
     this.wakeSettledWaiters();
-    if (this.file.length > this.written) {
+    if (this.file.length > this.written || this.aheadRolledBack) {
       this.rollingBack.push({ requests, doom });
       this.drain();
     } else {
@@ -686,6 +703,8 @@ export class SessionLog {
   private rollBackTo(seq: number): void {
     this.rollbacks++;
     this.rollbackFloor = Math.min(this.rollbackFloor, seq);
+    const ahead = this.file.aheadCount;
+    if (ahead > 0 && seq < this.written + ahead) this.aheadRolledBack = true;
     if (seq >= this.written) {
       const dropped = this.unwritten.splice(seq - this.written);
       this.release(bufferedSize(dropped));
@@ -730,15 +749,31 @@ export class SessionLog {
   private hasWriteDue(): boolean {
     return (
       this.file.length > this.written ||
+      this.aheadRolledBack ||
       this.unwritten.length >= this.context.policy.flushMessages ||
-      ((this.writeAllWanted || this.syncWanted) && this.unwritten.length > 0) ||
+      (this.writeAllWanted && this.unwritten.length > 0) ||
+      (this.syncWanted && this.unwritten.length > this.file.aheadCount) ||
       (this.syncWanted && this.durable < this.written)
+    );
+  }
+
+  /**
+   * Whether a durable write can go to the journal alone, the file being written later with
+   * more messages: the buffer is not yet due for the file, and nobody asked for the file.
+   */
+  private journalsAhead(): boolean {
+    return (
+      this.syncWanted &&
+      !this.writeAllWanted &&
+      this.unwritten.length < this.context.policy.flushMessages &&
+      this.file.canJournalAhead
     );
   }
 
   private onFlushTimer(): void {
     this.flushTimer = undefined;
     this.syncWanted = true;
+    this.writeAllWanted = true;
     this.drain();
   }
 
@@ -767,8 +802,12 @@ export class SessionLog {
 
   private async writeLoop(): Promise<void> {
     while (!this.discarded && this.hasWriteDue()) {
-      if (this.file.length > this.written) {
+      if (this.file.length > this.written || this.aheadRolledBack) {
         if (!(await this.cutRolledBack())) return;
+        continue;
+      }
+      if (this.journalsAhead()) {
+        if (!(await this.journalAhead())) return;
         continue;
       }
       const batch = this.unwritten.slice();
@@ -810,13 +849,50 @@ export class SessionLog {
   }
 
   /**
+   * Makes the buffered messages not yet journaled durable through the journal alone (see
+   * SessionFile.journalAhead); resolves to false when that failed (the failure is handled).
+   */
+  private async journalAhead(): Promise<boolean> {
+    this.syncWanted = false;
+    const base = this.written;
+    const rollbacks = this.rollbacks;
+    const batch = this.unwritten.slice(this.file.aheadCount);
+    try {
+      await this.file.journalAhead(batch);
+    } catch (error) {
+      this.onWriteFailed(error, true);
+      return false;
+    }
+    if (this.discarded) return false;
+    // After a rollback meanwhile, what the journal holds is given up (cutRolledBack) instead.
+    if (this.rollbacks === rollbacks && this.written === base) {
+      this.durable = Math.max(this.durable, base + this.file.aheadCount);
+      this.settle();
+      this.resolveFlushWaiters();
+    }
+    return true;
+  }
+
+  /**
    * Cuts from the file what rollbacks took back, durably, then tells the requests they failed:
-   * that nothing of them was stored, or, when the cut failed, that they may have been.
+   * that nothing of them was stored, or, when the cut failed, that they may have been. Messages
+   * taken back that were journaled ahead are given up with the journal's record of the file
+   * (SessionFile.dropAhead), after the buffered messages that stay are written.
    */
   private async cutRolledBack(): Promise<boolean> {
     let cut = true;
     let failure: unknown;
     try {
+      if (this.aheadRolledBack) {
+        this.aheadRolledBack = false;
+        const kept = this.unwritten.slice();
+        const keptBytes = this.unwrittenBytes;
+        await this.file.dropAhead(kept);
+        this.unwritten.splice(0, kept.length);
+        this.written += kept.length;
+        this.release(keptBytes);
+        this.durable = Math.max(this.durable, this.written);
+      }
       await this.file.truncate(this.written);
     } catch (error) {
       cut = false;
@@ -866,7 +942,7 @@ export class SessionLog {
   private resolveFlushWaiters(): void {
     const still: FlushWaiter[] = [];
     for (const waiter of this.flushWaiters) {
-      if (waiter.until <= this.durable) waiter.resolve();
+      if (waiter.until <= this.durable && waiter.until <= this.written) waiter.resolve();
       else still.push(waiter);
     }
     this.flushWaiters = still;

@@ -950,7 +950,8 @@ export class SessionFile implements JournalMember {
       await this.commitToJournal(this.takeUnsynced());
       return;
     }
-    const ahead = (this.ahead ??= { chunks: [], count: 0, bytes: 0 });
+    this.ahead ??= { chunks: [], count: 0, bytes: 0 };
+    const ahead = this.ahead;
     const prefix = ahead.bytes === 0 && state.unterminated ? "\n" : "";
     const lines = Buffer.from(`${prefix}${messages.join("\n")}\n`, "utf8");
     const start = state.end + ahead.bytes;

@@ -26,6 +26,8 @@ export interface ServerOutput {
   listening: Promise<Record<string, unknown>>;
   /** Resolves to the exit code (or signal name) once the process has exited. */
   exited: Promise<number | string>;
+  /** Resolves with the first log line (so far or to come) whose message is `msg`. */
+  logged(msg: string): Promise<Record<string, unknown>>;
 }
 
 /**
@@ -41,6 +43,7 @@ export function followServerOutput(child: ChildProcess): ServerOutput {
   const exited = new Promise<number | string>((resolve) =>
     child.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
   );
+  const waiting: { msg: string; resolve: (entry: Record<string, unknown>) => void }[] = [];
   const listening = new Promise<Record<string, unknown>>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
     lines.on("line", (line) => {
@@ -48,12 +51,43 @@ export function followServerOutput(child: ChildProcess): ServerOutput {
       const entry = JSON.parse(line) as Record<string, unknown>;
       logs.push(entry);
       if (entry.msg === "sessionstore listening") resolve(entry);
+      for (const waiter of waiting) if (waiter.msg === entry.msg) waiter.resolve(entry);
     });
     void exited.then((code) =>
       reject(new Error(`server exited (${code}) before listening: ${stderr}`)),
     );
   });
-  return { logs, listening, exited };
+  const logged = (msg: string) =>
+    new Promise<Record<string, unknown>>((resolve) => {
+      const earlier = logs.find((entry) => entry.msg === msg);
+      if (earlier) resolve(earlier);
+      else waiting.push({ msg, resolve });
+    });
+  return { logs, listening, exited, logged };
+}
+
+/**
+ * Spawns `sessionstore serve` with `args` on 127.0.0.1:0, without waiting for it (a test that
+ * kills it while it starts); with `maxFileDescriptors`, under that limit of open files.
+ */
+export function spawnChildServer(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  options: { maxFileDescriptors?: number } = {},
+): ServerOutput & { process: ChildProcess } {
+  const command = [process.execPath, CLI, "serve", "--listen", "127.0.0.1:0", ...args];
+  const [file, ...fileArgs] =
+    options.maxFileDescriptors === undefined
+      ? command
+      : ["sh", "-c", `ulimit -n ${options.maxFileDescriptors} && exec "$@"`, "sh", ...command];
+  const child = spawn(file as string, fileArgs, {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  // A test that kills it before it listens does not wait for it to listen.
+  const output = followServerOutput(child);
+  output.listening.catch(() => undefined);
+  return { process: child, ...output };
 }
 
 /**
@@ -65,16 +99,7 @@ export async function startChildServer(
   env: NodeJS.ProcessEnv = {},
   options: { maxFileDescriptors?: number } = {},
 ): Promise<ChildServer> {
-  const command = [process.execPath, CLI, "serve", "--listen", "127.0.0.1:0", ...args];
-  const [file, ...fileArgs] =
-    options.maxFileDescriptors === undefined
-      ? command
-      : ["sh", "-c", `ulimit -n ${options.maxFileDescriptors} && exec "$@"`, "sh", ...command];
-  const child = spawn(file as string, fileArgs, {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const { logs, listening, exited } = followServerOutput(child);
+  const { process: child, logs, listening, exited } = spawnChildServer(args, env, options);
   const address = (await listening).address as string;
   const client = new SessionStoreClient(address, credentials.createInsecure());
   return { process: child, address, client, logs, exited };

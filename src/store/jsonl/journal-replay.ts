@@ -66,7 +66,12 @@ export async function replayJournal(
   return summary;
 }
 
-/** Replays `records` (all of one file, in order) into it; resolves to how many it wrote. */
+/**
+ * Replays `records` (all of one file since it was last forgotten) into it; resolves to how many
+ * it wrote. They are applied by offset, not in journal order: a checkpoint journals again, after
+ * newer records, bytes still ahead of the file, and all of them agree where they overlap (the
+ * file is only appended to between forget records).
+ */
 async function replayFile(
   root: string,
   path: string,
@@ -92,7 +97,8 @@ async function replayFile(
     if (!stat.isFile()) return 0;
     let size = stat.size;
     let replayed = 0;
-    for (const record of records) {
+    const byOffset = [...records].sort((a, b) => a.start - b.start);
+    for (const record of byOffset) {
       if (record.inode !== stat.ino) continue;
       const end = record.start + record.bytes.length;
       if (size >= end) continue;

@@ -450,8 +450,17 @@ export class SessionFile implements JournalMember {
     await this.useIndex((handle) => writeFully(handle, this.indexHeader(), 0)).catch(() => {});
   }
 
-  /** Makes the records the journal made durable durable in the file itself (a checkpoint). */
+  /**
+   * For a checkpoint, which is about to delete the journal segments made before it: makes the
+   * records the journal made durable durable in the file itself, and journals again, in the
+   * new segment, those journaled ahead of the file (they are not in the file yet).
+   */
   async checkpoint(): Promise<void> {
+    const ahead = this.ahead;
+    if (ahead) {
+      const bytes = Buffer.concat(ahead.chunks);
+      await this.commitToJournal([{ start: this.state.end, bytes }]);
+    }
     if (!this.fileSyncOwed) return;
     this.fileSyncOwed = false;
     try {
@@ -663,8 +672,9 @@ export class SessionFile implements JournalMember {
 
   /** Deletes the file and its sidecars (a fork's pieces among them). The caller syncs the directory. */
   async remove(): Promise<boolean> {
-    await this.leaveJournal();
+    // What was journaled ahead goes with the file (the session is deleted).
     this.ahead = undefined;
+    await this.leaveJournal();
     this.forgetHandles();
     let existed = true;
     try {

@@ -371,7 +371,10 @@ export class SessionLog {
       if (beforeSeq <= firstSeq) return 0;
       if (this.written < beforeSeq) await this.flush();
       this.checkUsable(beforeSeq);
-      await this.exclusively(() => this.file.replace(beforeSeq, this.file.length));
+      await this.exclusively(async () => {
+        await this.writeJournaledAhead();
+        await this.file.replace(beforeSeq, this.file.length);
+      });
       // A resend being compared with the trimmed messages decides again.
       this.rollbacks++;
       this.durable = Math.min(this.written, this.file.durableCount);
@@ -434,6 +437,20 @@ export class SessionLog {
       done();
       if (!this.discarded && !this.failing && this.hasWriteDue()) this.drain();
     }
+  }
+
+  /**
+   * Writes the messages journaled ahead of the file (while no write runs): the journal's record
+   * of them is for this file, which is about to be replaced, and the new file must hold them.
+   */
+  private async writeJournaledAhead(): Promise<void> {
+    const count = this.file.aheadCount;
+    if (count === 0) return;
+    const batch = this.unwritten.slice(0, count);
+    await this.file.append(batch, false);
+    this.unwritten.splice(0, count);
+    this.written += count;
+    this.release(bufferedSize(batch));
   }
 
   /** Waits until every admitted request is settled and everything admitted is durable. */

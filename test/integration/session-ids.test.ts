@@ -1,4 +1,4 @@
-import { readdir, rm } from "node:fs/promises";
+import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { type ServiceError, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -87,14 +87,20 @@ describe("session ids", () => {
     }
     await flush(running.client, "");
     expect(await readdir(parentDir)).toEqual(["data"]);
-    // Only the server's own directories (indexes, forks' pieces, labels, rewrites), no file.
+    // Only the server's own directories (indexes, forks' pieces, labels, rewrites) and its
+    // journal (one empty segment: nothing was journaled), no session file.
     expect((await readdir(join(parentDir, "data"), { recursive: true })).sort()).toEqual([
       ".sessionstore",
       ".sessionstore/forks",
       ".sessionstore/index",
+      ".sessionstore/journal",
+      ".sessionstore/journal/0000000000000001.journal",
       ".sessionstore/labels",
       ".sessionstore/tmp",
     ]);
+    expect(
+      (await stat(join(parentDir, "data", ".sessionstore/journal/0000000000000001.journal"))).size,
+    ).toBe(0);
     expect((await list(running.client, {})).sessions).toEqual([]);
   });
 

@@ -1,8 +1,22 @@
-import { copyFile, lstat, mkdir, open, readdir, rm, truncate, writeFile } from "node:fs/promises";
+import {
+  copyFile,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rm,
+  truncate,
+  writeFile,
+} from "node:fs/promises";
 import { join } from "node:path";
+import { pino } from "pino";
 import { isValidSessionId } from "../../session-id.js";
 import { DirectoryLock } from "../../store/jsonl/directory-lock.js";
 import { parseHeader } from "../../store/jsonl/header.js";
+import { journalSegments } from "../../store/jsonl/journal.js";
+import { decodeSegment } from "../../store/jsonl/journal-records.js";
+import { journalDirectoryOf, replayLeftJournal } from "../../store/jsonl/journal-replay.js";
 import { scanRecords } from "../../store/jsonl/records.js";
 import { EXIT, UsageError } from "./connection.js";
 import { renderTable } from "./output.js";
@@ -43,6 +57,11 @@ export interface DoctorReport {
   sessions: number;
   messages: number;
   problems: number;
+  /**
+   * Records of durable appends a server journaled and did not checkpoint (it was killed): the
+   * files may lack them until a server starts (or a repair runs), which replays them.
+   */
+  journalRecords: number;
 }
 
 function isProblem(file: FileReport): boolean {
@@ -80,7 +99,18 @@ export async function checkFile(path: string, session: string): Promise<FileRepo
 
 /** Every session file of the data directory and of its tenants' directories, and the strays. */
 export async function examine(dataDir: string): Promise<DoctorReport> {
-  const report: DoctorReport = { files: [], strays: [], sessions: 0, messages: 0, problems: 0 };
+  const report: DoctorReport = {
+    files: [],
+    strays: [],
+    sessions: 0,
+    messages: 0,
+    problems: 0,
+    journalRecords: 0,
+  };
+  const segments = await journalSegments(journalDirectoryOf(dataDir)).catch(() => []);
+  for (const segment of segments) {
+    report.journalRecords += decodeSegment(await readFile(segment)).records.length;
+  }
   const directories: { path: string; tenant: string }[] = [{ path: dataDir, tenant: "" }];
   const tenantsPath = join(dataDir, TENANTS);
   const tenants = await readdir(tenantsPath, { withFileTypes: true }).catch(() => []);
@@ -156,6 +186,11 @@ export async function doctor(context: Context, options: { dataDir: string }): Pr
   output.out(renderTable(output, ["SESSION", "HEADER", "RECORDS", "NOTE", "STATE"], rows));
   for (const stray of report.strays)
     output.out(`${color.yellow("stray")} ${stray.path}: ${stray.why}\n`);
+  if (report.journalRecords > 0) {
+    output.out(
+      `${color.yellow("journal")} ${report.journalRecords} records of durable appends a server did not checkpoint (it stopped without shutting down): the files above may lack them until a server starts on ${options.dataDir}, or a repair runs, which replay them\n`,
+    );
+  }
   output.out(
     `${report.sessions} session files, ${report.messages} records; ` +
       (report.problems === 0
@@ -192,6 +227,13 @@ export async function repair(
     throw new Error(`${error.message}: stop the server before a repair`);
   });
   try {
+    // What the journal holds belongs in the files before they are judged.
+    const replayed = await replayLeftJournal(options.dataDir, pino({ level: "silent" }));
+    if (replayed.replayed > 0 && !output.json) {
+      output.out(
+        `replayed ${replayed.replayed} journal records into ${replayed.files} files first\n`,
+      );
+    }
     const file = await checkFile(path, sessionId);
     const stamp = new Date().toISOString().replace(/[:.]/g, "-");
     const repairs = join(directory, ".sessionstore", "repair");

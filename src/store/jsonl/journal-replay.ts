@@ -1,12 +1,37 @@
 import { constants } from "node:fs";
-import { type FileHandle, lstat, open, readFile } from "node:fs/promises";
+import { type FileHandle, lstat, open, readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { isValidSessionId } from "../../session-id.js";
 import { isValidTenant } from "../../tenant.js";
-import { isNotFound, writeFully } from "./file-io.js";
+import { isNotFound, syncDirectory, syncFileSystem, writeFully } from "./file-io.js";
+import { journalSegments } from "./journal.js";
 import { type AppendRecord, decodeSegment } from "./journal-records.js";
-import { TENANTS_DIRECTORY } from "./tenant-directory.js";
+import { OWN_DIRECTORY, TENANTS_DIRECTORY } from "./tenant-directory.js";
+
+/** Where a data directory's journal lives. */
+export function journalDirectoryOf(root: string): string {
+  return join(root, OWN_DIRECTORY, "journal");
+}
+
+/**
+ * For an offline command that holds the directory's lock (a repair): replays the journal a
+ * server left into the session files, makes them durable and deletes the journal, as a server
+ * start would. Resolves to what the replay did (no segments: nothing to do).
+ */
+export async function replayLeftJournal(root: string, log: Logger): Promise<ReplaySummary> {
+  const directory = journalDirectoryOf(root);
+  const segments = await journalSegments(directory).catch((error: unknown) => {
+    if (isNotFound(error)) return [];
+    throw error;
+  });
+  const summary = await replayJournal(root, segments, log);
+  if (segments.length === 0) return summary;
+  await syncFileSystem(root);
+  for (const segment of segments) await unlink(segment);
+  await syncDirectory(directory);
+  return summary;
+}
 
 /** What a replay did, for the log. */
 export interface ReplaySummary {

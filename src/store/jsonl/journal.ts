@@ -118,20 +118,13 @@ export class Journal {
     this.#timer = setInterval(() => void this.checkpoint(), options.checkpointIntervalMs).unref();
   }
 
-  /**
-   * Starts a journal in `directory` after the segments `replayed` (already replayed into files
-   * that are now durable) are deleted.
-   */
+  /** Starts a journal in `directory`, which holds no segments (any left were replayed). */
   static async start(
     directory: string,
-    replayed: readonly string[],
     log: Logger,
     options: JournalOptions = JOURNAL_DEFAULTS,
   ): Promise<Journal> {
-    for (const path of replayed) await unlink(path);
-    const last = replayed.at(-1);
-    const number = last ? segmentNumber(last) + 1 : 1;
-    const segment = await createSegment(directory, number);
+    const segment = await createSegment(directory, 1);
     return new Journal(directory, segment, log, options);
   }
 
@@ -338,8 +331,4 @@ async function createSegment(directory: string, number: number): Promise<Segment
 
 function segmentPath(directory: string, number: number): string {
   return join(directory, `${String(number).padStart(16, "0")}${SEGMENT_SUFFIX}`);
-}
-
-function segmentNumber(path: string): number {
-  return Number.parseInt(path.slice(-(16 + SEGMENT_SUFFIX.length), -SEGMENT_SUFFIX.length), 10);
 }

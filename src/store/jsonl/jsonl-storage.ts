@@ -25,7 +25,7 @@ import { DirectoryLock } from "./directory-lock.js";
 import { describeCause, OUT_OF_SPACE, syncFileSystem } from "./file-io.js";
 import { HandlePool } from "./handle-pool.js";
 import { Journal, type JournalOptions, type JournalStats, journalSegments } from "./journal.js";
-import { replayJournal } from "./journal-replay.js";
+import { replayLeftJournal } from "./journal-replay.js";
 import type { WriteStats } from "./session-file.js";
 import type { FlushPolicy } from "./session-log.js";
 import {
@@ -81,17 +81,15 @@ export class JsonlFileStorage implements StorageBackend {
       await ownDirectory(this.#root, OWN_DIRECTORY),
       "journal",
     );
-    const segments = await journalSegments(journalDirectory);
-    if (segments.length > 0) {
-      log.info({ segments: segments.length }, "replaying the journal an earlier run left");
-      log.info(await replayJournal(this.#root, segments, log), "replayed the journal");
+    if ((await journalSegments(journalDirectory)).length > 0) {
+      log.info("replaying the journal an earlier run left");
+      log.info(await replayLeftJournal(this.#root, log), "replayed the journal");
     }
     // What an earlier run wrote but had not fsynced (it was killed) becomes durable here, so the
-    // durable_count of every file not changed since is true from the start; so does what the
-    // replay wrote, before the segments it came from are deleted.
+    // durable_count of every file not changed since is true from the start.
     const syncStartedMs = Date.now();
     await syncFileSystem(this.#root);
-    const journal = await Journal.start(journalDirectory, segments, log, this.#options.journal);
+    const journal = await Journal.start(journalDirectory, log, this.#options.journal);
     this.#journal = journal;
     this.#shared = {
       policy: this.#options,

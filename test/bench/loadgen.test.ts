@@ -1,6 +1,7 @@
-import { existsSync } from "node:fs";
+import { execFile } from "node:child_process";
 import { rm } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import {
   type handleBidiStreamingCall,
   Server,
@@ -17,25 +18,36 @@ import {
   type AppendResponse,
   SessionStoreService,
 } from "../../gen/sessionstore/v1/session_store.js";
+import { missingToolchains, requireTools, skipWithout } from "../helpers/polyglot-tools.js";
+import { REPOSITORY } from "../helpers/repository.js";
 import { makeTempDir } from "../helpers/test-server.js";
 
-const LOADGEN = fileURLToPath(new URL("../../bench/bin/loadgen", import.meta.url));
+const missing = missingToolchains("go");
+/** A first build fetches its modules from the Go proxy and compiles grpc-go, pgx and nats.go. */
+const BUILD_TIMEOUT_MS = 300_000;
 /** How long the server below holds each ack: the latency the load client must report. */
 const ACK_DELAY_MS = 20;
 
 /**
- * The Go load client (built by scripts/setup-bench.sh; skipped when it is not) against a grpc-js
- * server that acks each Append request after a fixed delay: its rate, latencies and counts must
- * follow from that delay, or the bench's figures would be wrong without failing.
+ * The Go load client (bench/loadgen, built here as scripts/setup-bench.sh builds it) against a
+ * grpc-js server that acks each Append request after a fixed delay: its rate, latencies and
+ * counts must follow from that delay, or the bench's figures would be wrong without failing.
  */
-describe.skipIf(!existsSync(LOADGEN))("bench load client", () => {
+describe("bench load client", skipWithout(missing), () => {
   let server: Server;
   let address: string;
   let directory: string;
+  let loadgen: string;
   const received: AppendRequest[] = [];
 
   beforeAll(async () => {
+    requireTools(missing);
     directory = await makeTempDir("bench-loadgen-");
+    loadgen = join(directory, "loadgen");
+    await promisify(execFile)("go", ["build", "-o", loadgen, "."], {
+      cwd: join(REPOSITORY, "bench/loadgen"),
+      timeout: BUILD_TIMEOUT_MS,
+    });
     const append: handleBidiStreamingCall<AppendRequest, AppendResponse> = (
       call: ServerDuplexStream<AppendRequest, AppendResponse>,
     ) => {
@@ -57,7 +69,7 @@ describe.skipIf(!existsSync(LOADGEN))("bench load client", () => {
       ),
     );
     address = `127.0.0.1:${port}`;
-  });
+  }, BUILD_TIMEOUT_MS + 10_000);
 
   afterAll(async () => {
     server.forceShutdown();
@@ -74,7 +86,7 @@ describe.skipIf(!existsSync(LOADGEN))("bench load client", () => {
     const shape = { streams: 2, batch: 10, window: 4, sync: true };
     const run = await runLoadgen(
       context,
-      LOADGEN,
+      loadgen,
       { kind: "grpc", address, pid: process.pid },
       shape,
       "probe",

@@ -1,5 +1,4 @@
 import { join } from "node:path";
-import type { RedisProcess } from "./redis.js";
 import { judge, type Row, type Target, type Unit } from "./report.js";
 import { median } from "./stats.js";
 
@@ -7,6 +6,8 @@ import { median } from "./stats.js";
 export interface Sizes {
   /** Measured runs per figure (after a warm-up). */
   runs: number;
+  /** Each run of the Go load client: a warm-up, then the measured window. */
+  sustained: { warmupMs: number; durationMs: number };
   /** (1): streams of 100-message requests. */
   streaming: { streams: number; requestsPerStream: number; window: number };
   /** (2): streams of 1-message requests. */
@@ -47,6 +48,7 @@ export interface Sizes {
 export const SIZES: Record<"full" | "quick", Sizes> = {
   full: {
     runs: 5,
+    sustained: { warmupMs: 1_000, durationMs: 3_000 },
     streaming: { streams: 4, requestsPerStream: 1_000, window: 16 },
     singleMessage: { streams: 4, requestsPerStream: 15_000, window: 64 },
     durable: { sessions: 64, requestsPerStream: 100, messagesPerRequest: 10, window: 8 },
@@ -72,6 +74,7 @@ export const SIZES: Record<"full" | "quick", Sizes> = {
   },
   quick: {
     runs: 1,
+    sustained: { warmupMs: 250, durationMs: 1_000 },
     streaming: { streams: 4, requestsPerStream: 50, window: 16 },
     singleMessage: { streams: 4, requestsPerStream: 500, window: 64 },
     durable: { sessions: 64, requestsPerStream: 4, messagesPerRequest: 10, window: 8 },
@@ -104,7 +107,8 @@ export interface BenchContext {
   /** Scratch space for data directories; removed at the end. */
   workDir: string;
   payloads: readonly string[];
-  redis: RedisProcess | undefined;
+  /** Versions of the peers that ran (Redis, nats-server, PostgreSQL), for the table's header. */
+  peerVersions: Set<string>;
   /** Whether strace can count the server's fsyncs. */
   strace: boolean;
   /** When set, every sessionstore server writes a CPU profile under it, per scenario. */

@@ -31,11 +31,11 @@ export interface CpuUse {
   all: number;
 }
 
-/** The CPU used by each of `pids` while `task` ran, per wall-clock second (1 = one core). */
-export async function cpuUseDuring<T>(
-  pids: readonly number[],
-  task: () => Promise<T>,
-): Promise<{ result: T; use: CpuUse[] }> {
+/**
+ * Starts measuring the CPU of each of `pids`; the function returned ends the measurement and
+ * gives their CPU per wall-clock second since (1 = one core).
+ */
+export function startCpuUse(pids: readonly number[]): () => CpuUse[] {
   const sample = () =>
     pids.map((pid) => ({
       main: statCpuSeconds(`/proc/${pid}/task/${pid}/stat`),
@@ -43,16 +43,24 @@ export async function cpuUseDuring<T>(
     }));
   const before = sample();
   const started = performance.now();
-  const result = await task();
-  const seconds = (performance.now() - started) / 1000;
-  const after = sample();
-  return {
-    result,
-    use: after.map((end, index) => {
+  return () => {
+    const after = sample();
+    const seconds = (performance.now() - started) / 1000;
+    return after.map((end, index) => {
       const start = before[index] as CpuUse;
       return { main: (end.main - start.main) / seconds, all: (end.all - start.all) / seconds };
-    }),
+    });
   };
+}
+
+/** The CPU used by each of `pids` while `task` ran, per wall-clock second (1 = one core). */
+export async function cpuUseDuring<T>(
+  pids: readonly number[],
+  task: () => Promise<T>,
+): Promise<{ result: T; use: CpuUse[] }> {
+  const stop = startCpuUse(pids);
+  const result = await task();
+  return { result, use: stop() };
 }
 
 /** "main thread 57%, all threads 80%" */

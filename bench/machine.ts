@@ -10,12 +10,13 @@ export interface Machine {
   os: string;
   node: string;
   grpcJs: string;
-  redis?: string;
+  /** Versions of the peers measured (Redis, nats-server, the load client's Go), when any ran. */
+  peers?: string[];
   /** Load averages (1, 5, 15 minutes) when the bench started: other work skews the figures. */
   loadAverage: number[];
 }
 
-export function describeMachine(loadAverage: number[], redisVersion?: string): Machine {
+export function describeMachine(loadAverage: number[], peers: readonly string[]): Machine {
   const require = createRequire(import.meta.url);
   const grpcJs = (require("@grpc/grpc-js/package.json") as { version: string }).version;
   return {
@@ -26,7 +27,7 @@ export function describeMachine(loadAverage: number[], redisVersion?: string): M
     node: process.version,
     grpcJs,
     loadAverage: loadAverage.map((load) => Math.round(load * 100) / 100),
-    ...(redisVersion ? { redis: redisVersion } : {}),
+    ...(peers.length > 0 ? { peers: [...peers] } : {}),
   };
 }
 

@@ -1,12 +1,12 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { createServer, Socket } from "node:net";
-import { type AppendLoad, type AppendResult, measureStreams } from "./append-load.js";
-import { takeMessages } from "./payloads.js";
-import { nowMs } from "./stats.js";
-import { findExecutable } from "./tools.js";
+import { Socket } from "node:net";
+import { findExecutable, freePort } from "./tools.js";
 
-/** A redis-server the bench started: loopback only, no persistence. */
+/** How often Redis fsyncs its append-only file: once a second, or before answering each write. */
+export type AppendFsync = "everysec" | "always";
+
+/** A redis-server the bench started: loopback only, AOF on, no RDB snapshots. */
 export interface RedisProcess {
   port: number;
   pid: number;
@@ -16,8 +16,14 @@ export interface RedisProcess {
   stop(): Promise<void>;
 }
 
-/** Starts redis-server when it is installed; undefined when it is not. */
-export async function startRedis(): Promise<RedisProcess | undefined> {
+/**
+ * Starts redis-server, when it is installed (undefined when not), with its append-only file in
+ * `dir` fsynced as `appendfsync` says: what Redis offers for durability.
+ */
+export async function startRedis(
+  dir: string,
+  appendfsync: AppendFsync,
+): Promise<RedisProcess | undefined> {
   const executable = findExecutable("redis-server");
   if (!executable) return undefined;
   const version = execFileSync(executable, ["--version"], { encoding: "utf8" }).trim();
@@ -31,8 +37,12 @@ export async function startRedis(): Promise<RedisProcess | undefined> {
       "127.0.0.1",
       "--save",
       "",
+      "--dir",
+      dir,
       "--appendonly",
-      "no",
+      "yes",
+      "--appendfsync",
+      appendfsync,
       "--daemonize",
       "no",
       "--logfile",
@@ -55,102 +65,11 @@ export async function startRedis(): Promise<RedisProcess | undefined> {
   };
 }
 
-/**
- * The Redis baseline of an append workload: per stream, one connection appending to one stream
- * key with XADD, each "request" of `messagesPerRequest` commands written at once (pipelined),
- * `window` of them unanswered at most.
- */
-export function driveXadd(port: number, load: AppendLoad): Promise<AppendResult> {
-  return measureStreams(load, (key, stream, latencies) =>
-    driveConnection(port, key, stream, load, latencies),
-  );
-}
-
-async function driveConnection(
-  port: number,
-  key: string,
-  stream: number,
-  load: AppendLoad,
-  latencies: number[],
-): Promise<void> {
-  const batches: Buffer[] = [];
-  for (let variant = 0; variant < 16; variant++) {
-    const offset = (stream * 16 + variant) * load.messagesPerRequest;
-    const commands = takeMessages(load.payloads, offset, load.messagesPerRequest).map((message) =>
-      encodeCommand(["XADD", key, "*", "m", message]),
-    );
-    batches.push(Buffer.from(commands.join(""), "utf8"));
-  }
-  const socket = await connect(port);
-  socket.setNoDelay(true);
-  const replies = new ReplyCounter();
-  const sentAt: number[] = [];
-  let sent = 0;
-  let acknowledged = 0;
-  let answered = 0;
-  await new Promise<void>((resolve, reject) => {
-    const sendMore = () => {
-      while (sent < load.requestsPerStream && sent - acknowledged < load.window) {
-        sentAt.push(nowMs());
-        socket.write(batches[sent % batches.length] as Buffer);
-        sent++;
-      }
-    };
-    socket.on("data", (chunk: Buffer) => {
-      try {
-        answered += replies.feed(chunk);
-      } catch (error) {
-        reject(error);
-        return;
-      }
-      while (answered >= (acknowledged + 1) * load.messagesPerRequest) {
-        latencies.push(nowMs() - (sentAt[acknowledged] as number));
-        acknowledged++;
-      }
-      if (acknowledged === load.requestsPerStream) resolve();
-      else sendMore();
-    });
-    socket.on("error", reject);
-    sendMore();
-  });
-  socket.destroy();
-}
-
 /** A command in RESP, the Redis protocol: an array of bulk strings. */
 function encodeCommand(parts: readonly string[]): string {
   let text = `*${parts.length}\r\n`;
   for (const part of parts) text += `$${Buffer.byteLength(part, "utf8")}\r\n${part}\r\n`;
   return text;
-}
-
-/** Counts complete RESP replies in a byte stream; throws on an error reply. */
-class ReplyCounter {
-  private pending: Buffer = Buffer.alloc(0);
-
-  /** Feeds bytes; returns how many replies they completed. */
-  feed(chunk: Buffer): number {
-    const data = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
-    let position = 0;
-    let count = 0;
-    for (;;) {
-      const lineEnd = data.indexOf("\r\n", position);
-      if (lineEnd === -1) break;
-      const type = data[position];
-      if (type === 0x2d /* - */) {
-        throw new Error(`redis: ${data.toString("utf8", position + 1, lineEnd)}`);
-      }
-      let end = lineEnd + 2;
-      if (type === 0x24 /* $ */) {
-        const length = Number(data.toString("latin1", position + 1, lineEnd));
-        if (length >= 0) end += length + 2;
-      }
-      if (end > data.length) break;
-      position = end;
-      count++;
-    }
-    this.pending = Buffer.from(data.subarray(position));
-    return count;
-  }
 }
 
 /** Sends one command on a new connection and resolves to its raw reply. */
@@ -188,20 +107,4 @@ async function waitForPing(port: number, child: ChildProcess): Promise<void> {
     if (Date.now() > deadline) throw new Error("redis-server did not answer PING within 10 s");
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-}
-
-/** A TCP port free on 127.0.0.1 right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address
-          ? resolve(address.port)
-          : reject(new Error("no port")),
-      );
-    });
-  });
 }

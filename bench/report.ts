@@ -88,7 +88,7 @@ export function renderReport(report: Report): string {
     "",
     `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB; ${machine.os}; ` +
       `load average at start ${machine.loadAverage.join(", ")}`,
-    `Node ${machine.node}, @grpc/grpc-js ${machine.grpcJs}${machine.redis ? `, ${machine.redis}` : ""}`,
+    `Node ${machine.node}, @grpc/grpc-js ${machine.grpcJs}${machine.peers ? `; ${machine.peers.join("; ")}` : ""}`,
     "",
     "| # | figure | median | baseline | baseline median | ratio | target | result |",
     "|---|--------|-------:|----------|----------------:|------:|--------|--------|",

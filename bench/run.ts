@@ -14,10 +14,14 @@ import { killAll } from "./child-process.js";
 import { type BenchContext, type Scenario, SIZES } from "./context.js";
 import { describeMachine } from "./machine.js";
 import { makePayloads } from "./payloads.js";
-import { type RedisProcess, startRedis } from "./redis.js";
 import { type Report, type Row, renderReport, writeReport } from "./report.js";
 import { agentSessionScenarios, startFileServer } from "./scenarios/agent-sessions.js";
-import { durableAppend, singleMessageAppend, streamingAppend } from "./scenarios/append.js";
+import {
+  agentsAppend,
+  batchedAppend,
+  durableAppend,
+  singleMessageAppend,
+} from "./scenarios/ingest.js";
 import { appendToLongSession, lastMessages, loadLongSession } from "./scenarios/long-session.js";
 import { bufferedSessions, manySessions } from "./scenarios/many-sessions.js";
 import {
@@ -26,6 +30,7 @@ import {
   stopPostgresBench,
 } from "./scenarios/postgres.js";
 import { REPLICA_SCENARIOS } from "./scenarios/replicas.js";
+import { seedComparison } from "./scenarios/seed.js";
 import { findExecutable } from "./tools.js";
 
 /**
@@ -33,7 +38,7 @@ import { findExecutable } from "./tools.js";
  * after them. The table shows them by number.
  */
 const SCENARIOS: readonly Scenario[] = [
-  streamingAppend,
+  batchedAppend,
   singleMessageAppend,
   durableAppend,
   loadLongSession,
@@ -42,13 +47,15 @@ const SCENARIOS: readonly Scenario[] = [
   manySessions,
   bufferedSessions,
   ...agentSessionScenarios(startFileServer, "jsonl"),
+  agentsAppend,
+  seedComparison,
 ];
 
 const RESULTS_DIR = fileURLToPath(new URL("../../bench/results/", import.meta.url));
 
 const USAGE = `Usage: npm run bench -- [options]
 
-  --quick            small sizes and one run (under a minute): checks the harness, not the targets
+  --quick            small sizes and one run (about 2 minutes): checks the harness, not the targets
   --only <list>      only these scenarios, e.g. --only 1,3
   --runs <n>         measured runs per figure (default: 5, quick: 1)
   --cpu-prof <dir>   run every server with --cpu-prof, profiles under <dir>/scenario-<n>/
@@ -143,7 +150,6 @@ async function main(): Promise<void> {
   const log = (message: string) => process.stderr.write(`${message}\n`);
   const started = Date.now();
   const loadAtStart = loadavg();
-  let redis: RedisProcess | undefined;
   const cleanUp = () => {
     killAll();
     rmSync(workDir, { recursive: true, force: true });
@@ -155,15 +161,13 @@ async function main(): Promise<void> {
     });
   }
   try {
-    if (options.storage === "jsonl" && scenarios.some((s) => s.id === 1))
-      redis = await startRedis();
     const shared = new Map<string, Promise<unknown>>();
     const context: BenchContext = {
       mode: options.mode,
       sizes,
       workDir,
       payloads: makePayloads(1024),
-      redis,
+      peerVersions: new Set(),
       // strace slows the fsyncs it counts: only on request; the server's own counters serve otherwise.
       strace: process.env.SESSIONSTORE_BENCH_STRACE === "1" && straceWorks(),
       cpuProfileRoot: options.cpuProfileRoot,
@@ -190,7 +194,7 @@ async function main(): Promise<void> {
       date: new Date(started).toISOString(),
       mode: options.mode,
       commit: sourceRevision(),
-      machine: describeMachine(loadAtStart, redis?.version),
+      machine: describeMachine(loadAtStart, [...context.peerVersions]),
       settings: {
         sizes,
         storage: options.storage,
@@ -217,7 +221,6 @@ async function main(): Promise<void> {
       );
     }
   } finally {
-    await redis?.stop();
     await stopPostgresBench();
     cleanUp();
   }

@@ -5,6 +5,11 @@
 //!   write DIR SESSION      FileSessionStore in DIR appends the conversation to SESSION, flushes
 //!   read DIR SESSION       FileSessionStore in DIR loads SESSION; one `Message` per line
 //!   meta DIR SESSION       FileSessionStore in DIR reads SESSION's header (`SessionMeta`)
+//!   append-timed DIR SESSION COUNT
+//!                          FileSessionStore in DIR appends COUNT user messages of about 450 B
+//!                          to SESSION one `append` at a time, then flushes; prints
+//!                          {"messages":COUNT,"seconds":…} (the bench's seed comparison: each of
+//!                          motosan's flushes, every 20 appends, rewrites the whole file)
 //!
 //! and the same through motosan's `SessionStore` trait over gRPC (`RemoteSessionStore`, of the
 //! Rust client in clients/rust), against the server at ADDRESS:
@@ -81,6 +86,26 @@ async fn main() {
             }
             store.flush(session).await.expect("motosan flush");
         }
+        ["append-timed", dir, session, count] => {
+            let count: usize = count.parse().expect("COUNT is a whole number");
+            let store = FileSessionStore::new(*dir);
+            // Lines of 450 bytes as motosan writes them (its empty tool fields included), the
+            // size of the bench's messages.
+            let text = "the agent called a tool and read the result ".repeat(10);
+            let message = Message::user(&text[..385]);
+            let started = std::time::Instant::now();
+            for _ in 0..count {
+                store
+                    .append(session, &message)
+                    .await
+                    .expect("motosan append");
+            }
+            store.flush(session).await.expect("motosan flush");
+            println!(
+                "{}",
+                json!({"messages": count, "seconds": started.elapsed().as_secs_f64()})
+            );
+        }
         ["read", dir, session] => {
             let store = FileSessionStore::new(*dir);
             print_messages(&store.load(session).await.expect("motosan load"));
@@ -103,7 +128,7 @@ async fn main() {
         _ => {
             eprintln!(
                 "usage: sessionstore-motosan-interop messages | check-json \
-                 | write|read|meta DIR SESSION \
+                 | write|read|meta DIR SESSION | append-timed DIR SESSION COUNT \
                  | remote-write|remote-read|remote-delete ADDRESS SESSION | remote-list ADDRESS"
             );
             std::process::exit(2);

@@ -1,9 +1,11 @@
-import type { handleUnaryCall } from "@grpc/grpc-js";
+import type { handleBidiStreamingCall, handleUnaryCall } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import {
+  type AppendResponse,
   ListOrder,
   type LoadResponse,
   type SessionStoreServer,
+  type SessionStoreService,
   type WatchResponse,
   type SessionMeta as WireSessionMeta,
 } from "../../gen/sessionstore/v1/session_store.js";
@@ -12,9 +14,17 @@ import { invalidArgument, sessionNotFound } from "../errors.js";
 import type { LoadedPage, SessionService, WatchEvent } from "../sessions/session-service.js";
 import type { ListOrder as ListOrderName, SessionMeta } from "../store/storage.js";
 import { serveAppend } from "./append-call.js";
-import { checkDecoded, checkedStream } from "./request-decoding.js";
+import { type AppendRequestBytes, checkDecoded, checkedStream } from "./request-decoding.js";
 import { toServiceError } from "./status.js";
 import { type StreamingCalls, streamResponses } from "./streaming-calls.js";
+
+/**
+ * The handlers of strictSessionStoreService (src/server/request-decoding.ts): the generated
+ * server's, except for the calls whose messages stay bytes.
+ */
+export type SessionStoreHandlers = {
+  [Name in Exclude<keyof typeof SessionStoreService, "append">]: SessionStoreServer[Name];
+} & { append: handleBidiStreamingCall<AppendRequestBytes, AppendResponse> };
 
 /** The SessionStore RPCs, each a thin translation between the wire and the session manager. */
 export function sessionStoreHandlers(
@@ -22,7 +32,7 @@ export function sessionStoreHandlers(
   streams: StreamingCalls,
   access: Access,
   log: Logger,
-): SessionStoreServer {
+): SessionStoreHandlers {
   /** A unary RPC: the caller authorized for `scope`, then `handle` with their tenant. */
   function unary<Request extends object, Response>(
     scope: Scope,

@@ -98,12 +98,14 @@ export class SessionService {
   append(
     tenant: string,
     sessionId: string,
-    messages: readonly string[],
+    messages: readonly Buffer[],
     options: AppendRequestOptions,
   ): Appending {
     checkSessionId(sessionId);
     this.#checkOpen();
-    const normalized = normalizeMessages(messages, this.options);
+    const normalized = normalizeMessages(messages, this.options).map((bytes) =>
+      bytes.toString("utf8"),
+    );
     if (options.labels) checkNewLabels(options.labels);
     const appending = this.#storage(tenant).append(sessionId, normalized, {
       ...options,

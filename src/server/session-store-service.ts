@@ -140,7 +140,7 @@ export function sessionStoreHandlers(
         request.toSeq,
         request.expectedSeq,
       );
-      return { droppedMessages: dropped, meta: toWireMeta(meta) };
+      return { droppedMessages: texts(dropped), meta: toWireMeta(meta) };
     }),
 
     trim: unary("sessions:write", async (tenant, request) => {
@@ -202,7 +202,7 @@ async function* toLoadResponses(pages: AsyncIterable<LoadedPage>): AsyncGenerato
   for await (const page of pages) {
     yield {
       firstSeq: page.firstSeq,
-      messages: page.messages,
+      messages: texts(page.messages),
       danglingCallIds: page.danglingCallIds ?? [],
     };
   }
@@ -212,6 +212,11 @@ async function* toWatchResponses(events: AsyncIterable<WatchEvent>): AsyncGenera
   for await (const event of events) {
     yield "rewoundTo" in event
       ? { firstSeq: event.rewoundTo, messages: [], rewoundTo: event.rewoundTo }
-      : { firstSeq: event.firstSeq, messages: event.messages };
+      : { firstSeq: event.firstSeq, messages: texts(event.messages) };
   }
+}
+
+/** Messages as the generated encoders take them: strings (UTF-8, as stored). */
+function texts(messages: readonly Buffer[]): string[] {
+  return messages.map((message) => message.toString("utf8"));
 }

@@ -103,9 +103,7 @@ export class SessionService {
   ): Appending {
     checkSessionId(sessionId);
     this.#checkOpen();
-    const normalized = normalizeMessages(messages, this.options).map((bytes) =>
-      bytes.toString("utf8"),
-    );
+    const normalized = normalizeMessages(messages, this.options);
     if (options.labels) checkNewLabels(options.labels);
     const appending = this.#storage(tenant).append(sessionId, normalized, {
       ...options,

@@ -8,7 +8,7 @@ import {
 } from "../../src/sessions/session-service.js";
 import type { MessagePage } from "../../src/store/storage.js";
 import { FaultyStorage } from "../helpers/faulty-storage.js";
-import { bytesOf } from "../helpers/message-bytes.js";
+import { bytesOf, textsOf } from "../helpers/message-bytes.js";
 import { numberedMessages, rejection } from "../store/conformance.js";
 
 const WHOLE_SESSION = { fromSeq: 0, limit: 0, last: false, maxBytes: 0, wholeTurns: false };
@@ -39,7 +39,7 @@ describe("SessionService", () => {
   async function loadAll(sessionId: string): Promise<string[]> {
     const messages: string[] = [];
     for await (const page of service.load("", sessionId, WHOLE_SESSION)) {
-      messages.push(...page.messages);
+      messages.push(...textsOf(page.messages));
     }
     return messages;
   }
@@ -138,7 +138,7 @@ describe("SessionService", () => {
         const page = event as MessagePage;
         if (page.firstSeq !== fromSeq + messages.length) throw new Error("a gap in the watch");
         pages.push(page);
-        messages.push(...page.messages);
+        messages.push(...textsOf(page.messages));
         if (until(messages)) break;
       }
       return { messages, pages };
@@ -184,7 +184,7 @@ describe("SessionService", () => {
         })(),
       );
       expect(error.code).toBe(Code.DataLoss);
-      expect(pages.flatMap((page) => page.messages)).toEqual(numberedMessages(0, 2));
+      expect(textsOf(pages.flatMap((page) => page.messages))).toEqual(numberedMessages(0, 2));
       expect(storage.subscriberCount).toBe(0);
     });
 

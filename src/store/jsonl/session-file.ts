@@ -18,6 +18,7 @@ import {
   renderHeader,
   type SessionHeader,
 } from "./header.js";
+import { joinLines } from "./lines.js";
 import {
   decodeHeader,
   encodeHeader,
@@ -393,7 +394,7 @@ export class SessionFile {
    * nothing of the call remains in the file (it is cut back), unless cutting back failed too,
    * which the error then says.
    */
-  async append(messages: readonly string[], sync: boolean): Promise<void> {
+  async append(messages: readonly Buffer[], sync: boolean): Promise<void> {
     if (messages.length > 0) await this.writeRecords(messages);
     if (sync) await this.sync();
   }
@@ -447,7 +448,7 @@ export class SessionFile {
    * FileChangedError). A trim that happens meanwhile is read through (seqs do not change); a
    * rewind, or a trim past what is still to read, ends the read with ABORTED.
    */
-  async *read(from: number, count: number): AsyncGenerator<string[]> {
+  async *read(from: number, count: number): AsyncGenerator<Buffer[]> {
     const to = from + count;
     const { rewinds } = this.state;
     for (let seq = from; seq < to; ) {
@@ -620,7 +621,7 @@ export class SessionFile {
    * One page of the messages from `seq` (below `to`), from the piece or own file that holds
    * `seq`; undefined when the file was rewritten while the page was read (it is read again).
    */
-  private async readPage(seq: number, to: number): Promise<string[] | undefined> {
+  private async readPage(seq: number, to: number): Promise<Buffer[] | undefined> {
     const { state } = this;
     const { generation } = state;
     const piece = seq < state.base ? state.pieces.find((p) => seq < p.to) : undefined;
@@ -652,14 +653,14 @@ export class SessionFile {
     }
     if (state.generation !== generation) return undefined;
     const firstStart = (entries[0] as RecordEntry).start;
-    const messages: string[] = [];
+    const messages: Buffer[] = [];
     for (const [i, entry] of entries.entries()) {
       const offset = entry.start - firstStart;
       const line = data.subarray(offset, offset + entry.lineLength);
       if (offset + entry.lineLength > bytesRead || recordChecksum(line) !== entry.crc) {
         throw piece ? this.pieceDamaged(seq + i) : await this.damaged(seq + i);
       }
-      messages.push(recordText(line));
+      messages.push(recordBytes(line));
     }
     return messages;
   }
@@ -678,14 +679,14 @@ export class SessionFile {
     return corruption(this.sessionId, this.state.corruptSeq);
   }
 
-  private async writeRecords(messages: readonly string[]): Promise<void> {
+  private async writeRecords(messages: readonly Buffer[]): Promise<void> {
     const { state } = this;
     const before = { count: state.count, end: state.end, unterminated: state.unterminated };
     // A last record someone else left without a newline gets one, so records never merge.
-    const prefix = state.unterminated ? "\n" : "";
-    const lines = Buffer.from(`${prefix}${messages.join("\n")}\n`, "utf8");
-    const start = before.end + prefix.length;
-    const entries = entriesFor(lines.subarray(prefix.length), start);
+    const prefix = state.unterminated ? 1 : 0;
+    const lines = joinLines(messages, state.unterminated);
+    const start = before.end + prefix;
+    const entries = entriesFor(lines.subarray(prefix), start);
     const after = {
       count: before.count + messages.length,
       end: before.end + lines.length,
@@ -896,10 +897,9 @@ function refusedOrFailed(sessionId: string, error: unknown): SessionStoreError {
   );
 }
 
-/** The text of a record: its line without a trailing CR. */
-function recordText(line: Buffer): string {
-  const end = line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
-  return line.toString("utf8", 0, end);
+/** The message a record holds: its line without a trailing CR (a view, not a copy). */
+function recordBytes(line: Buffer): Buffer {
+  return line.length > 0 && line[line.length - 1] === 0x0d ? line.subarray(0, -1) : line;
 }
 
 /** How many entries from `from` on make one page: at least one, at most PAGE_BYTES of records. */

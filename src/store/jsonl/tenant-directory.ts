@@ -42,6 +42,7 @@ import {
   NO_LABELS,
   type StoredLabels,
 } from "./label-files.js";
+import { joinLines } from "./lines.js";
 import {
   FileChangedError,
   type FileContext,
@@ -219,7 +220,7 @@ export class TenantDirectory implements SessionStorage {
     for (const sessionLog of this.#logs.values()) sessionLog.writeSoon();
   }
 
-  append(sessionId: string, messages: readonly string[], options: AppendOptions): Appending {
+  append(sessionId: string, messages: readonly Buffer[], options: AppendOptions): Appending {
     const bytes = bufferedSize(messages);
     this.#checkFits(bytes);
     const log =
@@ -411,7 +412,7 @@ export class TenantDirectory implements SessionStorage {
 
   async #appendSlowly(
     sessionId: string,
-    messages: readonly string[],
+    messages: readonly Buffer[],
     bytes: number,
     options: AppendOptions,
     deferred: Deferred | undefined,
@@ -723,7 +724,7 @@ export class TenantDirectory implements SessionStorage {
   async #rescue(
     sessionId: string,
     firstSeq: number,
-    messages: string[],
+    messages: Buffer[],
     reason: string,
   ): Promise<void> {
     const context = this.#fileContext();
@@ -734,7 +735,7 @@ export class TenantDirectory implements SessionStorage {
       const handle = await open(path, "wx");
       try {
         const header = JSON.stringify({ session_id: sessionId, first_seq: firstSeq, reason });
-        await writeFully(handle, Buffer.from(`${header}\n${messages.join("\n")}\n`, "utf8"), 0);
+        await writeFully(handle, joinLines([Buffer.from(header, "utf8"), ...messages]), 0);
         await handle.datasync();
       } finally {
         await handle.close();

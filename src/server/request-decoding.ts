@@ -16,6 +16,12 @@ import {
   WatchRequest,
 } from "../../gen/sessionstore/v1/session_store.js";
 import { invalidArgument } from "../errors.js";
+import {
+  encodeLoadResponse,
+  encodeWatchResponse,
+  type LoadResponseBytes,
+  type WatchResponseBytes,
+} from "./response-encoding.js";
 
 const UNDECODABLE = Symbol("undecodable request");
 
@@ -55,28 +61,49 @@ function decodeUtf8Strictly(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
 }
 
-/** SessionStoreService as strictSessionStoreService serves it: Append's messages stay bytes. */
+type Service = typeof SessionStoreService;
+
+/**
+ * SessionStoreService as strictSessionStoreService serves it: messages stay bytes, in Append
+ * requests and in Load and Watch responses.
+ */
 export type StrictSessionStoreService = {
-  [Name in keyof typeof SessionStoreService]: Name extends "append"
-    ? Omit<(typeof SessionStoreService)[Name], "requestDeserialize"> & {
+  [Name in keyof Service]: Name extends "append"
+    ? Omit<Service[Name], "requestDeserialize"> & {
         requestDeserialize(buffer: Buffer): AppendRequestBytes;
       }
-    : (typeof SessionStoreService)[Name];
+    : Name extends "load"
+      ? Omit<Service[Name], "responseSerialize"> & {
+          responseSerialize(response: LoadResponseBytes): Buffer;
+        }
+      : Name extends "watch"
+        ? Omit<Service[Name], "responseSerialize"> & {
+            responseSerialize(response: WatchResponseBytes): Buffer;
+          }
+        : Service[Name];
+};
+
+/** The response encoders that replace the generated ones (src/server/response-encoding.ts). */
+const RESPONSE_ENCODERS: Partial<Record<keyof Service, (response: never) => Buffer>> = {
+  load: encodeLoadResponse,
+  watch: encodeWatchResponse,
 };
 
 /**
  * SessionStoreService with request decoders that refuse invalid UTF-8 (the generated ones would
- * silently turn it into U+FFFD, storing text the client never sent) and numbers past 2^53. grpc-js
- * answers INTERNAL when a decoder throws, so a request that cannot be decoded is handed to the
- * handler marked instead, and `checkDecoded` turns it into INVALID_ARGUMENT.
+ * silently turn it into U+FFFD, storing text the client never sent) and numbers past 2^53, and
+ * with Append's messages decoded, and Load's and Watch's encoded, as bytes. grpc-js answers
+ * INTERNAL when a decoder throws, so a request that cannot be decoded is handed to the handler
+ * marked instead, and `checkDecoded` turns it into INVALID_ARGUMENT.
  */
 export const strictSessionStoreService = Object.fromEntries(
   Object.entries(SessionStoreService).map(([name, method]) => {
-    const decode = REQUEST_DECODERS[name as keyof typeof SessionStoreService];
+    const decode = REQUEST_DECODERS[name as keyof Service];
     return [
       name,
       {
         ...method,
+        responseSerialize: RESPONSE_ENCODERS[name as keyof Service] ?? method.responseSerialize,
         requestDeserialize: (buffer: Buffer) => {
           try {
             return decode(buffer);

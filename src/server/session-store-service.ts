@@ -1,12 +1,16 @@
-import type { handleBidiStreamingCall, handleUnaryCall } from "@grpc/grpc-js";
+import type {
+  handleBidiStreamingCall,
+  handleServerStreamingCall,
+  handleUnaryCall,
+} from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import {
   type AppendResponse,
   ListOrder,
-  type LoadResponse,
+  type LoadRequest,
   type SessionStoreServer,
   type SessionStoreService,
-  type WatchResponse,
+  type WatchRequest,
   type SessionMeta as WireSessionMeta,
 } from "../../gen/sessionstore/v1/session_store.js";
 import type { Access, Scope } from "../auth/access.js";
@@ -15,6 +19,7 @@ import type { LoadedPage, SessionService, WatchEvent } from "../sessions/session
 import type { ListOrder as ListOrderName, SessionMeta } from "../store/storage.js";
 import { serveAppend } from "./append-call.js";
 import { type AppendRequestBytes, checkDecoded, checkedStream } from "./request-decoding.js";
+import type { LoadResponseBytes, WatchResponseBytes } from "./response-encoding.js";
 import { toServiceError } from "./status.js";
 import { type StreamingCalls, streamResponses } from "./streaming-calls.js";
 
@@ -23,8 +28,15 @@ import { type StreamingCalls, streamResponses } from "./streaming-calls.js";
  * server's, except for the calls whose messages stay bytes.
  */
 export type SessionStoreHandlers = {
-  [Name in Exclude<keyof typeof SessionStoreService, "append">]: SessionStoreServer[Name];
-} & { append: handleBidiStreamingCall<AppendRequestBytes, AppendResponse> };
+  [Name in Exclude<
+    keyof typeof SessionStoreService,
+    "append" | "load" | "watch"
+  >]: SessionStoreServer[Name];
+} & {
+  append: handleBidiStreamingCall<AppendRequestBytes, AppendResponse>;
+  load: handleServerStreamingCall<LoadRequest, LoadResponseBytes>;
+  watch: handleServerStreamingCall<WatchRequest, WatchResponseBytes>;
+};
 
 /** The SessionStore RPCs, each a thin translation between the wire and the session manager. */
 export function sessionStoreHandlers(
@@ -198,25 +210,29 @@ function listOrder(order: ListOrder): ListOrderName {
   );
 }
 
-async function* toLoadResponses(pages: AsyncIterable<LoadedPage>): AsyncGenerator<LoadResponse> {
+async function* toLoadResponses(
+  pages: AsyncIterable<LoadedPage>,
+): AsyncGenerator<LoadResponseBytes> {
   for await (const page of pages) {
     yield {
       firstSeq: page.firstSeq,
-      messages: texts(page.messages),
+      messages: page.messages,
       danglingCallIds: page.danglingCallIds ?? [],
     };
   }
 }
 
-async function* toWatchResponses(events: AsyncIterable<WatchEvent>): AsyncGenerator<WatchResponse> {
+async function* toWatchResponses(
+  events: AsyncIterable<WatchEvent>,
+): AsyncGenerator<WatchResponseBytes> {
   for await (const event of events) {
     yield "rewoundTo" in event
       ? { firstSeq: event.rewoundTo, messages: [], rewoundTo: event.rewoundTo }
-      : { firstSeq: event.firstSeq, messages: texts(event.messages) };
+      : { firstSeq: event.firstSeq, messages: event.messages };
   }
 }
 
-/** Messages as the generated encoders take them: strings (UTF-8, as stored). */
+/** Messages as the generated encoder of RewindResponse takes them: strings (UTF-8, as stored). */
 function texts(messages: readonly Buffer[]): string[] {
   return messages.map((message) => message.toString("utf8"));
 }

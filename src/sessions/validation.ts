@@ -1,5 +1,5 @@
 import { Code, invalidArgument, SessionStoreError } from "../errors.js";
-import { type JsonScan, scanJson } from "./json-scan.js";
+import { type JsonScan, scanJson } from "../json-scan.js";
 
 /**
  * Checks that `bytes` (valid UTF-8, as gRPC's decoding made sure) are one JSON object that

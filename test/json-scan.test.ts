@@ -1,7 +1,7 @@
 import { isUtf8 } from "node:buffer";
 import { describe, expect, it } from "vitest";
-import { scanJson } from "../../src/sessions/json-scan.js";
-import { between, mulberry32, type Random } from "../helpers/random.js";
+import { scanJson } from "../src/json-scan.js";
+import { between, mulberry32, type Random } from "./helpers/random.js";
 
 /** Whether JSON.parse accepts the UTF-8 text `bytes` hold. */
 function parses(bytes: Uint8Array): boolean {

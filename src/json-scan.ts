@@ -1,13 +1,14 @@
 /**
  * A JSON validator that works on UTF-8 bytes and builds nothing: no objects, no strings. It
- * accepts exactly what JSON.parse accepts (test/sessions/json-scan.test.ts checks that against
+ * accepts exactly what JSON.parse accepts (test/json-scan.test.ts checks that against
  * JSON.parse on random and mutated inputs) and notes, on the way, what message validation must
  * look at further: the nesting depth, lone surrogate escapes, numbers that may not fit a float,
  * raw line breaks.
  *
- * The bytes must be valid UTF-8 (gRPC's decoding checks it first): bytes of 0x80 and above are
- * accepted inside strings without decoding them, as every such sequence is then a character
- * JSON.parse accepts there.
+ * The bytes must be valid UTF-8 (its callers check that first: the Append decoder, the scan of
+ * a file's records): bytes of 0x80 and above are accepted inside strings without decoding them,
+ * as every such sequence is then a character JSON.parse accepts there. Message validation
+ * (src/sessions/validation.ts) and the file backend's record scan share it.
  */
 
 /** The kind of a JSON text's value, as `typeof` would name it after JSON.parse (plus array, null). */
@@ -39,6 +40,16 @@ const COMMA = 0x2c;
 const COLON = 0x3a;
 const MINUS = 0x2d;
 const ZERO = 0x30;
+
+/** 1 for the bytes a string holds as they are: not a quote, a backslash or a control character. */
+const PLAIN_IN_STRING = new Uint8Array(256).map((_, byte) =>
+  byte >= 0x20 && byte !== QUOTE && byte !== BACKSLASH ? 1 : 0,
+);
+
+/** 1 for the bytes that may follow a backslash, `u` apart: " \ / b f n r t. */
+const SIMPLE_ESCAPE = new Uint8Array(256).map((_, byte) =>
+  `"\\/bfnrt`.includes(String.fromCharCode(byte)) ? 1 : 0,
+);
 
 /** Where a number may start being too large to check cheaply (see JsonScan.largeNumbers). */
 const LARGE_MAGNITUDE = 308;
@@ -195,34 +206,25 @@ class Scanner {
   /** The string opening at `at`: the offset after its closing quote. */
   private string(at: number): number {
     const { bytes } = this;
-    for (let i = at + 1; i < bytes.length; ) {
-      const byte = bytes[i] as number;
+    const end = bytes.length;
+    let i = at + 1;
+    for (;;) {
+      // Most of a message is plain characters: one table lookup each, nothing else.
+      while (i < end && PLAIN_IN_STRING[bytes[i] as number] === 1) i++;
+      if (i >= end) return -1;
+      const byte = bytes[i];
       if (byte === QUOTE) return i + 1;
-      if (byte < 0x20) return -1;
-      if (byte !== BACKSLASH) {
-        i++;
-        continue;
-      }
+      if (byte !== BACKSLASH) return -1; // a control character
       const escaped = bytes[i + 1];
       if (escaped === 0x75) {
         i = this.unicodeEscape(i);
         if (i < 0) return -1;
-      } else if (
-        escaped === QUOTE ||
-        escaped === BACKSLASH ||
-        escaped === 0x2f || // '/'
-        escaped === 0x62 || // b
-        escaped === 0x66 || // f
-        escaped === 0x6e || // n
-        escaped === 0x72 || // r
-        escaped === 0x74 // t
-      ) {
+      } else if (escaped !== undefined && SIMPLE_ESCAPE[escaped] === 1) {
         i += 2;
       } else {
         return -1;
       }
     }
-    return -1;
   }
 
   /**

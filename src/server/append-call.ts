@@ -1,9 +1,9 @@
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import type { AppendRequest, AppendResponse } from "../../gen/sessionstore/v1/session_store.js";
+import type { AppendResponse } from "../../gen/sessionstore/v1/session_store.js";
 import type { SessionService } from "../sessions/session-service.js";
 import { AppendChain } from "../store/append-chain.js";
-import { checkDecoded } from "./request-decoding.js";
+import { type AppendRequestBytes, checkDecoded } from "./request-decoding.js";
 import { RequestReader } from "./request-reader.js";
 import { toServiceError } from "./status.js";
 import { send, stopReason } from "./streaming-calls.js";
@@ -21,13 +21,13 @@ const MAX_UNACKNOWLEDGED = 1024;
  * it appends goes to `tenant`'s sessions.
  */
 export async function serveAppend(
-  call: ServerDuplexStream<AppendRequest, AppendResponse>,
+  call: ServerDuplexStream<AppendRequestBytes, AppendResponse>,
   sessions: SessionService,
   tenant: string,
   stopped: AbortSignal,
   log: Logger,
 ): Promise<void> {
-  const requests = new RequestReader<AppendRequest>(call);
+  const requests = new RequestReader<AppendRequestBytes>(call);
   if (stopped.aborted) requests.stop();
   else stopped.addEventListener("abort", () => requests.stop(), { once: true });
   // Sends acknowledgements in order; rejects with the first request that failed after seqs.

@@ -1,10 +1,16 @@
-import type { handleUnaryCall } from "@grpc/grpc-js";
+import type {
+  handleBidiStreamingCall,
+  handleServerStreamingCall,
+  handleUnaryCall,
+} from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import {
+  type AppendResponse,
   ListOrder,
-  type LoadResponse,
+  type LoadRequest,
   type SessionStoreServer,
-  type WatchResponse,
+  type SessionStoreService,
+  type WatchRequest,
   type SessionMeta as WireSessionMeta,
 } from "../../gen/sessionstore/v1/session_store.js";
 import type { Access, Scope } from "../auth/access.js";
@@ -12,9 +18,25 @@ import { invalidArgument, sessionNotFound } from "../errors.js";
 import type { LoadedPage, SessionService, WatchEvent } from "../sessions/session-service.js";
 import type { ListOrder as ListOrderName, SessionMeta } from "../store/storage.js";
 import { serveAppend } from "./append-call.js";
-import { checkDecoded, checkedStream } from "./request-decoding.js";
+import { type AppendRequestBytes, checkDecoded, checkedStream } from "./request-decoding.js";
+import type { LoadResponseBytes, WatchResponseBytes } from "./response-encoding.js";
 import { toServiceError } from "./status.js";
 import { type StreamingCalls, streamResponses } from "./streaming-calls.js";
+
+/**
+ * The handlers of strictSessionStoreService (src/server/request-decoding.ts): the generated
+ * server's, except for the calls whose messages stay bytes.
+ */
+export type SessionStoreHandlers = {
+  [Name in Exclude<
+    keyof typeof SessionStoreService,
+    "append" | "load" | "watch"
+  >]: SessionStoreServer[Name];
+} & {
+  append: handleBidiStreamingCall<AppendRequestBytes, AppendResponse>;
+  load: handleServerStreamingCall<LoadRequest, LoadResponseBytes>;
+  watch: handleServerStreamingCall<WatchRequest, WatchResponseBytes>;
+};
 
 /** The SessionStore RPCs, each a thin translation between the wire and the session manager. */
 export function sessionStoreHandlers(
@@ -22,7 +44,7 @@ export function sessionStoreHandlers(
   streams: StreamingCalls,
   access: Access,
   log: Logger,
-): SessionStoreServer {
+): SessionStoreHandlers {
   /** A unary RPC: the caller authorized for `scope`, then `handle` with their tenant. */
   function unary<Request extends object, Response>(
     scope: Scope,
@@ -130,7 +152,7 @@ export function sessionStoreHandlers(
         request.toSeq,
         request.expectedSeq,
       );
-      return { droppedMessages: dropped, meta: toWireMeta(meta) };
+      return { droppedMessages: texts(dropped), meta: toWireMeta(meta) };
     }),
 
     trim: unary("sessions:write", async (tenant, request) => {
@@ -188,7 +210,9 @@ function listOrder(order: ListOrder): ListOrderName {
   );
 }
 
-async function* toLoadResponses(pages: AsyncIterable<LoadedPage>): AsyncGenerator<LoadResponse> {
+async function* toLoadResponses(
+  pages: AsyncIterable<LoadedPage>,
+): AsyncGenerator<LoadResponseBytes> {
   for await (const page of pages) {
     yield {
       firstSeq: page.firstSeq,
@@ -198,10 +222,17 @@ async function* toLoadResponses(pages: AsyncIterable<LoadedPage>): AsyncGenerato
   }
 }
 
-async function* toWatchResponses(events: AsyncIterable<WatchEvent>): AsyncGenerator<WatchResponse> {
+async function* toWatchResponses(
+  events: AsyncIterable<WatchEvent>,
+): AsyncGenerator<WatchResponseBytes> {
   for await (const event of events) {
     yield "rewoundTo" in event
       ? { firstSeq: event.rewoundTo, messages: [], rewoundTo: event.rewoundTo }
       : { firstSeq: event.firstSeq, messages: event.messages };
   }
+}
+
+/** Messages as the generated encoder of RewindResponse takes them: strings (UTF-8, as stored). */
+function texts(messages: readonly Buffer[]): string[] {
+  return messages.map((message) => message.toString("utf8"));
 }

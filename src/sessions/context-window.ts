@@ -53,10 +53,10 @@ export class ContextWindow {
   }
 
   /** Takes message `seq` (the one before the last offered); false once no earlier one matters. */
-  offer(seq: number, text: string): boolean {
+  offer(seq: number, message: Buffer): boolean {
     if (this.#done) return false;
     const { maxBytes, maxMessages } = this.#rule;
-    const bytes = Buffer.byteLength(text, "utf8");
+    const bytes = message.length;
     if (
       (maxBytes > 0 && this.#bytes + bytes > maxBytes) ||
       (maxMessages > 0 && this.#count >= maxMessages)
@@ -67,7 +67,8 @@ export class ContextWindow {
     this.#bytes += bytes;
     this.#count++;
     this.#earliest = seq;
-    if (this.#rule.wholeTurns) this.#track(seq, text);
+    // Only whole turns need to look inside a message, and only they decode it to parse it.
+    if (this.#rule.wholeTurns) this.#track(seq, message.toString("utf8"));
     return true;
   }
 

@@ -35,20 +35,20 @@ export async function* loadWindow(
     end,
   );
   /** What was read, newest chunk first, while it is small enough to keep. */
-  const chunks: string[][] = [];
+  const chunks: Buffer[][] = [];
   let keptBytes = 0;
   let upper = end;
   let chunk = FIRST_CHUNK;
   let more = true;
   while (more && upper > start) {
     const from = Math.max(start, upper - chunk);
-    const texts = await readAll(storage, sessionId, from, upper);
-    for (let i = texts.length - 1; i >= 0 && more; i--) {
-      more = window.offer(from + i, texts[i] as string);
+    const messages = await readAll(storage, sessionId, from, upper);
+    for (let i = messages.length - 1; i >= 0 && more; i--) {
+      more = window.offer(from + i, messages[i] as Buffer);
     }
     if (keptBytes <= KEPT_BYTES) {
-      chunks.unshift(texts);
-      for (const text of texts) keptBytes += text.length;
+      chunks.unshift(messages);
+      for (const message of messages) keptBytes += message.length;
     }
     upper = from;
     chunk = Math.min(chunk * 2, MAX_CHUNK);
@@ -76,8 +76,8 @@ async function readAll(
   sessionId: string,
   from: number,
   to: number,
-): Promise<string[]> {
-  const messages: string[] = [];
+): Promise<Buffer[]> {
+  const messages: Buffer[] = [];
   for await (const page of storage.read(sessionId, {
     fromSeq: from,
     limit: to - from,

@@ -98,7 +98,7 @@ export class SessionService {
   append(
     tenant: string,
     sessionId: string,
-    messages: readonly string[],
+    messages: readonly Buffer[],
     options: AppendRequestOptions,
   ): Appending {
     checkSessionId(sessionId);

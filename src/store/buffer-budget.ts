@@ -57,7 +57,7 @@ export class BufferBudget {
 }
 
 /** The size a request's messages count for in the budget. */
-export function bufferedSize(messages: readonly string[]): number {
+export function bufferedSize(messages: readonly Buffer[]): number {
   let size = 0;
   for (const message of messages) size += message.length;
   return size;

@@ -14,14 +14,14 @@ export const MEMORY_PAGE_BYTES = 1 << 20;
 
 /** `messages` (whose first has seq `firstSeq`) as pages of about `pageBytes` each, in order. */
 export function* pagesOf(
-  messages: readonly string[],
+  messages: readonly Buffer[],
   firstSeq: number,
   pageBytes = MEMORY_PAGE_BYTES,
 ): Generator<MessagePage> {
   let start = 0;
   let bytes = 0;
   for (let index = 0; index < messages.length; index++) {
-    bytes += (messages[index] as string).length;
+    bytes += (messages[index] as Buffer).length;
     if (bytes >= pageBytes || index === messages.length - 1) {
       yield { firstSeq: firstSeq + start, messages: messages.slice(start, index + 1) };
       start = index + 1;

@@ -46,8 +46,9 @@ export interface StorageBackend {
  * (validation, paging, watching, the gRPC server) is the same for every backend; every backend
  * passes test/store/conformance.ts.
  *
- * Messages reach a backend validated (each one JSON object, one line); it stores them byte for
- * byte. Readers see only acknowledged messages: a request that fails stores nothing anyone saw.
+ * Messages are UTF-8 bytes (Buffers), as they came on the wire: they reach a backend validated
+ * (each one JSON object, one line), and it stores and answers them byte for byte, never as
+ * strings (a backend whose driver wants text converts at the driver). Readers see only acknowledged messages: a request that fails stores nothing anyone saw.
  */
 export interface SessionStorage {
   /**
@@ -64,7 +65,7 @@ export interface SessionStorage {
    * RESOURCE_EXHAUSTED or UNAVAILABLE when storage fails. A failed request stores nothing unless
    * its error says that it may have been stored.
    */
-  append(sessionId: string, messages: readonly string[], options: AppendOptions): Appending;
+  append(sessionId: string, messages: readonly Buffer[], options: AppendOptions): Appending;
 
   /**
    * The session's acknowledged messages in `range`, in order, as non-empty pages, buffered ones
@@ -184,7 +185,7 @@ export interface DeleteGuard {
 /** What a rewind dropped, and the session after it. */
 export interface Rewound {
   /** The dropped messages, oldest first; the first had seq `toSeq`. */
-  dropped: string[];
+  dropped: Buffer[];
   meta: SessionMeta;
 }
 
@@ -227,7 +228,7 @@ export interface ReadRange {
 
 export interface MessagePage {
   firstSeq: number;
-  messages: string[];
+  messages: Buffer[];
 }
 
 /** A session as the API reports it: acknowledged messages, buffered ones included. */

@@ -106,7 +106,7 @@ export class FaultyStorage implements StorageBackend, SessionStorage {
     return this.backend.tenant("");
   }
 
-  append(sessionId: string, messages: readonly string[], options: AppendOptions): Appending {
+  append(sessionId: string, messages: readonly Buffer[], options: AppendOptions): Appending {
     this.calls.push({ method: "append", sessionId, options });
     this.#throwIfFailing("append");
     const appended = this.inner.append(sessionId, messages, options);

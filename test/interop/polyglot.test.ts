@@ -12,6 +12,7 @@ import {
 } from "../../gen/sessionstore/v1/session_store.js";
 import { Code, SessionStoreError } from "../../src/errors.js";
 import { normalizeMessages } from "../../src/sessions/validation.js";
+import { bytesOf, textsOf } from "../helpers/message-bytes.js";
 import {
   GRPCURL,
   missingToolchains,
@@ -446,7 +447,7 @@ const DELIBERATE_DIFFERENCES: { name: string; serdeJson: Verdict; ours: Verdict 
 /** Whether our validator stores `text` as a message: the rule behind every Append. */
 function ourVerdict(text: string): Verdict {
   try {
-    normalizeMessages([text], { maxMessageBytes: 1 << 20, maxRequestMessages: 1 });
+    normalizeMessages(bytesOf([text]), { maxMessageBytes: 1 << 20, maxRequestMessages: 1 });
     return "accepts";
   } catch (error) {
     if (error instanceof SessionStoreError && error.code === Code.InvalidArgument) return "refuses";
@@ -508,7 +509,9 @@ describe(
       // What we store of each case we accept (CR/LF turned into spaces) is what motosan reads.
       const stored = SERDE_JSON_CORPUS.filter(({ text }) => ourVerdict(text) === "accepts").flatMap(
         ({ text }) =>
-          normalizeMessages([text], { maxMessageBytes: 1 << 20, maxRequestMessages: 1 }),
+          textsOf(
+            normalizeMessages(bytesOf([text]), { maxMessageBytes: 1 << 20, maxRequestMessages: 1 }),
+          ),
       );
       expect((await serdeJsonVerdicts(stored)).filter((v) => v.serdeJson !== "accepts")).toEqual(
         [],

@@ -72,7 +72,7 @@ function choose(messages: string[], rule: Partial<WindowRule>) {
     messages.length,
   );
   for (let seq = messages.length - 1; seq >= 0; seq--) {
-    if (!window.offer(seq, messages[seq] as string)) break;
+    if (!window.offer(seq, Buffer.from(messages[seq] as string))) break;
   }
   return window.result();
 }

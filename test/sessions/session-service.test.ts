@@ -8,6 +8,7 @@ import {
 } from "../../src/sessions/session-service.js";
 import type { MessagePage } from "../../src/store/storage.js";
 import { FaultyStorage } from "../helpers/faulty-storage.js";
+import { bytesOf, textsOf } from "../helpers/message-bytes.js";
 import { numberedMessages, rejection } from "../store/conformance.js";
 
 const WHOLE_SESSION = { fromSeq: 0, limit: 0, last: false, maxBytes: 0, wholeTurns: false };
@@ -31,14 +32,14 @@ describe("SessionService", () => {
   });
 
   async function append(sessionId: string, messages: string[], sync = false) {
-    const { ack } = await service.append("", sessionId, messages, { sync });
+    const { ack } = await service.append("", sessionId, bytesOf(messages), { sync });
     return ack;
   }
 
   async function loadAll(sessionId: string): Promise<string[]> {
     const messages: string[] = [];
     for await (const page of service.load("", sessionId, WHOLE_SESSION)) {
-      messages.push(...page.messages);
+      messages.push(...textsOf(page.messages));
     }
     return messages;
   }
@@ -46,13 +47,15 @@ describe("SessionService", () => {
   describe("what reaches storage", () => {
     it("refuses a bad session id or message before storage sees the request", async () => {
       const calls = () => storage.calls.filter((call) => call.method === "append").length;
-      expect(() => service.append("", "../escape", ['{"a":1}'], { sync: false })).toThrow(
+      expect(() => service.append("", "../escape", bytesOf(['{"a":1}']), { sync: false })).toThrow(
         /session id/,
       );
-      expect(() => service.append("", "ok", ['{"a":1}', "[1]"], { sync: false })).toThrow(
+      expect(() => service.append("", "ok", bytesOf(['{"a":1}', "[1]"]), { sync: false })).toThrow(
         /not an object/,
       );
-      expect(() => service.append("", "ok", ["{}"], { sync: false, expectedSeq: 0 })).not.toThrow();
+      expect(() =>
+        service.append("", "ok", bytesOf(["{}"]), { sync: false, expectedSeq: 0 }),
+      ).not.toThrow();
       expect(calls()).toBe(1);
       expect(() => service.load("", "bad id", WHOLE_SESSION)).toThrow(/session id/);
       await expect(service.meta("", "")).rejects.toThrow(/session id/);
@@ -65,7 +68,7 @@ describe("SessionService", () => {
         { ...OPTIONS, durability: "sync" },
         pino({ level: "silent" }),
       );
-      await strict.append("", "s", ['{\r\n"a": 1\n}'], { sync: false });
+      await strict.append("", "s", bytesOf(['{\r\n"a": 1\n}']), { sync: false });
       const [call] = storage.calls.filter((c) => c.method === "append");
       expect(call?.options?.sync).toBe(true);
       expect(await loadAll("s")).toEqual(['{  "a": 1 }']);
@@ -73,7 +76,9 @@ describe("SessionService", () => {
 
     it("passes storage failures through, at admission and after it", async () => {
       storage.fail("append", new SessionStoreError(Code.Unavailable, "storage is down"));
-      expect(() => service.append("", "s", ["{}"], { sync: false })).toThrow(/storage is down/);
+      expect(() => service.append("", "s", bytesOf(["{}"]), { sync: false })).toThrow(
+        /storage is down/,
+      );
       storage.fail("ack", new SessionStoreError(Code.ResourceExhausted, "disk full"));
       const error = await rejection(append("s", ["{}"], true));
       expect(error.code).toBe(Code.ResourceExhausted);
@@ -133,7 +138,7 @@ describe("SessionService", () => {
         const page = event as MessagePage;
         if (page.firstSeq !== fromSeq + messages.length) throw new Error("a gap in the watch");
         pages.push(page);
-        messages.push(...page.messages);
+        messages.push(...textsOf(page.messages));
         if (until(messages)) break;
       }
       return { messages, pages };
@@ -179,7 +184,7 @@ describe("SessionService", () => {
         })(),
       );
       expect(error.code).toBe(Code.DataLoss);
-      expect(pages.flatMap((page) => page.messages)).toEqual(numberedMessages(0, 2));
+      expect(textsOf(pages.flatMap((page) => page.messages))).toEqual(numberedMessages(0, 2));
       expect(storage.subscriberCount).toBe(0);
     });
 
@@ -206,7 +211,7 @@ describe("SessionService", () => {
   it("refuses new appends, watches and deletes once closing, with UNAVAILABLE", async () => {
     await service.close();
     const calls: (() => unknown)[] = [
-      () => service.append("", "s", ["{}"], { sync: false }),
+      () => service.append("", "s", bytesOf(["{}"]), { sync: false }),
       () => service.watch("", "s", 0).next(),
       () => service.delete("", "s"),
     ];

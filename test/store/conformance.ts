@@ -9,6 +9,7 @@ import {
   type SessionChange,
   type SessionStorage,
 } from "../../src/store/storage.js";
+import { bytesOf, textsOf } from "../helpers/message-bytes.js";
 import type { RootTenantStorage } from "../helpers/root-tenant.js";
 import { describeLineageConformance } from "./conformance-lineage.js";
 
@@ -61,7 +62,7 @@ export async function appendOnce(
   messages: readonly string[],
   options: Partial<AppendOptions> = {},
 ): Promise<AppendAck> {
-  const { ack } = await storage.append(sessionId, messages, { sync: false, ...options });
+  const { ack } = await storage.append(sessionId, bytesOf(messages), { sync: false, ...options });
   return ack;
 }
 
@@ -82,7 +83,7 @@ export async function readPages(
     expect(page.messages.length, `an empty page reading ${sessionId}`).toBeGreaterThan(0);
     if (expected !== undefined) expect(page.firstSeq).toBe(expected);
     expected = page.firstSeq + page.messages.length;
-    pages.push(page.messages);
+    pages.push(textsOf(page.messages));
   }
   return pages;
 }
@@ -495,7 +496,7 @@ export function describeStorageConformance(
       const refused = await rejection(
         Promise.resolve()
           .then(() =>
-            storage.append("chained", numberedMessages(0, 1, "stale"), {
+            storage.append("chained", bytesOf(numberedMessages(0, 1, "stale")), {
               chain,
               expectedSeq: 7,
               sync: false,
@@ -510,7 +511,10 @@ export function describeStorageConformance(
       const later = await Promise.allSettled([
         Promise.resolve()
           .then(() =>
-            storage.append("chained", numberedMessages(1, 1, "late"), { chain, sync: false }),
+            storage.append("chained", bytesOf(numberedMessages(1, 1, "late")), {
+              chain,
+              sync: false,
+            }),
           )
           .then((a) => a.ack),
       ]);
@@ -587,9 +591,9 @@ export function describeStorageConformance(
         const big = `{"big":"${"x".repeat(64 << 10)}"}`;
         // Admitted in stream order before the first one's write fails.
         const acks = await Promise.all([
-          storage.append("first", [big], { sync: true, chain }),
-          storage.append("second", numberedMessages(1, 1), { sync: false, chain }),
-          storage.append("first", numberedMessages(2, 1), { sync: false, chain }),
+          storage.append("first", bytesOf([big]), { sync: true, chain }),
+          storage.append("second", bytesOf(numberedMessages(1, 1)), { sync: false, chain }),
+          storage.append("first", bytesOf(numberedMessages(2, 1)), { sync: false, chain }),
         ]);
         const outcomes = await Promise.allSettled(acks.map((appended) => appended.ack));
         expect(outcomes.map((outcome) => outcome.status)).toEqual([

@@ -4,6 +4,7 @@ import { describe, expect, it, vi } from "vitest";
 import { Code } from "../../src/errors.js";
 import { parseSelector } from "../../src/labels.js";
 import type { ListOrder, SessionMeta } from "../../src/store/storage.js";
+import { bytesOf } from "../helpers/message-bytes.js";
 import { readLikeMotosan } from "../helpers/test-server.js";
 import { appendOnce, numberedMessages, rejection } from "./conformance.js";
 import { type JsonlStorage, useDataDirectory } from "./jsonl-support.js";
@@ -247,7 +248,7 @@ describe("JsonlFileStorage labels and listings", () => {
       await tick();
       const cutoff = Date.now();
       // A durable request waits for its fsync: admitted, not yet acknowledged.
-      const pending = storage.append("s", numberedMessages(1, 1), { sync: true });
+      const pending = storage.append("s", bytesOf(numberedMessages(1, 1)), { sync: true });
       expect(await storage.delete("s", { updatedBeforeMs: cutoff })).toBe(false);
       await (await pending).ack;
       expect((await storage.meta("s"))?.messageCount).toBe(2);

@@ -2,6 +2,7 @@ import { appendFile, readdir, readFile, rename, stat, unlink, writeFile } from "
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Code, SessionStoreError } from "../../src/errors.js";
+import { textsOf } from "../helpers/message-bytes.js";
 import { readLikeMotosan } from "../helpers/test-server.js";
 import { appendOnce, numberedMessages, readMessages, rejection } from "./conformance.js";
 import { damageRecord, headerOf, linesOf, useDataDirectory } from "./jsonl-support.js";
@@ -185,7 +186,7 @@ describe("JsonlFileStorage forks, rewinds and trims on disk", () => {
     ]);
     // Read anew, the session is the file as it is now, and a rewind works on it.
     expect(await readMessages(storage, "moved")).toHaveLength(5);
-    expect((await storage.rewind("moved", 4, 5)).dropped).toStrictEqual(['{"outside":4}']);
+    expect(textsOf((await storage.rewind("moved", 4, 5)).dropped)).toStrictEqual(['{"outside":4}']);
   });
 
   it("never links a file that replaced the source's under the server as the one it knew", async () => {
@@ -235,7 +236,7 @@ describe("JsonlFileStorage forks, rewinds and trims on disk", () => {
     await new Promise((resolve) => setImmediate(resolve));
     const stale = appendOnce(storage, "race", ['{"stale":5}'], { expectedSeq: 5, sync: true });
     const free = appendOnce(storage, "race", ['{"free":2}'], { sync: true });
-    expect((await rewinding).dropped).toStrictEqual(numberedMessages(2, 3));
+    expect(textsOf((await rewinding).dropped)).toStrictEqual(numberedMessages(2, 3));
     const aborted = await rejection(stale);
     expect(aborted.code).toBe(Code.Aborted);
     expect(aborted.actualLength).toBeLessThanOrEqual(3);
@@ -255,7 +256,7 @@ describe("JsonlFileStorage forks, rewinds and trims on disk", () => {
     const reading = storage.read("paged", { fromSeq: 1000, limit: 0, last: false });
     for await (const page of reading) {
       if (trimmed.length === 0) await storage.trim("paged", 500);
-      trimmed.push(...page.messages);
+      trimmed.push(...textsOf(page.messages));
     }
     expect(trimmed).toStrictEqual(many.slice(1000));
 
@@ -263,7 +264,7 @@ describe("JsonlFileStorage forks, rewinds and trims on disk", () => {
     const overtaken = (async () => {
       for await (const page of storage.read("paged", { fromSeq: 0, limit: 0, last: false })) {
         if (rewound.length === 0) await storage.rewind("paged", 2000);
-        rewound.push(...page.messages);
+        rewound.push(...textsOf(page.messages));
       }
     })();
     expect((await rejection(overtaken)).code).toBe(Code.Aborted);

@@ -231,7 +231,7 @@ class TenantSessions implements SessionStorage {
     this.ready.catch(() => undefined);
   }
 
-  append(sessionId: string, messages: readonly string[], options: AppendOptions): Appending {
+  append(sessionId: string, messages: readonly Buffer[], options: AppendOptions): Appending {
     if (this.#open) return this.directory.append(sessionId, messages, options);
     return this.ready.then(() => this.directory.append(sessionId, messages, options));
   }

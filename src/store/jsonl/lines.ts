@@ -61,3 +61,21 @@ export async function* readLines(
     }
   }
 }
+
+/**
+ * `messages` as newline-terminated lines in one new buffer (one allocation, one copy of each),
+ * after a newline when `leadingNewline` (to end a last line someone else left unterminated).
+ */
+export function joinLines(messages: readonly Uint8Array[], leadingNewline = false): Buffer {
+  let size = leadingNewline ? 1 : 0;
+  for (const message of messages) size += message.length + 1;
+  const lines = Buffer.allocUnsafe(size);
+  let at = 0;
+  if (leadingNewline) lines[at++] = NEWLINE;
+  for (const message of messages) {
+    lines.set(message, at);
+    at += message.length;
+    lines[at++] = NEWLINE;
+  }
+  return lines;
+}

@@ -1,5 +1,6 @@
 import { isUtf8 } from "node:buffer";
 import type { FileHandle } from "node:fs/promises";
+import { scanJson } from "../../json-scan.js";
 import { readLines } from "./lines.js";
 import { encodeEntry, INDEX_ENTRY_BYTES, recordChecksum } from "./record-index.js";
 
@@ -92,13 +93,7 @@ function isBlank(line: Buffer): boolean {
   return true;
 }
 
-/** Whether a line is valid UTF-8 holding one JSON object. */
+/** Whether a line is valid UTF-8 holding one JSON object (scanned: no string, no objects built). */
 function isJsonObject(line: Buffer): boolean {
-  if (!isUtf8(line)) return false;
-  try {
-    const value: unknown = JSON.parse(line.toString("utf8"));
-    return typeof value === "object" && value !== null && !Array.isArray(value);
-  } catch {
-    return false;
-  }
+  return isUtf8(line) && scanJson(line)?.kind === "object";
 }

@@ -19,6 +19,7 @@ import {
   type SessionHeader,
 } from "./header.js";
 import { type JournalMember, JournalWriteError, type SessionJournal } from "./journal.js";
+import { joinLines } from "./lines.js";
 import {
   decodeHeader,
   encodeHeader,
@@ -417,7 +418,7 @@ export class SessionFile implements JournalMember {
    * nothing of the call remains in the file (it is cut back), unless cutting back failed too,
    * which the error then says.
    */
-  async append(messages: readonly string[], sync: boolean): Promise<void> {
+  async append(messages: readonly Buffer[], sync: boolean): Promise<void> {
     if (messages.length > 0) await this.writeRecords(messages);
     if (sync) await this.sync();
   }
@@ -523,7 +524,7 @@ export class SessionFile implements JournalMember {
    * FileChangedError). A trim that happens meanwhile is read through (seqs do not change); a
    * rewind, or a trim past what is still to read, ends the read with ABORTED.
    */
-  async *read(from: number, count: number): AsyncGenerator<string[]> {
+  async *read(from: number, count: number): AsyncGenerator<Buffer[]> {
     const to = from + count;
     const { rewinds } = this.state;
     for (let seq = from; seq < to; ) {
@@ -702,7 +703,7 @@ export class SessionFile implements JournalMember {
    * One page of the messages from `seq` (below `to`), from the piece or own file that holds
    * `seq`; undefined when the file was rewritten while the page was read (it is read again).
    */
-  private async readPage(seq: number, to: number): Promise<string[] | undefined> {
+  private async readPage(seq: number, to: number): Promise<Buffer[] | undefined> {
     const { state } = this;
     const { generation } = state;
     const piece = seq < state.base ? state.pieces.find((p) => seq < p.to) : undefined;
@@ -734,14 +735,14 @@ export class SessionFile implements JournalMember {
     }
     if (state.generation !== generation) return undefined;
     const firstStart = (entries[0] as RecordEntry).start;
-    const messages: string[] = [];
+    const messages: Buffer[] = [];
     for (const [i, entry] of entries.entries()) {
       const offset = entry.start - firstStart;
       const line = data.subarray(offset, offset + entry.lineLength);
       if (offset + entry.lineLength > bytesRead || recordChecksum(line) !== entry.crc) {
         throw piece ? this.pieceDamaged(seq + i) : await this.damaged(seq + i);
       }
-      messages.push(recordText(line));
+      messages.push(recordBytes(line));
     }
     return messages;
   }
@@ -760,15 +761,15 @@ export class SessionFile implements JournalMember {
     return corruption(this.sessionId, this.state.corruptSeq);
   }
 
-  private async writeRecords(messages: readonly string[]): Promise<void> {
+  private async writeRecords(messages: readonly Buffer[]): Promise<void> {
     const { state } = this;
     const before = { count: state.count, end: state.end, unterminated: state.unterminated };
     // A last record someone else left without a newline gets one, so records never merge.
-    const prefix = state.unterminated ? "\n" : "";
-    const lines = Buffer.from(`${prefix}${messages.join("\n")}\n`, "utf8");
+    const prefix = state.unterminated ? 1 : 0;
+    const lines = joinLines(messages, state.unterminated);
     this.checkAhead(messages.length, lines);
-    const start = before.end + prefix.length;
-    const entries = entriesFor(lines.subarray(prefix.length), start);
+    const start = before.end + prefix;
+    const entries = entriesFor(lines.subarray(prefix), start);
     const after = {
       count: before.count + messages.length,
       end: before.end + lines.length,
@@ -952,7 +953,7 @@ export class SessionFile implements JournalMember {
    * not yet durable are journaled with them (a replay must not meet a gap before them). The
    * next `append` must start with exactly these messages, unless `dropAhead` is called first.
    */
-  async journalAhead(messages: readonly string[]): Promise<void> {
+  async journalAhead(messages: readonly Buffer[]): Promise<void> {
     const { state } = this;
     // What someone else appended since is found before an acknowledgement, not at the write.
     await this.useData((handle) => this.checkUnchanged(handle));
@@ -962,8 +963,7 @@ export class SessionFile implements JournalMember {
     }
     this.ahead ??= { chunks: [], count: 0, bytes: 0 };
     const ahead = this.ahead;
-    const prefix = ahead.bytes === 0 && state.unterminated ? "\n" : "";
-    const lines = Buffer.from(`${prefix}${messages.join("\n")}\n`, "utf8");
+    const lines = joinLines(messages, ahead.bytes === 0 && state.unterminated);
     const start = state.end + ahead.bytes;
     // Counted at once: a rollback while the journal writes must know these may be journaled.
     ahead.chunks.push(lines);
@@ -991,7 +991,7 @@ export class SessionFile implements JournalMember {
    * of it that stay, fsyncs the file and tells the journal to forget it, so that a replay never
    * writes the messages taken back. The file is then durable on its own.
    */
-  async dropAhead(kept: readonly string[]): Promise<void> {
+  async dropAhead(kept: readonly Buffer[]): Promise<void> {
     this.ahead = undefined;
     if (kept.length > 0) await this.writeRecords(kept);
     this.unsynced = undefined;
@@ -1138,10 +1138,9 @@ function refusedOrFailed(sessionId: string, error: unknown): SessionStoreError {
   );
 }
 
-/** The text of a record: its line without a trailing CR. */
-function recordText(line: Buffer): string {
-  const end = line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
-  return line.toString("utf8", 0, end);
+/** The message a record holds: its line without a trailing CR (a view, not a copy). */
+function recordBytes(line: Buffer): Buffer {
+  return line.length > 0 && line[line.length - 1] === 0x0d ? line.subarray(0, -1) : line;
 }
 
 /** How many entries from `from` on make one page: at least one, at most PAGE_BYTES of records. */

@@ -150,7 +150,7 @@ export class SessionLog {
   /** Messages [0, written) are in the file, as far as the log is concerned. */
   private written: number;
   /** Messages [written, length), not yet in the file. */
-  private unwritten: string[] = [];
+  private unwritten: Buffer[] = [];
   private unwrittenBytes = 0;
   /** Requests not yet settled, in seq order, from `undecidedHead` on. */
   private undecided: PendingRequest[] = [];
@@ -259,7 +259,7 @@ export class SessionLog {
    * acknowledgement or a promise of it. Otherwise says what to wait for. Throws what the request
    * fails with before anything of it is stored.
    */
-  admit(messages: readonly string[], bytes: number, options: AppendOptions): Appended | Deferred {
+  admit(messages: readonly Buffer[], bytes: number, options: AppendOptions): Appended | Deferred {
     if (this.discarded) return { wait: "reopen" };
     if (this.rewinding) return { wait: "rewind", done: this.rewinding };
     const corruptSeq = this.file.corruptSeq;
@@ -325,7 +325,7 @@ export class SessionLog {
    * for it and are then placed in the rewound log, so one whose expected_seq no longer fits
    * fails with ABORTED and the actual length, and none is acknowledged with a seq it dropped.
    */
-  rewind(toSeq: number, expectedSeq: number | undefined): Promise<string[]> {
+  rewind(toSeq: number, expectedSeq: number | undefined): Promise<Buffer[]> {
     return this.reshape(async () => {
       let reopen!: () => void;
       this.rewinding = new Promise<void>((resolve) => {
@@ -335,7 +335,7 @@ export class SessionLog {
         await this.settleAdmitted();
         this.checkUsable();
         checkRewind(this.sessionId, toSeq, expectedSeq, this.bounds);
-        const dropped: string[] = [];
+        const dropped: Buffer[] = [];
         for await (const page of this.readAdmitted(toSeq, this.visible)) {
           dropped.push(...page.messages);
         }
@@ -504,7 +504,7 @@ export class SessionLog {
    * requests fail, saying they may be stored; acknowledged messages not yet written are returned
    * so the storage can keep them somewhere.
    */
-  detach(reason: string): { firstSeq: number; messages: string[] } {
+  detach(reason: string): { firstSeq: number; messages: Buffer[] } {
     const unwritten = {
       firstSeq: this.written,
       messages: this.unwritten.slice(0, Math.max(0, this.visible - this.written)),
@@ -590,7 +590,7 @@ export class SessionLog {
   }
 
   private place(
-    messages: readonly string[],
+    messages: readonly Buffer[],
     bytes: number,
     firstSeq: number,
     end: number,
@@ -636,7 +636,7 @@ export class SessionLog {
    * stored messages were read, so the caller decides again.
    */
   private async compareResend(
-    messages: readonly string[],
+    messages: readonly Buffer[],
     expectedSeq: number,
     options: AppendOptions,
   ): Promise<Appended | Deferred> {
@@ -647,7 +647,8 @@ export class SessionLog {
     try {
       for await (const page of this.readAdmitted(expectedSeq, expectedSeq + overlap)) {
         for (const stored of page.messages) {
-          if (stored !== messages[index]) throw lengthMismatch(this.sessionId, expectedSeq, length);
+          if (!messages[index]?.equals(stored))
+            throw lengthMismatch(this.sessionId, expectedSeq, length);
           index++;
         }
       }

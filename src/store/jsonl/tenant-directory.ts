@@ -43,6 +43,7 @@ import {
   NO_LABELS,
   type StoredLabels,
 } from "./label-files.js";
+import { joinLines } from "./lines.js";
 import {
   FileChangedError,
   type FileContext,
@@ -226,7 +227,7 @@ export class TenantDirectory implements SessionStorage {
     for (const sessionLog of this.#logs.values()) sessionLog.writeSoon();
   }
 
-  append(sessionId: string, messages: readonly string[], options: AppendOptions): Appending {
+  append(sessionId: string, messages: readonly Buffer[], options: AppendOptions): Appending {
     const bytes = bufferedSize(messages);
     this.#checkFits(bytes);
     const log =
@@ -418,7 +419,7 @@ export class TenantDirectory implements SessionStorage {
 
   async #appendSlowly(
     sessionId: string,
-    messages: readonly string[],
+    messages: readonly Buffer[],
     bytes: number,
     options: AppendOptions,
     deferred: Deferred | undefined,
@@ -731,7 +732,7 @@ export class TenantDirectory implements SessionStorage {
   async #rescue(
     sessionId: string,
     firstSeq: number,
-    messages: string[],
+    messages: Buffer[],
     reason: string,
   ): Promise<void> {
     const context = this.#fileContext();
@@ -742,7 +743,7 @@ export class TenantDirectory implements SessionStorage {
       const handle = await open(path, "wx");
       try {
         const header = JSON.stringify({ session_id: sessionId, first_seq: firstSeq, reason });
-        await writeFully(handle, Buffer.from(`${header}\n${messages.join("\n")}\n`, "utf8"), 0);
+        await writeFully(handle, joinLines([Buffer.from(header, "utf8"), ...messages]), 0);
         await handle.datasync();
       } finally {
         await handle.close();

@@ -3,7 +3,7 @@
  * `i` of a segment has seq `base + i`, and its time (when it was appended) is `times[i]`.
  */
 interface Segment {
-  readonly messages: string[];
+  readonly messages: Buffer[];
   readonly times: number[];
   readonly base: number;
 }
@@ -41,7 +41,7 @@ export class MemoryLog {
     return this.#firstSeq;
   }
 
-  append(messages: readonly string[], timeMs: number): void {
+  append(messages: readonly Buffer[], timeMs: number): void {
     for (const message of messages) {
       this.#own.messages.push(message);
       this.#own.times.push(timeMs);
@@ -49,14 +49,14 @@ export class MemoryLog {
   }
 
   /** Messages [from, to) (within what is kept). */
-  slice(from: number, to: number): string[] {
-    const out: string[] = [];
+  slice(from: number, to: number): Buffer[] {
+    const out: Buffer[] = [];
     for (const piece of this.#allPieces()) {
       const start = Math.max(from, piece.from);
       const end = Math.min(to, piece.to);
       const { segment } = piece;
       for (let seq = start; seq < end; seq++) {
-        out.push(segment.messages[seq - segment.base] as string);
+        out.push(segment.messages[seq - segment.base] as Buffer);
       }
     }
     return out;
@@ -68,7 +68,7 @@ export class MemoryLog {
   }
 
   /** Drops messages from `toSeq` on; answers them. */
-  rewind(toSeq: number): string[] {
+  rewind(toSeq: number): Buffer[] {
     const dropped = this.slice(toSeq, this.length);
     this.#pieces = this.#piecesBefore(toSeq);
     this.#own = { messages: [], times: [], base: toSeq };

@@ -81,7 +81,7 @@ class MemoryTenant implements SessionStorage {
     return this.#sessions.size;
   }
 
-  append(sessionId: string, messages: readonly string[], options: AppendOptions): Appended {
+  append(sessionId: string, messages: readonly Buffer[], options: AppendOptions): Appended {
     options.chain?.checkOpen();
     let session = this.#sessions.get(sessionId);
     const length = session?.log.length ?? options.firstSeq ?? 0;
@@ -95,7 +95,7 @@ class MemoryTenant implements SessionStorage {
         expectedSeq < length &&
         expectedSeq >= (session?.log.firstSeq ?? 0) &&
         messages.length > 0 &&
-        messages.slice(0, overlap).every((message, i) => message === stored[i]);
+        messages.slice(0, overlap).every((message, i) => stored[i]?.equals(message));
       if (!isResend) throw lengthMismatch(sessionId, expectedSeq, length);
       firstSeq = expectedSeq;
       added = messages.slice(overlap);

@@ -10,7 +10,7 @@ import { databaseFailure } from "./database-errors.js";
 export interface QueuedAppend {
   tenant: string;
   sessionId: string;
-  messages: readonly string[];
+  messages: readonly Buffer[];
   expectedSeq: number | undefined;
   sync: boolean;
   chain: AppendChain | undefined;
@@ -189,7 +189,8 @@ export class AppendBatcher {
       columns.ids.push(request.sessionId);
       columns.expected.push(request.expectedSeq ?? null);
       columns.counts.push(request.messages.length);
-      for (const message of request.messages) columns.bodies.push(message);
+      // The body column is text: the driver's boundary is where messages become strings.
+      for (const message of request.messages) columns.bodies.push(message.toString("utf8"));
       let chainId: number | null = null;
       if (request.chain) {
         chainId = chainIds.get(request.chain) ?? chainIds.size;

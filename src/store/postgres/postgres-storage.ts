@@ -213,7 +213,7 @@ export class PostgresStorage implements StorageBackend {
   appendAs(
     tenant: string,
     sessionId: string,
-    messages: readonly string[],
+    messages: readonly Buffer[],
     options: AppendOptions,
   ): Appending {
     const bytes = bufferedSize(messages);
@@ -374,7 +374,7 @@ export class PostgresStorage implements StorageBackend {
         Date.now(),
       ]);
       const meta = toMeta(await lockedRow(client, tenant, sessionId));
-      return { dropped: dropped.rows.map(([body]) => body), meta };
+      return { dropped: dropped.rows.map(([body]) => Buffer.from(body, "utf8")), meta };
     });
     this.#subscribers.notify(key(tenant, sessionId), { kind: "rewound", toSeq });
     return rewound;
@@ -432,7 +432,7 @@ export class PostgresStorage implements StorageBackend {
   #enqueue(
     tenant: string,
     sessionId: string,
-    messages: readonly string[],
+    messages: readonly Buffer[],
     options: AppendOptions,
     bytes: number,
   ): Appended {
@@ -457,7 +457,7 @@ export class PostgresStorage implements StorageBackend {
   async #appendWhenRoom(
     tenant: string,
     sessionId: string,
-    messages: readonly string[],
+    messages: readonly Buffer[],
     options: AppendOptions,
     bytes: number,
   ): Promise<Appended> {
@@ -528,9 +528,9 @@ export class PostgresStorage implements StorageBackend {
     layout: readonly Piece[],
     seq: number,
     to: number,
-  ): Promise<string[]> {
+  ): Promise<Buffer[]> {
     const piece = layout.find((candidate) => candidate.from <= seq && seq < candidate.to);
-    const messages: string[] = [];
+    const messages: Buffer[] = [];
     if (!piece) return messages;
     const rows = await this.#rows(
       "read",
@@ -541,7 +541,7 @@ export class PostgresStorage implements StorageBackend {
     );
     for (const [rowSeq, body] of rows as [string, string][]) {
       if (Number(rowSeq) !== seq + messages.length) break;
-      messages.push(body);
+      messages.push(Buffer.from(body, "utf8"));
     }
     return messages;
   }

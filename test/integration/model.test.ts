@@ -712,7 +712,7 @@ describeEachBackend(
         ),
         {
           numRuns: NUM_RUNS,
-          interruptAfterTimeLimit: 60_000,
+          interruptAfterTimeLimit: 90_000,
           markInterruptAsFailure: true,
           ...REPLAY,
         },
@@ -720,7 +720,7 @@ describeEachBackend(
       console.log(
         `model test: ${NUM_RUNS} runs in ${Date.now() - started} ms: ${JSON.stringify(stats)}`,
       );
-    }, 120_000);
+    }, 150_000);
   },
   {},
 );

@@ -43,7 +43,7 @@ export function sessionstore(
   return {
     label: sync ? "sessionstore sync" : "sessionstore buffered",
     persisted: sync
-      ? "its session files, fdatasynced before the ack (group commit)"
+      ? "the journal (one file for every session), fdatasynced before the ack, one fsync per group of acks; the session files within --flush-interval-ms"
       : "memory at the ack; written and fsynced within --flush-interval-ms (5 s)",
     sync,
     required: true,

@@ -94,7 +94,8 @@ describe("bench load client", skipWithout(missing), () => {
 
     // Each stream has `window` requests waiting ACK_DELAY_MS at a time.
     const expected = ((shape.streams * shape.window * 1000) / ACK_DELAY_MS) * shape.batch;
-    expect(run.messagesPerSecond).toBeGreaterThan(expected * 0.5);
+    // A window of 1 would make a quarter of it; timers of a busy machine make somewhat less.
+    expect(run.messagesPerSecond).toBeGreaterThan(expected * 0.3);
     expect(run.messagesPerSecond).toBeLessThanOrEqual(expected * 1.05);
     expect(run.messages % shape.batch).toBe(0);
     expect(run.messages).toBeLessThanOrEqual(received.length * shape.batch);
